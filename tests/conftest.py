@@ -1,0 +1,44 @@
+"""Shared fixtures.
+
+Integration tests talk to a real server over the MongoDB wire protocol with
+real pymongo. By default that is the project's local development server
+(``devservers.mongo``) started once per test session in a separate process on
+a free port. Set ``MONGO_TEST_URI`` to run the same tests against a real
+MongoDB instead (e.g. ``MONGO_TEST_URI=mongodb://localhost:27017``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pymongo
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uri = os.environ.get("MONGO_TEST_URI")
+    if uri:
+        yield uri
+        return
+    from devservers.mongo.process import LocalMongoProcess
+
+    with LocalMongoProcess(data_dir=tmp_path_factory.mktemp("mongo-data")) as server:
+        yield server.uri
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_uri: str) -> Iterator[pymongo.MongoClient]:
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mongo_db(mongo_client: pymongo.MongoClient) -> Iterator[pymongo.database.Database]:
+    """A fresh database per test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield mongo_client[name]
+    mongo_client.drop_database(name)
