@@ -1,0 +1,5 @@
+"""``python -m devservers.mongo``: run the local MongoDB development server."""
+
+from devservers.mongo.cli import main
+
+raise SystemExit(main())

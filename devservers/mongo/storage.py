@@ -1,0 +1,679 @@
+"""SQLite storage engine of the local MongoDB dev server.
+
+One SQLite file (WAL mode) holds every database: a catalog of collections and
+indexes, and one table per collection with the BSON-encoded documents. Each
+MongoDB index is a BLOB column of order-preserving keys (:mod:`keys`) with a
+real SQLite index (``UNIQUE`` for unique indexes), so equality and range
+filters on an index prefix are answered by the SQLite B-tree and duplicate keys
+are rejected in O(log n). Filters the indexes do not answer exactly are
+checked with mongomock's matcher. Every public method is one SQLite
+transaction committed before it returns (durable against ``kill -9``), guarded
+by one lock so any number of connection threads can call it. Not a production
+database: no journaling guarantees beyond SQLite's, no replication.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bson
+from bson.codec_options import CodecOptions
+
+from devservers.mongo import keys
+from devservers.mongo.errors import DuplicateKeyError, MongoError
+
+DECODE_OPTS = CodecOptions(document_class=dict)
+_RANGE_OPS = {"$gt", "$gte", "$lt", "$lte"}
+_UNIQUE_FAILED = re.compile(r"UNIQUE constraint failed: [^.]+\.(\w+)")
+
+
+@dataclass
+class IndexMeta:
+    """One MongoDB index and the SQLite column that stores its keys."""
+
+    name: str
+    key: list[tuple[str, Any]]
+    column: str
+    unique: bool = False
+    sparse: bool = False
+    expire_after: float | None = None
+    multikey: bool = False
+    extra: dict = field(default_factory=dict)
+    fields: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fields = [f for f, _ in self.key]
+
+    def spec(self) -> dict:
+        doc: dict[str, Any] = {"v": 2, "key": dict(self.key), "name": self.name}
+        if self.unique and self.name != "_id_":
+            doc["unique"] = True
+        if self.sparse:
+            doc["sparse"] = True
+        if self.expire_after is not None:
+            doc["expireAfterSeconds"] = self.expire_after
+        doc.update(self.extra)
+        return doc
+
+    def key_of(self, doc: Mapping) -> bytes | None:
+        if self.sparse and all(keys.get_path(doc, f) is keys.MISSING for f in self.fields):
+            return None
+        return keys.encode_key(doc, self.fields)
+
+
+@dataclass
+class CollectionMeta:
+    db: str
+    name: str
+    table: str
+    indexes: list[IndexMeta]
+    options: dict = field(default_factory=dict)
+    sql_cache: dict = field(default_factory=dict)
+
+    @property
+    def ns(self) -> str:
+        return f"{self.db}.{self.name}"
+
+    def index_by_column(self, column: str) -> IndexMeta | None:
+        return next((ix for ix in self.indexes if ix.column == column), None)
+
+
+@dataclass
+class Plan:
+    """How to fetch candidate rows: a SQL WHERE on one index column."""
+
+    where: str = ""
+    params: list = field(default_factory=list)
+    exact: bool = False
+    order_by: str = ""
+    index: IndexMeta | None = None
+
+
+class Storage:
+    """All databases of one server in one SQLite file."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(
+            self.data_dir / "local-mongod.sqlite3", check_same_thread=False, isolation_level=None
+        )
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a committed transaction survives a process crash (kill -9);
+        # only an OS crash / power loss may lose the last transactions.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _collections (db TEXT, name TEXT, tbl TEXT, "
+            "options BLOB, PRIMARY KEY (db, name))"
+        )
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _indexes (db TEXT, coll TEXT, name TEXT, spec BLOB, "
+            "col TEXT, multikey INTEGER DEFAULT 0, PRIMARY KEY (db, coll, name))"
+        )
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _users (db TEXT, user TEXT, doc BLOB, "
+            "PRIMARY KEY (db, user))"
+        )
+        self.conn.execute("CREATE TABLE IF NOT EXISTS _dbs (db TEXT PRIMARY KEY)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS _seq (n INTEGER)")
+        self.collections: dict[tuple[str, str], CollectionMeta] = {}
+        self._load_catalog()
+
+    # ------------------------------------------------------------------ catalog
+    def _load_catalog(self) -> None:
+        for db, name, tbl, options in self.conn.execute("SELECT * FROM _collections"):
+            opts = bson.decode(options) if options else {}
+            self.collections[(db, name)] = CollectionMeta(db, name, tbl, [], opts)
+        for db, coll, _name, spec, col, multikey in self.conn.execute(
+            "SELECT db, coll, name, spec, col, multikey FROM _indexes ORDER BY rowid"
+        ):
+            meta = self.collections.get((db, coll))
+            if meta is not None:
+                meta.indexes.append(_index_from_spec(bson.decode(spec), col, bool(multikey)))
+
+    def _next_id(self) -> int:
+        row = self.conn.execute("SELECT n FROM _seq").fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO _seq VALUES (1)")
+            return 1
+        self.conn.execute("UPDATE _seq SET n = n + 1")
+        return row[0] + 1
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction, committed before the caller replies."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def get(self, db: str, name: str) -> CollectionMeta | None:
+        return self.collections.get((db, name))
+
+    def create_collection(self, db: str, name: str, options: dict | None = None,
+                          must_not_exist: bool = False) -> tuple[CollectionMeta, bool]:
+        """Create a collection (and its ``_id_`` index); inside a transaction."""
+        existing = self.collections.get((db, name))
+        if existing is not None:
+            if must_not_exist:
+                raise MongoError(48, "NamespaceExists", f"Collection {db}.{name} already exists.")
+            return existing, False
+        _validate_names(db, name)
+        table = f"c{self._next_id()}"
+        self.conn.execute(
+            f'CREATE TABLE "{table}" (rid INTEGER PRIMARY KEY, idk BLOB NOT NULL UNIQUE, '
+            "doc BLOB NOT NULL)"
+        )
+        self.conn.execute(
+            "INSERT INTO _collections VALUES (?, ?, ?, ?)",
+            (db, name, table, bson.encode(options or {})),
+        )
+        id_index = IndexMeta("_id_", [("_id", 1)], "idk", unique=True)
+        self.conn.execute(
+            "INSERT INTO _indexes (db, coll, name, spec, col) VALUES (?, ?, ?, ?, ?)",
+            (db, name, "_id_", bson.encode(id_index.spec()), "idk"),
+        )
+        self.conn.execute("INSERT OR IGNORE INTO _dbs VALUES (?)", (db,))
+        meta = CollectionMeta(db, name, table, [id_index], dict(options or {}))
+        self.collections[(db, name)] = meta
+        return meta, True
+
+    def drop_collection(self, db: str, name: str) -> int | None:
+        meta = self.collections.pop((db, name), None)
+        if meta is None:
+            return None
+        self.conn.execute(f'DROP TABLE "{meta.table}"')
+        self.conn.execute("DELETE FROM _collections WHERE db = ? AND name = ?", (db, name))
+        self.conn.execute("DELETE FROM _indexes WHERE db = ? AND coll = ?", (db, name))
+        return len(meta.indexes)
+
+    def drop_database(self, db: str) -> None:
+        for (d, name) in list(self.collections):
+            if d == db:
+                self.drop_collection(d, name)
+        self.conn.execute("DELETE FROM _dbs WHERE db = ?", (db,))
+
+    def database_names(self) -> list[str]:
+        names = {d for d, _ in self.collections}
+        return sorted(names)
+
+    def collection_names(self, db: str) -> list[str]:
+        return sorted(n for d, n in self.collections if d == db)
+
+    def table_size(self, meta: CollectionMeta) -> tuple[int, int]:
+        row = self.conn.execute(
+            f'SELECT COUNT(*), COALESCE(SUM(LENGTH(doc)), 0) FROM "{meta.table}"'
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # ------------------------------------------------------------------ indexes
+    def create_index(self, meta: CollectionMeta, spec: Mapping) -> bool:
+        """Add one index; False if an identical one exists. Inside a transaction."""
+        key = list(spec["key"].items())
+        name = spec["name"]
+        for ix in meta.indexes:
+            if ix.name == name:
+                if ix.key == key and _same_options(ix, spec):
+                    return False
+                if ix.key != key:
+                    raise MongoError(86, "IndexKeySpecsConflict", "An existing index has the "
+                                     f"same name as the requested index. When index names are "
+                                     f"not specified, they are auto generated and can cause "
+                                     f"conflicts. Please refer to our documentation. Requested "
+                                     f"index: {dict(spec)}, existing index: {ix.spec()}")
+                raise MongoError(85, "IndexOptionsConflict", "An equivalent index already "
+                                 f"exists with the same name but different options. Requested "
+                                 f"index: {dict(spec)}, existing index: {ix.spec()}")
+            if ix.key == key:
+                if _same_options(ix, spec):
+                    return False
+                raise MongoError(85, "IndexOptionsConflict", "An equivalent index already "
+                                 "exists with a different name and options. Requested index: "
+                                 f"{dict(spec)}, existing index: {ix.spec()}")
+        column = f"ix{self._next_id()}"
+        index = _index_from_spec(dict(spec), column, False)
+        self.conn.execute(f'ALTER TABLE "{meta.table}" ADD COLUMN "{column}" BLOB')
+        rows = self.conn.execute(f'SELECT rid, doc FROM "{meta.table}"').fetchall()
+        updates = []
+        for rid, raw in rows:
+            doc = bson.decode(raw, DECODE_OPTS)
+            if any(keys.is_multikey_value(doc, f) for f in index.fields):
+                index.multikey = True
+            updates.append((index.key_of(doc), rid))
+        self.conn.executemany(f'UPDATE "{meta.table}" SET "{column}" = ? WHERE rid = ?', updates)
+        unique = "UNIQUE " if index.unique else ""
+        try:
+            self.conn.execute(
+                f'CREATE {unique}INDEX "{meta.table}_{column}" ON "{meta.table}" ("{column}")'
+            )
+        except sqlite3.IntegrityError:
+            dup = self.conn.execute(
+                f'SELECT doc FROM "{meta.table}" WHERE "{column}" IN (SELECT "{column}" FROM '
+                f'"{meta.table}" GROUP BY "{column}" HAVING COUNT(*) > 1) LIMIT 1'
+            ).fetchone()
+            doc = bson.decode(dup[0], DECODE_OPTS)
+            err = self._dup_error(meta, index, doc)
+            raise MongoError(11000, "DuplicateKey", f"Index build failed: {err.errmsg}") from None
+        self.conn.execute(
+            "INSERT INTO _indexes (db, coll, name, spec, col, multikey) VALUES (?, ?, ?, ?, ?, ?)",
+            (meta.db, meta.name, name, bson.encode(index.spec()), column, int(index.multikey)),
+        )
+        meta.indexes.append(index)
+        meta.sql_cache.clear()
+        return True
+
+    def drop_index(self, meta: CollectionMeta, index: IndexMeta) -> None:
+        self.conn.execute(f'DROP INDEX IF EXISTS "{meta.table}_{index.column}"')
+        self.conn.execute(f'ALTER TABLE "{meta.table}" DROP COLUMN "{index.column}"')
+        self.conn.execute(
+            "DELETE FROM _indexes WHERE db = ? AND coll = ? AND name = ?",
+            (meta.db, meta.name, index.name),
+        )
+        meta.indexes.remove(index)
+        meta.sql_cache.clear()
+
+    def _check_multikey(self, meta: CollectionMeta, doc: Mapping) -> None:
+        """Mark indexes multikey (unusable for planning) once an array appears in a key field."""
+        for ix in meta.indexes:
+            if ix.multikey:
+                continue
+            for f in ix.fields:
+                value = doc.get(f) if "." not in f else None
+                if type(value) is list or ("." in f and keys.is_multikey_value(doc, f)):
+                    self._mark_multikey(meta, doc)
+                    return
+
+    def _mark_multikey(self, meta: CollectionMeta, doc: Mapping) -> None:
+        meta.sql_cache.clear()
+        for ix in meta.indexes:
+            if not ix.multikey and any(keys.is_multikey_value(doc, f) for f in ix.fields):
+                ix.multikey = True
+                self.conn.execute(
+                    "UPDATE _indexes SET multikey = 1 WHERE db = ? AND coll = ? AND name = ?",
+                    (meta.db, meta.name, ix.name),
+                )
+
+    def _dup_error(self, meta: CollectionMeta, index: IndexMeta, doc: Mapping) -> DuplicateKeyError:
+        key_value = {}
+        for f in index.fields:
+            v = keys.get_path(doc, f)
+            key_value[f] = None if v is keys.MISSING else v
+        return DuplicateKeyError(meta.ns, index.name, dict(index.key), key_value)
+
+    def _dup_from_integrity(self, meta: CollectionMeta, exc: sqlite3.IntegrityError,
+                            doc: Mapping) -> DuplicateKeyError:
+        match = _UNIQUE_FAILED.search(str(exc))
+        column = match.group(1) if match else "idk"
+        index = meta.index_by_column(column) or meta.indexes[0]
+        return self._dup_error(meta, index, doc)
+
+    # ------------------------------------------------------------------ rows
+    def _columns(self, meta: CollectionMeta) -> list[str]:
+        return [ix.column for ix in meta.indexes if ix.column != "idk"]
+
+    def _insert_sql(self, meta: CollectionMeta) -> str:
+        cols = tuple(self._columns(meta))
+        cached = meta.sql_cache.get(("insert", cols))
+        if cached is None:
+            col_sql = "".join(f', "{c}"' for c in cols)
+            marks = ", ?" * len(cols)
+            cached = f'INSERT INTO "{meta.table}" (idk, doc{col_sql}) VALUES (?, ?{marks})'
+            meta.sql_cache[("insert", cols)] = cached
+        return cached
+
+    def insert_doc(self, meta: CollectionMeta, doc: dict, known: tuple | None = None) -> None:
+        """Insert one document (``_id`` already set); raises DuplicateKeyError.
+
+        ``known`` = (column, key) already encoded by the caller (the upsert's unique key).
+        """
+        raw = bson.encode(doc)
+        self._check_multikey(meta, doc)
+        values = [keys.encode_value(doc["_id"]), raw]
+        for ix in meta.indexes:
+            if ix.column != "idk":
+                values.append(known[1] if known and known[0] == ix.column else ix.key_of(doc))
+        try:
+            self.conn.execute(self._insert_sql(meta), values)
+        except sqlite3.IntegrityError as exc:
+            raise self._dup_from_integrity(meta, exc, doc) from None
+
+    def insert_many_fast(self, meta: CollectionMeta, docs: list[dict]) -> bool:
+        """Insert a chunk in one ``executemany``; False (nothing written) on any conflict.
+
+        The caller then retries the chunk one document at a time to report exact write errors.
+        """
+        rows = []
+        for doc in docs:
+            self._check_multikey(meta, doc)
+            row = [keys.encode_value(doc["_id"]), bson.encode(doc)]
+            row.extend([ix.key_of(doc) for ix in meta.indexes if ix.column != "idk"])
+            rows.append(row)
+        self.conn.execute("SAVEPOINT chunk")
+        try:
+            self.conn.executemany(self._insert_sql(meta), rows)
+        except sqlite3.IntegrityError:
+            self.conn.execute("ROLLBACK TO chunk")
+            self.conn.execute("RELEASE chunk")
+            return False
+        self.conn.execute("RELEASE chunk")
+        return True
+
+    def replace_row(self, meta: CollectionMeta, rid: int, doc: dict, raw: bytes) -> None:
+        """Rewrite one row with a new document version; raises DuplicateKeyError."""
+        self._check_multikey(meta, doc)
+        cols = self._columns(meta)
+        sets = "".join(f', "{c}" = ?' for c in cols)
+        values: list[Any] = [raw]
+        values.extend(ix.key_of(doc) for ix in meta.indexes if ix.column != "idk")
+        values.append(rid)
+        try:
+            self.conn.execute(f'UPDATE "{meta.table}" SET doc = ?{sets} WHERE rid = ?', values)
+        except sqlite3.IntegrityError as exc:
+            raise self._dup_from_integrity(meta, exc, doc) from None
+
+    def delete_rows(self, meta: CollectionMeta, rids: Iterable[int]) -> int:
+        rows = [(r,) for r in rids]
+        self.conn.executemany(f'DELETE FROM "{meta.table}" WHERE rid = ?', rows)
+        return len(rows)
+
+    def lookup_unique(self, meta: CollectionMeta, index: IndexMeta,
+                      key: bytes) -> tuple[int, bytes] | None:
+        return self.conn.execute(
+            f'SELECT rid, doc FROM "{meta.table}" WHERE "{index.column}" = ?', (key,)
+        ).fetchone()
+
+    # ------------------------------------------------------------------ queries
+    def plan(self, meta: CollectionMeta, query: Mapping,
+             sort: list[tuple[str, int]] | None = None) -> Plan:
+        """Pick the index that answers the longest prefix of ``query``."""
+        conds, complete = _conditions(query)
+        best: Plan | None = None
+        best_score = 0.0
+        for ix in meta.indexes:
+            if ix.multikey or ix.sparse:
+                continue
+            plan, score = _plan_for_index(ix, conds, complete)
+            if plan is not None and score > best_score:
+                best, best_score = plan, score
+        if best is None:
+            best = Plan(exact=not query)
+            if sort:
+                # No filter index: an index whose fields match the sort still avoids sorting.
+                for ix in meta.indexes:
+                    if ix.multikey or ix.sparse:
+                        continue
+                    order = _order_for_index(ix, 0, sort)
+                    if order:
+                        best.order_by = f'"{ix.column}" {order}'
+                        best.index = ix
+                        break
+        elif sort and best.index is not None:
+            used = _eq_prefix_len(best.index, conds)
+            order = _order_for_index(best.index, used, sort)
+            if order:
+                best.order_by = f'"{best.index.column}" {order}'
+        return best
+
+    def scan(self, meta: CollectionMeta, plan: Plan, limit: int | None = None
+             ) -> Iterator[tuple[int, bytes]]:
+        sql = f'SELECT rid, doc FROM "{meta.table}"'
+        if plan.where:
+            sql += f" WHERE {plan.where}"
+        if plan.order_by:
+            sql += f" ORDER BY {plan.order_by}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return iter(self.conn.execute(sql, plan.params).fetchall())
+
+    def count_plan(self, meta: CollectionMeta, plan: Plan) -> int:
+        sql = f'SELECT COUNT(*) FROM "{meta.table}"'
+        if plan.where:
+            sql += f" WHERE {plan.where}"
+        return int(self.conn.execute(sql, plan.params).fetchone()[0])
+
+    # ------------------------------------------------------------------ users
+    def get_user(self, db: str, user: str) -> dict | None:
+        row = self.conn.execute(
+            "SELECT doc FROM _users WHERE db = ? AND user = ?", (db, user)
+        ).fetchone()
+        return bson.decode(row[0], DECODE_OPTS) if row else None
+
+    def put_user(self, db: str, user: str, doc: dict) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO _users VALUES (?, ?, ?)", (db, user, bson.encode(doc))
+        )
+
+    def delete_user(self, db: str, user: str) -> bool:
+        cur = self.conn.execute("DELETE FROM _users WHERE db = ? AND user = ?", (db, user))
+        return cur.rowcount > 0
+
+    def users(self, db: str | None = None) -> list[dict]:
+        if db is None:
+            rows = self.conn.execute("SELECT doc FROM _users ORDER BY db, user")
+        else:
+            rows = self.conn.execute("SELECT doc FROM _users WHERE db = ? ORDER BY user", (db,))
+        return [bson.decode(r[0], DECODE_OPTS) for r in rows]
+
+    # ------------------------------------------------------------------ TTL
+    def expire_ttl(self, now: datetime | None = None) -> int:
+        """Delete documents whose TTL-indexed date is older than expireAfterSeconds."""
+        now = now or datetime.now(UTC)
+        removed = 0
+        with self.transaction():
+            for meta in list(self.collections.values()):
+                for ix in meta.indexes:
+                    if ix.expire_after is None or len(ix.fields) != 1:
+                        continue
+                    cutoff = now.timestamp() - float(ix.expire_after)
+                    cutoff_ms = int(cutoff * 1000)
+                    low = bytes((keys.TAG_DATE,))
+                    high = low + keys._ordered_int64(cutoff_ms)
+                    if ix.multikey:
+                        rids = self._ttl_multikey(meta, ix, cutoff_ms)
+                        removed += self.delete_rows(meta, rids)
+                        continue
+                    cur = self.conn.execute(
+                        f'DELETE FROM "{meta.table}" WHERE "{ix.column}" >= ? AND '
+                        f'"{ix.column}" < ?',
+                        (low, high),
+                    )
+                    removed += cur.rowcount
+        return removed
+
+    def _ttl_multikey(self, meta: CollectionMeta, ix: IndexMeta, cutoff_ms: int) -> list[int]:
+        rids = []
+        for rid, raw in self.conn.execute(f'SELECT rid, doc FROM "{meta.table}"').fetchall():
+            value = keys.get_path(bson.decode(raw, DECODE_OPTS), ix.fields[0])
+            values = value if isinstance(value, list) else [value]
+            dates = [v for v in values if isinstance(v, datetime)]
+            if dates and min(keys._datetime_millis(d) for d in dates) < cutoff_ms:
+                rids.append(rid)
+        return rids
+
+
+# ---------------------------------------------------------------------- helpers
+def _validate_names(db: str, name: str) -> None:
+    if not db or any(c in db for c in '/\\. "$\x00'):
+        raise MongoError(73, "InvalidNamespace", f"Invalid database name: '{db}'")
+    if not name or "$" in name or "\x00" in name or name.startswith("."):
+        raise MongoError(73, "InvalidNamespace", f"Invalid collection name: {name}")
+
+
+def _index_from_spec(spec: dict, column: str, multikey: bool) -> IndexMeta:
+    known = {"v", "key", "name", "unique", "sparse", "expireAfterSeconds", "background", "ns"}
+    extra = {k: v for k, v in spec.items() if k not in known}
+    expire = spec.get("expireAfterSeconds")
+    return IndexMeta(
+        name=spec["name"],
+        key=list(spec["key"].items()),
+        column=column,
+        unique=bool(spec.get("unique")) or spec["name"] == "_id_",
+        sparse=bool(spec.get("sparse")),
+        expire_after=expire,
+        multikey=multikey,
+        extra=extra,
+    )
+
+
+def _same_options(ix: IndexMeta, spec: Mapping) -> bool:
+    return (
+        bool(spec.get("unique")) == (ix.unique and ix.name != "_id_")
+        and bool(spec.get("sparse")) == ix.sparse
+        and spec.get("expireAfterSeconds") == ix.expire_after
+    )
+
+
+def _is_operator_doc(value: Any) -> bool:
+    return isinstance(value, Mapping) and bool(value) and next(iter(value)).startswith("$")
+
+
+def _conditions(query: Mapping) -> tuple[dict[str, tuple[str, Any]], bool]:
+    """Field -> ('eq', v) | ('range', {op: v}) | ('in', [v...]) for index-usable terms.
+
+    Terms that indexes cannot answer are left out and the flag (``complete``) is False:
+    a plan is exact only when every term of the query became a condition.
+    """
+    conds: dict[str, tuple[str, Any]] = {}
+    items: list[tuple[str, Any]] = []
+    complete = True
+    for key, value in query.items():
+        if key == "$and" and isinstance(value, list):
+            for sub in value:
+                if isinstance(sub, Mapping):
+                    items.extend(sub.items())
+                else:
+                    complete = False
+        else:
+            items.append((key, value))
+    for key, value in items:
+        if key.startswith("$") or key in conds:
+            complete = False
+            continue
+        before = len(conds)
+        if _is_operator_doc(value):
+            ops = set(value)
+            if ops == {"$eq"} and _indexable(value["$eq"]):
+                conds[key] = ("eq", value["$eq"])
+            elif ops <= _RANGE_OPS and all(_rangeable(v) for v in value.values()):
+                tags = {keys.type_tag(v) for v in value.values()}
+                if len(tags) == 1:
+                    conds[key] = ("range", dict(value))
+            elif ops == {"$in"} and isinstance(value["$in"], list) and value["$in"] and all(
+                _indexable(v) for v in value["$in"]
+            ):
+                conds[key] = ("in", list(value["$in"]))
+        elif _indexable(value):
+            conds[key] = ("eq", value)
+        if len(conds) == before:
+            complete = False
+    return conds, complete
+
+
+def _indexable(value: Any) -> bool:
+    return not isinstance(value, list | tuple | Mapping | re.Pattern | bson.Regex | float) or (
+        isinstance(value, float) and value == value
+    )
+
+
+def _rangeable(value: Any) -> bool:
+    return value is not None and _indexable(value) and not isinstance(value, bool)
+
+
+def _eq_prefix_len(ix: IndexMeta, conds: Mapping) -> int:
+    n = 0
+    for f in ix.fields:
+        c = conds.get(f)
+        if c is None or c[0] != "eq":
+            break
+        n += 1
+    return n
+
+
+def _plan_for_index(ix: IndexMeta, conds: dict, complete: bool) -> tuple[Plan | None, float]:
+    if not conds:
+        return None, 0.0
+    fields = ix.fields
+    prefix = b""
+    used: set[str] = set()
+    for f in fields:
+        c = conds.get(f)
+        if c is None or c[0] != "eq":
+            break
+        prefix += keys.encode_value(c[1])
+        used.add(f)
+    nxt = fields[len(used)] if len(used) < len(fields) else None
+    col = f'"{ix.column}"'
+    plan = Plan(index=ix)
+    score = float(len(used))
+    cond = conds.get(nxt) if nxt else None
+    if cond is not None and cond[0] == "range":
+        ops = cond[1]
+        tag = next(keys.type_tag(v) for v in ops.values())
+        low = prefix + bytes((tag,))
+        high = keys.bracket_upper_bound(prefix, tag)
+        for op, v in ops.items():
+            enc = prefix + keys.encode_value(v)
+            if op == "$gte":
+                low = max(low, enc)
+            elif op == "$gt":
+                low = max(low, enc + b"\xff")
+            elif op == "$lte":
+                high = min(high, enc + b"\xff")
+            elif op == "$lt":
+                high = min(high, enc)
+        plan.where = f"{col} >= ? AND {col} < ?"
+        plan.params = [low, high]
+        used.add(nxt)
+        score += 0.5
+    elif cond is not None and cond[0] == "in":
+        parts, params = [], []
+        for v in cond[1]:
+            enc = prefix + keys.encode_value(v)
+            parts.append(f"({col} >= ? AND {col} < ?)")
+            params.extend([enc, keys.prefix_upper_bound(enc)])
+        plan.where = "(" + " OR ".join(parts) + ")"
+        plan.params = params
+        used.add(nxt)
+        score += 0.5
+    elif used:
+        if len(used) == len(fields):
+            plan.where = f"{col} = ?"
+            plan.params = [prefix]
+        else:
+            plan.where = f"{col} >= ? AND {col} < ?"
+            plan.params = [prefix, keys.prefix_upper_bound(prefix)]
+    else:
+        return None, 0.0
+    if ix.unique and len(used) == len(fields) and all(conds[f][0] == "eq" for f in used):
+        score += 100  # a point lookup beats everything
+    plan.exact = complete and used == set(conds)
+    return plan, score
+
+
+def _order_for_index(ix: IndexMeta, eq_used: int, sort: list[tuple[str, int]]) -> str | None:
+    """'ASC'/'DESC' when rows in this index's byte order already follow ``sort``."""
+    fields = ix.fields
+    remaining = [(f, d) for f, d in sort if f not in fields[:eq_used]]
+    if not remaining:
+        return "ASC"
+    directions = {d for _, d in remaining}
+    if len(directions) != 1:
+        return None
+    wanted = [f for f, _ in remaining]
+    if fields[eq_used:eq_used + len(wanted)] != wanted:
+        return None
+    return "ASC" if directions == {1} else "DESC"

@@ -1,0 +1,340 @@
+"""``research``: the researcher's command line - import data, factors, signals, pipelines.
+
+    research pipeline CONFIG [--dry-run | --no-export] [--latest [--now T]] [--json]
+    research factors --symbols BTC/USDT,ETH/USDT --start 2025-01-01 --end 2025-12-31 \\
+                     --timeframe 1d --factors rsi,macd --out factors.parquet [--synthetic-seed 7]
+    research signals --config CONFIG --out signals.parquet [--export]
+    research import-synthetic --symbols BTC/USDT,ETH/USDT --timeframe 1d --start D --end D
+    research import-file PATH --timeframe 1d [--symbol BTC/USDT] [--tz UTC] [--map 'Time=datetime']
+
+MongoDB comes from the environment / ``.env`` (``EXT_SIG_MONGO_URI``, ``EXT_SIG_DB``,
+``MARKET_MONGO_URI``, ``MARKET_DB``; see ``configs/.env.example``); ``--mongo-uri``
+points signals and market data at one server. Exit status: 0 done, 1 some signals
+were rejected at export, 2 bad input or config, 3 MongoDB failed. Progress goes to
+stderr (``--quiet`` hides it). Not a scheduler: see the scheduler's own command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pymongo.errors import PyMongoError
+from tqdm import tqdm
+
+from research.data.bars import BarsError
+from research.data.file_import import import_ohlcv_file
+from research.data.market_store import MarketStore, UpsertResult, upsert_candles
+from research.data.synthetic import SyntheticMarket, generate_ohlcv
+from research.factors import FactorError, compute_factors
+from research.pipeline import (
+    MarketDataError,
+    PipelineConfigError,
+    PositionsError,
+    load_config,
+    run_latest,
+    run_pipeline,
+)
+from research.pipeline.config import MongoSource, SyntheticSource, bar_range, parse_bound
+from research.pipeline.market import load_candles, load_market
+from research.pipeline.run import export_frame, generate_signals, open_targets
+from research.pipeline.run import factor_frame as pipeline_factors
+from research.signals.base import GeneratorError
+from research.signals.expression import RuleError
+from signal_export.contract import OHLCV_FIELDS, ContractError, to_symbol
+from signal_export.exporter import ExportError
+from signal_export.settings import Settings, install_redaction, load_settings, redact_uri
+
+EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO = 0, 1, 2, 3
+INPUT_ERRORS = (PipelineConfigError, MarketDataError, PositionsError, ContractError, FactorError,
+                GeneratorError, RuleError, BarsError, ValueError, OSError)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    uri = getattr(args, "mongo_uri", None)
+    return load_settings(args.env_file, mongo_uri=uri, market_mongo_uri=uri,
+                         db=getattr(args, "db", None), market_db=getattr(args, "market_db", None))
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    m = summary.get("metrics") or {}
+    lines = [f"pipeline {summary['pipeline']} ({summary['strategy_id']}, {summary['timeframe']}): "
+             f"{summary['symbols']} symbols, {summary['bars']:,} bars, "
+             f"{summary['signals']:,} signals ({summary['enter_long']} enter_long, "
+             f"{summary['exit_long']} exit_long)"]
+    if m:
+        lines.append("backtest: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()))
+    exp = summary.get("export")
+    if exp is None:
+        lines.append("export: off")
+    else:
+        counts = " ".join(f"{k}={exp[k]}" for k in ("submitted", "inserted", "updated",
+                                                     "unchanged", "stale_version", "rejected",
+                                                     "failed"))
+        lines.append(f"export -> {exp['target']}{' (dry run)' if exp['dry_run'] else ''}: "
+                     f"{counts}")
+    if summary.get("report"):
+        lines.append(f"report: {summary['report']}")
+    print("\n".join(lines))
+
+
+def _export_status(export: Any) -> int:
+    if export is not None and (export.rejected or export.failed):
+        for err in export.errors[:20]:
+            print(f"rejected: {err}", file=sys.stderr)
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+# --- commands -------------------------------------------------------------------
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    export = False if args.no_export else None
+    dry = True if args.dry_run else None
+    if args.latest:
+        now = pd.Timestamp(args.now) if args.now else None
+        res = run_latest(config, now=now, settings=_settings(args), export=export, dry_run=dry)
+        summary = {"pipeline": config.name, "strategy_id": config.export.strategy_id,
+                   "timeframe": config.timeframe, "symbols": len(config.universe),
+                   "bars": len(res.factors), "signals": len(res.signals),
+                   "enter_long": int((res.signals["action"] == "enter_long").sum()),
+                   "exit_long": int((res.signals["action"] == "exit_long").sum()),
+                   "bar": str(res.bar), "metrics": None, "report": None,
+                   "export": None if res.export is None else {
+                       "target": res.export.target, "dry_run": res.export.dry_run,
+                       **res.export.counts()}}
+        _print_summary(summary, args.json)
+        return _export_status(res.export)
+    result = run_pipeline(config, settings=_settings(args), export=export, dry_run=dry,
+                          output_dir=args.output_dir, progress=not args.quiet)
+    _print_summary(result.summary(), args.json)
+    return _export_status(result.export)
+
+
+def cmd_factors(args: argparse.Namespace) -> int:
+    symbols = [to_symbol(s) for s in _split(args.symbols)]
+    factors = _split(args.factors)
+    if not symbols or not factors:
+        raise ValueError("--symbols and --factors must each name at least one item")
+    lo, hi = bar_range(parse_bound(args.start, "--start"), parse_bound(args.end, "--end"),
+                       args.timeframe)
+    if hi <= lo:
+        raise ValueError(f"--end {args.end} is before --start {args.start}")
+    cross = _split(args.cross_section) if args.cross_section else None
+    source = (SyntheticSource(seed=args.synthetic_seed) if args.synthetic_seed is not None
+              else MongoSource())
+    store = None if args.synthetic_seed is not None else MarketStore.from_settings(
+        _settings(args))
+    try:
+        with tqdm(total=2, desc="factors", unit="step", disable=args.quiet, leave=False) as bar:
+            bar.set_postfix_str("market data")
+            market = load_candles(source, symbols, args.timeframe, lo, hi, store=store)
+            bar.update()
+            bar.set_postfix_str("factors")
+            frame = compute_factors(market, factors, cross_section=cross,
+                                    keep=OHLCV_FIELDS if args.keep_ohlcv else ())
+            bar.update()
+    finally:
+        if store is not None:
+            store.db.client.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    for name, why in (frame.attrs.get("skipped") or {}).items():
+        print(f"skipped factor {name}: {why}", file=sys.stderr)
+    print(f"factors: {len(frame):,} rows x {frame.shape[1] - 2} columns for "
+          f"{frame['symbol'].nunique()} symbols -> {out}")
+    return EXIT_OK
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with open_targets(config, None, _settings(args), write=args.export) as mongo:
+        with tqdm(total=3, desc=config.name, unit="step", disable=args.quiet,
+                  leave=False) as bar:
+            market = load_market(config, store=mongo.market)
+            bar.update()
+            factors = pipeline_factors(config, market)
+            bar.update()
+            signals = generate_signals(config, factors)
+            bar.update()
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        signals.to_parquet(out, index=False)
+        print(f"signals: {len(signals):,} rows ({config.export.strategy_id}, "
+              f"{config.timeframe}) -> {out}")
+        if not args.export:
+            return EXIT_OK
+        summary = export_frame(config, signals, mongo, now=None, run_id=str(uuid.uuid4()),
+                               dry_run=False)
+    print(f"export -> {summary.target}: " + " ".join(f"{k}={v}"
+                                                     for k, v in summary.counts().items()))
+    return _export_status(summary)
+
+
+def _chunks(lo: pd.Timestamp, hi: pd.Timestamp, timeframe: str) -> list[tuple]:
+    """1m imports go one UTC day at a time (bounded memory, a progress tick per day)."""
+    if timeframe != "1m":
+        return [(lo, hi)]
+    cuts = [lo, *pd.date_range(lo.floor("D") + pd.Timedelta(days=1), hi, freq="D",
+                               inclusive="left"), hi]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def cmd_import_synthetic(args: argparse.Namespace) -> int:
+    symbols = tuple(_split(args.symbols))
+    market = SyntheticMarket(seed=args.seed, symbols=symbols, gap_rate=args.gap_rate)
+    lo, hi = bar_range(parse_bound(args.start, "--start"), parse_bound(args.end, "--end"),
+                       args.timeframe)
+    if hi <= lo:
+        raise ValueError(f"--end {args.end} is before --start {args.start}")
+    store = MarketStore.from_settings(_settings(args))
+    total = UpsertResult()
+    try:
+        for a, b in tqdm(_chunks(lo, hi, args.timeframe), desc=f"import {args.timeframe}",
+                         unit="day" if args.timeframe == "1m" else "chunk",
+                         disable=args.quiet, leave=False):
+            frame = generate_ohlcv(market, a, b, args.timeframe)
+            if len(frame):
+                total = total + upsert_candles(frame, store, args.timeframe)
+    finally:
+        store.db.client.close()
+    print(f"import-synthetic {args.timeframe} {len(symbols)} symbols -> "
+          f"{store.db.name}.{store.collection(args.timeframe).name}: inserted={total.inserted} "
+          f"updated={total.updated} unchanged={total.unchanged}")
+    return EXIT_OK
+
+
+def cmd_import_file(args: argparse.Namespace) -> int:
+    mapping = {}
+    for item in args.map or []:
+        if "=" not in item:
+            raise ValueError(f"--map {item!r}: expected FILE_COLUMN=canonical_column")
+        key, value = item.split("=", 1)
+        mapping[key.strip()] = value.strip()
+    store = MarketStore.from_settings(_settings(args))
+    try:
+        res = import_ohlcv_file(args.path, db=store, timeframe=args.timeframe,
+                                columns=mapping or None, symbol=args.symbol, tz=args.tz)
+    finally:
+        store.db.client.close()
+    print(f"import-file {args.path} -> {store.db.name}.{store.collection(args.timeframe).name}: "
+          f"inserted={res.inserted} updated={res.updated} unchanged={res.unchanged}")
+    return EXIT_OK
+
+
+# --- parser ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="research", description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--mongo-uri", help="MongoDB for signals and market data "
+                        "(overrides EXT_SIG_MONGO_URI and MARKET_MONGO_URI)")
+    common.add_argument("--db", help="signals database (overrides EXT_SIG_DB)")
+    common.add_argument("--market-db", help="market database (overrides MARKET_DB)")
+    common.add_argument("--env-file", default=".env", help="dotenv file (default: .env)")
+    common.add_argument("--log-level", default="WARNING")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pipeline", parents=[common],
+                       help="run a pipeline config: data -> factors -> signals -> backtest -> "
+                            "report -> export")
+    p.add_argument("config", help="pipeline YAML/JSON file (see configs/pipeline.demo.yaml)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="validate signals, write nothing")
+    mode.add_argument("--no-export", action="store_true", help="skip the export step")
+    p.add_argument("--output-dir", help="report folder (overrides report.output_dir)")
+    p.add_argument("--latest", action="store_true",
+                   help="only the newest closed bar (the scheduled job's run; no report)")
+    p.add_argument("--now", help="with --latest: the clock, ISO time with offset")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_pipeline)
+
+    f = sub.add_parser("factors", parents=[common], help="compute factors to a Parquet file")
+    f.add_argument("--symbols", required=True, help="comma list, BTC/USDT or BINANCE:BTCUSDT")
+    f.add_argument("--start", required=True, help="first day (YYYY-MM-DD) or ISO time")
+    f.add_argument("--end", required=True, help="last day (inclusive) or ISO time")
+    f.add_argument("--timeframe", default="1d")
+    f.add_argument("--factors", required=True, help="comma list of factor names, e.g. rsi,macd")
+    f.add_argument("--cross-section", help="rank and/or zscore, comma separated")
+    f.add_argument("--keep-ohlcv", action="store_true", help="keep the OHLCV input columns")
+    f.add_argument("--synthetic-seed", type=int,
+                   help="use the synthetic market with this seed instead of MongoDB")
+    f.add_argument("--out", required=True, help="output .parquet")
+    f.set_defaults(func=cmd_factors)
+
+    s = sub.add_parser("signals", parents=[common],
+                       help="compute a pipeline config's signals to Parquet, optionally export")
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True, help="output .parquet")
+    s.add_argument("--export", action="store_true", help="also export them to MongoDB")
+    s.set_defaults(func=cmd_signals)
+
+    i = sub.add_parser("import-synthetic", parents=[common],
+                       help="store synthetic candles in crypto_market / crypto_market_1m")
+    i.add_argument("--symbols", required=True)
+    i.add_argument("--timeframe", choices=["1m", "1d"], default="1d")
+    i.add_argument("--start", required=True, help="first day (YYYY-MM-DD) or ISO time")
+    i.add_argument("--end", required=True, help="last day (inclusive) or ISO time (exclusive)")
+    i.add_argument("--seed", type=int, default=7)
+    i.add_argument("--gap-rate", type=float, default=0.0, help="missing-bar runs per day")
+    i.set_defaults(func=cmd_import_synthetic)
+
+    fi = sub.add_parser("import-file", parents=[common],
+                        help="store candles from a CSV/Parquet file")
+    fi.add_argument("path")
+    fi.add_argument("--timeframe", choices=["1m", "1d"], required=True)
+    fi.add_argument("--symbol", help="symbol of every row when the file has no symbol column")
+    fi.add_argument("--tz", help="zone of naive timestamps in the file (e.g. UTC)")
+    fi.add_argument("--map", action="append", metavar="FILE_COL=COL",
+                    help="rename a file column to a canonical one (repeatable)")
+    fi.set_defaults(func=cmd_import_file)
+    return parser
+
+
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return func(args)
+    except ExportError as exc:
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
+        return EXIT_MONGO
+    except PyMongoError as exc:
+        print(f"error: MongoDB: {type(exc).__name__}: {redact_uri(str(exc))}", file=sys.stderr)
+        return EXIT_MONGO
+    except RuntimeError as exc:  # e.g. index creation failed
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
+        return EXIT_MONGO
+    except INPUT_ERRORS as exc:
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
+    return _run(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The factor registry: named, documented factor definitions and the per-symbol engine.
+
+A factor is a pure function over ONE symbol's bars (a mapping of column name ->
+1-D float64 array, oldest first) that returns one or more named output arrays
+of the same length. Its definition declares what it needs, like ccxt's
+``exchange.has``: the input columns (``requires``), how many bars it needs for
+a first value (``lookback``) and how many bars of history the incremental path
+must keep so the newest value equals a full recomputation to 1e-9
+(``warmup``; larger than ``lookback`` for recursive TA-Lib smoothers).
+
+:func:`compute_factors` runs factors over a tidy multi-symbol frame, each symbol
+with its own independent windows (seed 000: one symbol's data never reaches
+another's), then optionally adds cross-sectional ranks / z-scores per timestamp
+(seed 002). It is not the place for I/O or for signal logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+Bars = Mapping[str, np.ndarray]
+FactorFunc = Callable[..., dict[str, np.ndarray]]
+LatestFunc = Callable[..., dict[str, np.ndarray]]
+
+#: Named data requirements -> the frame columns that satisfy them.
+REQUIREMENT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ohlcv": ("open", "high", "low", "close", "volume"),
+    "close": ("close",),
+    "funding_rate": ("funding_rate",),
+    "mark_index": ("mark_price", "index_price"),
+    "orderbook": ("bid_depth", "ask_depth"),
+}
+
+KEY_COLUMNS = ("datetime", "symbol")
+
+
+class FactorError(ValueError):
+    """A factor request or input frame that cannot be computed; the message names it."""
+
+
+class MissingDataError(FactorError):
+    """A factor's declared data requirement is not in the frame."""
+
+
+@dataclass(frozen=True)
+class FactorDef:
+    """One registered factor: its function, outputs, requirements and window sizes."""
+
+    name: str
+    func: FactorFunc
+    outputs: tuple[str, ...]  # format strings over params, e.g. "rsi_{period}"
+    requires: frozenset[str]
+    defaults: Mapping[str, Any]
+    lookback: Callable[[Mapping[str, Any]], int]
+    warmup: Callable[[Mapping[str, Any]], int]
+    doc: str = ""
+    #: Optional vectorised-across-symbols path: 2-D arrays (symbols x bars) -> newest values.
+    latest: LatestFunc | None = None
+
+
+@dataclass(frozen=True)
+class FactorSpec:
+    """A factor with concrete parameters; ``columns`` are its output column names."""
+
+    factor: FactorDef
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.factor.name
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(fmt.format(**self.params) for fmt in self.factor.outputs)
+
+    @property
+    def lookback(self) -> int:
+        return int(self.factor.lookback(self.params))
+
+    @property
+    def warmup(self) -> int:
+        return int(self.factor.warmup(self.params))
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        cols: list[str] = []
+        for req in sorted(self.factor.requires):
+            cols.extend(c for c in REQUIREMENT_COLUMNS[req] if c not in cols)
+        return tuple(cols)
+
+    def compute(self, bars: Bars) -> dict[str, np.ndarray]:
+        out = self.factor.func(bars, **self.params)
+        return {col: out[col] for col in self.columns}
+
+
+FACTORS: dict[str, FactorDef] = {}
+
+
+IntOfParams = Callable[[Mapping[str, Any]], int]
+
+
+def _as_int_fn(value: int | IntOfParams) -> IntOfParams:
+    if callable(value):
+        return value
+    return lambda _params, _v=int(value): _v
+
+
+def register_factor(
+    name: str,
+    *,
+    outputs: Iterable[str],
+    requires: Iterable[str] = ("ohlcv",),
+    lookback: int | Callable[[Mapping[str, Any]], int],
+    warmup: int | Callable[[Mapping[str, Any]], int] | None = None,
+    latest: LatestFunc | None = None,
+    **defaults: Any,
+) -> Callable[[FactorFunc], FactorFunc]:
+    """Decorator: register ``func`` under ``name``; keyword defaults are its parameters."""
+    reqs = frozenset(requires)
+    unknown = reqs - REQUIREMENT_COLUMNS.keys()
+    if unknown:
+        raise FactorError(f"factor {name!r}: unknown requirement(s) {sorted(unknown)}")
+
+    def deco(func: FactorFunc) -> FactorFunc:
+        if name in FACTORS:
+            raise FactorError(f"factor {name!r} is already registered")
+        FACTORS[name] = FactorDef(
+            name=name, func=func, outputs=tuple(outputs), requires=reqs,
+            defaults=dict(defaults), lookback=_as_int_fn(lookback),
+            warmup=_as_int_fn(warmup if warmup is not None else lookback),
+            doc=(func.__doc__ or "").strip(), latest=latest,
+        )
+        return func
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Importing the template modules registers their factors.
+    from research.factors import crypto, statistical, technical  # noqa: F401
+
+
+def list_factors() -> dict[str, FactorDef]:
+    """All registered factors by name."""
+    _ensure_loaded()
+    return dict(FACTORS)
+
+
+def get_factor(name: str) -> FactorDef:
+    _ensure_loaded()
+    try:
+        return FACTORS[name]
+    except KeyError:
+        raise FactorError(
+            f"unknown factor {name!r} (registered: {', '.join(sorted(FACTORS))})"
+        ) from None
+
+
+FactorRequest = str | FactorSpec | Mapping[str, Any]
+
+
+def resolve_spec(request: FactorRequest) -> FactorSpec:
+    """``'rsi'`` or ``{'name': 'rsi', 'params': {'period': 7}}`` -> a :class:`FactorSpec`."""
+    if isinstance(request, FactorSpec):
+        return request
+    if isinstance(request, str):
+        name, given = request, {}
+    elif isinstance(request, Mapping):
+        if "name" not in request:
+            raise FactorError(f"factor request {dict(request)!r} has no 'name'")
+        name, given = request["name"], dict(request.get("params") or {})
+        extra = set(request) - {"name", "params"}
+        if extra:
+            raise FactorError(f"factor request {name!r}: unknown key(s) {sorted(extra)}")
+    else:
+        raise FactorError(f"factor request must be a name or a mapping, got {request!r}")
+    fdef = get_factor(name)
+    unknown = set(given) - set(fdef.defaults)
+    if unknown:
+        raise FactorError(
+            f"factor {name!r}: unknown parameter(s) {sorted(unknown)} "
+            f"(accepted: {sorted(fdef.defaults)})"
+        )
+    return FactorSpec(fdef, {**fdef.defaults, **given})
+
+
+def resolve_specs(requests: Iterable[FactorRequest]) -> list[FactorSpec]:
+    specs = [resolve_spec(r) for r in requests]
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for col in spec.columns:
+            if col in seen:
+                raise FactorError(f"output column {col!r} produced by two factor requests")
+            seen[col] = spec.name
+    return specs
+
+
+def missing_requirements(spec: FactorSpec, columns: Iterable[str]) -> list[str]:
+    """The input columns ``spec`` needs that are absent from ``columns``."""
+    have = set(columns)
+    return [c for c in spec.required_columns if c not in have]
+
+
+def available_factors(columns: Iterable[str]) -> dict[str, list[str]]:
+    """Every registered factor -> the input columns it still lacks (empty list: computable).
+
+    The one capability check, like ccxt's ``exchange.has``.
+    """
+    cols = list(columns)
+    return {name: missing_requirements(FactorSpec(f, dict(f.defaults)), cols)
+            for name, f in list_factors().items()}
+
+
+def validate_bars_frame(frame: pd.DataFrame) -> None:
+    """Check the tidy input convention; raise :class:`FactorError` naming the problem.
+
+    Duplicate bars are detected by :func:`symbol_blocks` after sorting (cheaper).
+    """
+    for col in KEY_COLUMNS:
+        if col not in frame.columns:
+            raise FactorError(f"input frame has no {col!r} column (columns: {list(frame.columns)})")
+    dt = frame["datetime"]
+    if not isinstance(dt.dtype, pd.DatetimeTZDtype):
+        raise FactorError(
+            "input frame 'datetime' must be tz-aware UTC (got a naive or non-datetime column)")
+
+
+def symbol_blocks(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``frame`` ordered by (symbol, datetime) and the [start, end) row range of each symbol.
+
+    Already-ordered input (the common case: readers return it so) is not re-sorted.
+    Duplicate (symbol, datetime) bars are an error naming the first one.
+    """
+    codes, _ = pd.factorize(frame["symbol"], sort=True)
+    dt = frame["datetime"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    same_symbol = codes[1:] == codes[:-1]
+    ordered_already = bool(np.all((codes[1:] > codes[:-1]) | (same_symbol & (dt[1:] >= dt[:-1]))))
+    if ordered_already:
+        ordered = frame.reset_index(drop=True)
+    else:
+        order = np.lexsort((dt, codes))
+        ordered = frame.take(order).reset_index(drop=True)
+        codes, dt = codes[order], dt[order]
+        same_symbol = codes[1:] == codes[:-1]
+    dup = np.flatnonzero(same_symbol & (dt[1:] == dt[:-1]))
+    if len(dup):
+        row = ordered.iloc[int(dup[0])]
+        raise FactorError(f"input frame has duplicate bars, first: symbol={row['symbol']!r} "
+                          f"datetime={row['datetime']}")
+    if len(codes) == 0:
+        return ordered, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(~same_symbol) + 1]
+    ends = np.r_[starts[1:], len(codes)]
+    return ordered, starts, ends
+
+
+def bars_of(group: pd.DataFrame, columns: Iterable[str]) -> dict[str, np.ndarray]:
+    return {c: np.ascontiguousarray(group[c].to_numpy(dtype=np.float64)) for c in columns}
+
+
+def compute_factors(
+    frame: pd.DataFrame,
+    factors: Iterable[FactorRequest],
+    *,
+    cross_section: Iterable[str] | str | None = None,
+    on_missing: str = "skip",
+    keep: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Compute ``factors`` per symbol with independent windows -> tidy frame.
+
+    Output columns: ``datetime``, ``symbol``, any ``keep`` input columns (e.g.
+    ``close`` for rules), then every factor column; plus ``<col>_rank``
+    (percentile rank in (0, 1]) and/or ``<col>_z`` per timestamp when
+    ``cross_section`` contains ``"rank"`` / ``"zscore"``. A factor whose data
+    requirement is absent is skipped with a warning (``on_missing="skip"``,
+    listed in ``result.attrs["skipped"]``) or raises :class:`MissingDataError`
+    (``on_missing="raise"``).
+    """
+    if on_missing not in ("skip", "raise"):
+        raise FactorError(f"on_missing must be 'skip' or 'raise', got {on_missing!r}")
+    validate_bars_frame(frame)
+    specs = resolve_specs(factors)
+    usable, skipped = [], {}
+    for spec in specs:
+        missing = missing_requirements(spec, frame.columns)
+        if missing:
+            msg = (f"factor {spec.name!r} needs column(s) {missing} "
+                   f"(requirement {sorted(spec.factor.requires)}), absent from the input frame")
+            if on_missing == "raise":
+                raise MissingDataError(msg)
+            log.warning("skipping factor: %s", msg, extra={"factor": spec.name, "missing": missing})
+            skipped[spec.name] = msg
+        else:
+            usable.append(spec)
+    keep = [c for c in keep if c not in KEY_COLUMNS]
+    for col in keep:
+        if col not in frame.columns:
+            raise FactorError(f"keep column {col!r} is not in the input frame")
+    needed = sorted({c for s in usable for c in s.required_columns})
+    ordered, starts, ends = symbol_blocks(frame)
+    inputs = bars_of(ordered, needed)
+    factor_cols = [c for s in usable for c in s.columns]
+    position = {c: i for i, c in enumerate(factor_cols)}
+    values = np.full((len(factor_cols), len(ordered)), np.nan)  # one block: no copy into pandas
+    for start, end in zip(starts, ends, strict=True):  # one symbol at a time: independent windows
+        bars = {c: inputs[c][start:end] for c in needed}
+        for spec in usable:
+            for col, arr in spec.compute(bars).items():
+                values[position[col], start:end] = arr
+    result = pd.concat([ordered[list(KEY_COLUMNS) + keep],
+                        pd.DataFrame(values.T, index=ordered.index, columns=factor_cols,
+                                     copy=False)], axis=1)
+    if cross_section:
+        modes = {cross_section} if isinstance(cross_section, str) else set(cross_section)
+        result = add_cross_section(result, [c for s in usable for c in s.columns], modes)
+    result.attrs["skipped"] = skipped
+    return result
+
+
+def add_cross_section(frame: pd.DataFrame, columns: Iterable[str],
+                      modes: Iterable[str]) -> pd.DataFrame:
+    """Add per-timestamp percentile ranks (``_rank``) and/or z-scores (``_z``) of ``columns``."""
+    modes = set(modes)
+    bad = modes - {"rank", "zscore"}
+    if bad:
+        raise FactorError(f"cross_section modes must be 'rank' and/or 'zscore', got {sorted(bad)}")
+    columns = list(columns)
+    out = frame.copy()
+    by_ts = out.groupby("datetime", sort=False)[columns]
+    if "rank" in modes:
+        ranks = by_ts.rank(pct=True, method="average")
+        for c in columns:
+            out[f"{c}_rank"] = ranks[c]
+    if "zscore" in modes:
+        mean = by_ts.transform("mean")
+        std = by_ts.transform("std")  # ddof=1; NaN for a single symbol
+        for c in columns:
+            out[f"{c}_z"] = (out[c] - mean[c]) / std[c].where(std[c] > 0)
+    return out

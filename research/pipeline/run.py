@@ -1,0 +1,360 @@
+"""Running a pipeline config: market data -> factors -> signals -> backtest -> report -> export.
+
+:func:`run_pipeline` is the one-call research run over the config's whole date
+range; :func:`run_latest` is the scheduled job's run for the newest closed bar
+only (incremental factors over :func:`research.factors.history_length` bars of
+history, no backtest, no report). Both export through
+:func:`signal_export.exporter.export_signals`, so a re-run stores nothing new
+(0 inserted, 0 updated) and every run leaves an audit record. Where the data
+lives: an explicit ``db`` (a pymongo ``Database``) serves both the market
+collections and the signal collections (tests, single-database setups);
+otherwise :class:`signal_export.settings.Settings` (environment / ``.env``)
+name the market and signal databases, and the config's ``export.db`` /
+``export.collection`` override the signal ones. MongoDB is only contacted when
+the data source is ``mongo`` or the export writes. Not a scheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
+from tqdm import tqdm
+
+from research.backtest import BacktestResult, simulate_long_flat_tidy
+from research.data.market_store import MarketStore
+from research.factors import compute_factors, history_length, latest_factors
+from research.factors.registry import add_cross_section
+from research.pipeline.config import MongoSource, PipelineConfig, config_as_dict
+from research.pipeline.market import history_start, load_market
+from research.pipeline.positions import signals_to_positions
+from research.pipeline.report import write_report, write_run_info
+from research.signals import build_generator
+from signal_export.contract import OHLCV_FIELDS, ensure_utc, floor_to_bar, timeframe_delta
+from signal_export.exporter import code_version, export_signals
+from signal_export.settings import Settings, load_settings
+from signal_export.store import connect, ensure_runs_indexes, ensure_signal_indexes
+from signal_export.validate import validate_batch
+
+log = logging.getLogger(__name__)
+
+
+# --- results ------------------------------------------------------------------
+
+
+@dataclass
+class ExportSummary:
+    """What the export did (or, with ``dry_run``, would do)."""
+
+    target: str
+    dry_run: bool
+    submitted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale_version: int = 0
+    rejected: int = 0
+    failed: int = 0
+    run_id: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("submitted", "inserted", "updated", "unchanged",
+                                              "stale_version", "rejected", "failed")}
+
+
+@dataclass
+class PipelineResult:
+    """Everything one pipeline run produced; :meth:`summary` is what the CLI prints."""
+
+    config: PipelineConfig
+    run_id: str
+    market: pd.DataFrame
+    factors: pd.DataFrame
+    signals: pd.DataFrame
+    positions: pd.DataFrame
+    backtest: BacktestResult
+    report_dir: Path
+    report_files: dict[str, Path]
+    export: ExportSummary | None
+
+    def summary(self) -> dict[str, Any]:
+        m = self.backtest.metrics
+        actions = self.signals["action"].dropna().value_counts()
+        return {
+            "pipeline": self.config.name,
+            "run_id": self.run_id,
+            "strategy_id": self.config.export.strategy_id,
+            "timeframe": self.config.timeframe,
+            "symbols": len(self.config.universe),
+            "bars": len(self.market),
+            "signals": len(self.signals),
+            "enter_long": int(actions.get("enter_long", 0)),
+            "exit_long": int(actions.get("exit_long", 0)),
+            "metrics": {"total_return": m.total_return, "cagr": m.cagr, "sharpe": m.sharpe,
+                        "max_drawdown": m.max_drawdown, "n_trades": m.n_trades,
+                        "win_rate": m.win_rate, "exposure": m.exposure},
+            "export": None if self.export is None else {
+                "target": self.export.target, "dry_run": self.export.dry_run,
+                **self.export.counts()},
+            "report": str(self.report_dir / "report.html"),
+        }
+
+
+@dataclass
+class LatestResult:
+    """The newest-bar run: the bar, its factor rows, its signals and the export."""
+
+    bar: pd.Timestamp
+    factors: pd.DataFrame
+    signals: pd.DataFrame
+    export: ExportSummary | None
+
+
+# --- where things live ----------------------------------------------------------
+
+
+@dataclass
+class MongoTargets:
+    """The collections a run reads and writes (``None``: not needed by this run)."""
+
+    signals: Collection | None
+    runs: Collection | None
+    market: MarketStore | None
+    settings: Settings
+
+
+@contextmanager
+def open_targets(config: PipelineConfig, db: Database | None, settings: Settings | None,
+                 *, write: bool) -> Iterator[MongoTargets]:
+    """Collections for the run; connects (and closes) only when something needs MongoDB."""
+    settings = settings or load_settings()
+    need_market = isinstance(config.data, MongoSource)
+    if db is not None:
+        coll = config.export.collection or settings.collection
+        yield MongoTargets(db[coll] if write else None,
+                     db[settings.export_runs_collection] if write else None,
+                     MarketStore(db, settings.market_1d_collection,
+                                 settings.market_1m_collection), settings)
+        return
+    clients: list[MongoClient] = []
+    try:
+        signals = runs = market = None
+        if write:
+            client = connect(settings.mongo_uri, app_name="research-pipeline")
+            clients.append(client)
+            sdb = client[config.export.db or settings.db]
+            signals = sdb[config.export.collection or settings.collection]
+            runs = sdb[settings.export_runs_collection]
+        if need_market:
+            if not clients or settings.market_uri != settings.mongo_uri:
+                clients.append(connect(settings.market_uri, app_name="research-market"))
+            market = MarketStore.from_settings(settings, clients[-1])
+        yield MongoTargets(signals, runs, market, settings)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _config_sha(config: PipelineConfig) -> str:
+    text = json.dumps(config_as_dict(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- the steps (pure functions over frames) ---------------------------------------
+
+
+def factor_frame(config: PipelineConfig, market: pd.DataFrame) -> pd.DataFrame:
+    """Factors per symbol (independent windows), OHLCV kept for rules like ``close > sma_200``."""
+    return compute_factors(market, config.factors, cross_section=config.cross_section,
+                           keep=OHLCV_FIELDS)
+
+
+def generate_signals(config: PipelineConfig, factors: pd.DataFrame) -> pd.DataFrame:
+    """The configured generator's contract-shaped signal frame."""
+    return build_generator(config.generator_config()).generate(factors)
+
+
+def backtest(config: PipelineConfig, market: pd.DataFrame,
+             positions: pd.DataFrame) -> BacktestResult:
+    b = config.backtest
+    return simulate_long_flat_tidy(market, positions, timeframe=config.timeframe, fee=b.fee,
+                                   slippage_bps=b.slippage_bps, initial_capital=b.initial_capital,
+                                   weights=b.weights)
+
+
+def export_frame(config: PipelineConfig, signals: pd.DataFrame, mongo: MongoTargets, *,
+                 now: datetime | None, run_id: str, dry_run: bool) -> ExportSummary:
+    """Validate and upsert (or, dry run, only validate) the signals; counts either way."""
+    s = mongo.settings
+    if dry_run:
+        batch = validate_batch(signals, align=config.export.align, now=now, exchange=s.exchange,
+                               quotes=s.quotes)
+        return ExportSummary(target="nothing written", dry_run=True, submitted=len(signals),
+                             rejected=len(batch.rejected_indices),
+                             errors=[str(e) for e in batch.errors])
+    assert mongo.signals is not None and mongo.runs is not None
+    ensure_signal_indexes(mongo.signals, s.signals_ttl_seconds)
+    ensure_runs_indexes(mongo.runs)
+    res = export_signals(signals, mongo.signals, runs_collection=mongo.runs,
+                         align=config.export.align, now=now, exchange=s.exchange,
+                         quotes=s.quotes, batch_size=s.batch_size, run_id=run_id,
+                         audit_extra={"pipeline": config.name, "config_sha": _config_sha(config)})
+    target = f"{mongo.signals.database.name}.{mongo.signals.name}"
+    return ExportSummary(target=target, dry_run=False, run_id=res.run_id,
+                         errors=[str(e) for e in res.errors],
+                         **{k: v for k, v in res.counts().items()
+                            if k in ExportSummary.__dataclass_fields__})
+
+
+# --- the runs -------------------------------------------------------------------
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    db: Database | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    export: bool | None = None,
+    dry_run: bool | None = None,
+    output_dir: str | Path | None = None,
+    progress: bool = False,
+) -> PipelineResult:
+    """Run the whole pipeline once over the config's range and return what it produced.
+
+    ``export``/``dry_run``/``output_dir`` override the config (the CLI's flags).
+    ``now`` is the clock for validation (signals may not lie in the future).
+    Re-running the same config reproduces the report files byte for byte (all
+    but ``run_info.json``) and changes nothing in MongoDB.
+    """
+    do_export = config.export.enabled if export is None else export
+    dry = config.export.dry_run if dry_run is None else dry_run
+    out_dir = Path(output_dir) if output_dir is not None else config.report.output_dir
+    run_id = str(uuid.uuid4())
+    started = datetime.now(UTC)
+    steps = ["market data", "factors", "signals", "backtest", "report"] + (
+        ["export"] if do_export else [])
+    bar = tqdm(total=len(steps), desc=config.name, unit="step", disable=not progress,
+               leave=False)
+    extra = {"pipeline": config.name, "run_id": run_id}
+    with open_targets(config, db, settings, write=do_export and not dry) as mongo:
+        bar.set_postfix_str(steps[0])
+        market = load_market(config, store=mongo.market)
+        bar.update()
+        bar.set_postfix_str(steps[1])
+        factors = factor_frame(config, market)
+        bar.update()
+        bar.set_postfix_str(steps[2])
+        signals = generate_signals(config, factors)
+        bar.update()
+        bar.set_postfix_str(steps[3])
+        positions = signals_to_positions(signals, market,
+                                         score_threshold=config.backtest.score_threshold)
+        result = backtest(config, market, positions)
+        bar.update()
+        bar.set_postfix_str(steps[4])
+        title = config.report.title or f"{config.name}: {config.export.strategy_id} " \
+                                       f"({config.timeframe})"
+        files = write_report(out_dir, result=result, market=market, signals=signals,
+                             config=config_as_dict(config), title=title)
+        bar.update()
+        summary = None
+        if do_export:
+            bar.set_postfix_str(steps[5])
+            summary = export_frame(config, signals, mongo, now=now, run_id=run_id, dry_run=dry)
+            bar.update()
+    bar.close()
+    outcome = PipelineResult(config, run_id, market, factors, signals, positions, result,
+                             out_dir, files, summary)
+    write_run_info(out_dir, {"run_id": run_id, "started_at": started,
+                             "finished_at": datetime.now(UTC), "code_version": code_version(),
+                             "config_sha": _config_sha(config),
+                             "export": None if summary is None else {
+                                 "target": summary.target, "dry_run": summary.dry_run,
+                                 "run_id": summary.run_id, **summary.counts(),
+                                 "errors": summary.errors[:20]}})
+    log.info("pipeline %s done: %d signals, report %s", config.name, len(signals), out_dir,
+             extra={**extra, "signals": len(signals)})
+    return outcome
+
+
+def newest_closed_bar(now: datetime, timeframe: str) -> pd.Timestamp:
+    """Open time of the newest bar whose close is at or before ``now``."""
+    return floor_to_bar(now, timeframe) - timeframe_delta(timeframe)
+
+
+def latest_factor_frame(config: PipelineConfig, history: pd.DataFrame,
+                        bar: pd.Timestamp) -> pd.DataFrame:
+    """Factor rows of the last ``latest.context_bars`` bars up to ``bar`` from short history.
+
+    One bar: the incremental :func:`research.factors.latest_factors` path (plus
+    OHLCV and cross-sections of that bar). More bars: :func:`compute_factors`
+    over the short history, whose last rows equal a full run's (each has at
+    least :func:`history_length` bars behind it).
+    """
+    context = config.latest.context_bars
+    if context > 1:
+        frame = factor_frame(config, history)
+        first = bar - (context - 1) * timeframe_delta(config.timeframe)
+        return frame[(frame["datetime"] >= first) & (frame["datetime"] <= bar)].reset_index(
+            drop=True)
+    newest = latest_factors(history, config.factors)
+    newest = newest[newest["datetime"] == bar]
+    prices = history[["datetime", "symbol", *OHLCV_FIELDS]]
+    frame = newest.merge(prices, on=["datetime", "symbol"], how="left")
+    factor_cols = [c for c in newest.columns if c not in ("datetime", "symbol")]
+    frame = frame[["datetime", "symbol", *OHLCV_FIELDS, *factor_cols]]
+    if config.cross_section:
+        frame = add_cross_section(frame, factor_cols, config.cross_section)
+    return frame.reset_index(drop=True)
+
+
+def run_latest(
+    config: PipelineConfig,
+    *,
+    now: datetime | None = None,
+    bar: datetime | None = None,
+    db: Database | None = None,
+    settings: Settings | None = None,
+    export: bool | None = None,
+    dry_run: bool | None = None,
+) -> LatestResult:
+    """Signals of one bar (default: the newest closed bar at ``now``), exported idempotently.
+
+    Reads only ``history_length(factors) + latest.context_bars - 1`` bars per
+    symbol (plus a small margin for missing bars), ignoring the config's date
+    range, and keeps the generator's rows whose ``ts`` is that bar: the same
+    rows a full :func:`run_pipeline` produces for it (see
+    :class:`research.pipeline.config.LatestConfig` for the generator's memory).
+    """
+    now = ensure_utc(now or datetime.now(UTC), "now").to_pydatetime()
+    tf = config.timeframe
+    target = newest_closed_bar(now, tf) if bar is None else floor_to_bar(bar, tf)
+    needed = history_length(config.factors) + config.latest.context_bars - 1
+    margin = max(10, needed // 10)
+    do_export = config.export.enabled if export is None else export
+    dry = config.export.dry_run if dry_run is None else dry_run
+    with open_targets(config, db, settings, write=do_export and not dry) as mongo:
+        history = load_market(config, start=history_start(target, tf, needed + margin),
+                              end=target + timeframe_delta(tf), store=mongo.market)
+        factors = latest_factor_frame(config, history, target)
+        signals = generate_signals(config, factors)
+        signals = signals[signals["ts"] == target].reset_index(drop=True)
+        summary = None
+        if do_export:
+            summary = export_frame(config, signals, mongo, now=now, run_id=str(uuid.uuid4()),
+                                   dry_run=dry)
+    return LatestResult(target, factors, signals, summary)

@@ -1,0 +1,194 @@
+"""Settings of ``ExternalSignalStrategy``: the Freqtrade ``ext_signals`` block plus env/.env.
+
+One pydantic model with ``extra='forbid'``: a typo or a bad value stops the bot
+at start-up with a message naming the key, instead of trading on a default.
+Precedence: built-in defaults < ``ext_signals`` block in the Freqtrade config <
+environment (``EXT_SIG_MONGO_URI``, ``EXT_SIG_DB``, ``EXT_SIG_COLLECTION``,
+``EXT_SIG_STRATEGY_ID`` = one id or a comma list; a ``.env`` file is loaded
+with python-dotenv and never overrides the real environment), the same rule as
+Freqtrade's own ``FREQTRADE__...`` variables. Not the exporter's settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from signal_export.consumer.matching import MatchRules
+from signal_export.contract import (
+    SIGNALS_COLLECTION,
+    ContractError,
+    timeframe_delta,
+    timeframe_seconds,
+)
+
+ENV_KEYS: dict[str, str] = {
+    "EXT_SIG_MONGO_URI": "mongo_uri",
+    "EXT_SIG_DB": "db",
+    "EXT_SIG_COLLECTION": "collection",
+    "EXT_SIG_STRATEGY_ID": "strategy_ids",
+}
+
+
+class ConfigError(ValueError):
+    """Bad ``ext_signals`` settings; the message names every offending key."""
+
+
+class MissingSignalPolicy(StrEnum):
+    HOLD = "hold"  # keep open trades while signals are unknown (MongoDB down)
+    EXIT = "exit"  # close open trades when signals are unknown
+
+
+class ExtSignalsConfig(BaseModel):
+    """Validated consumer settings.
+
+    Connection: ``mongo_uri``, ``db``, ``collection``, ``strategy_ids`` (order = priority
+    when several ids signal the same candle), ``*_timeout_ms`` (kept low: an outage must
+    not stall the bot loop; ``backtest_timeout_ms`` bounds the one large read of a
+    backtest). Matching (see :mod:`.matching`): ``tolerance_bars``,
+    ``max_delay_bars`` (staleness, in bars of ``timeframe``), ``enter_score`` /
+    ``exit_score``, ``min_hold_bars``, ``cooldown_bars``, ``confirm_n``. Sizing:
+    ``use_weight_for_stake`` (stake = weight x proposed stake), ``max_stake_fraction``
+    (cap, fraction of the available stake). ``missing_signal_policy``: what open trades do
+    while signals are unknown (store unreachable): ``hold`` or ``exit``. ``protections``:
+    Freqtrade protections (CooldownPeriod, StoplossGuard, ...) handed to the strategy's
+    ``protections`` property (Freqtrade no longer reads them from the config root).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mongo_uri: str = "mongodb://127.0.0.1:27017"
+    db: str = "signals"
+    collection: str = SIGNALS_COLLECTION
+    strategy_ids: tuple[str, ...] = Field(min_length=1)
+    timeframe: str
+    tolerance_bars: int = Field(1, ge=1, le=1000)
+    max_delay_bars: float = Field(3.0, gt=0)
+    enter_score: float = 0.6
+    exit_score: float = 0.4
+    use_weight_for_stake: bool = True
+    max_stake_fraction: float = Field(1.0, gt=0, le=1)
+    min_hold_bars: int = Field(0, ge=0)
+    cooldown_bars: int = Field(0, ge=0)
+    confirm_n: int = Field(1, ge=1)
+    missing_signal_policy: MissingSignalPolicy = MissingSignalPolicy.HOLD
+    server_selection_timeout_ms: int = Field(1500, ge=50, le=30000)
+    socket_timeout_ms: int = Field(2000, ge=50, le=60000)
+    connect_timeout_ms: int = Field(1500, ge=50, le=30000)
+    backtest_timeout_ms: int = Field(300_000, ge=1000)
+    protections: tuple[dict[str, Any], ...] = ()
+
+    @field_validator("protections")
+    @classmethod
+    def _protections(cls, v: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for i, item in enumerate(v):
+            if not isinstance(item.get("method"), str):
+                raise ValueError(f"protection #{i} needs a 'method' (e.g. CooldownPeriod)")
+        return v
+
+    @field_validator("strategy_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s.strip() for s in v.split(",")]
+        if isinstance(v, list | tuple):
+            if any(not isinstance(s, str) or not s for s in v):
+                raise ValueError("strategy ids must be non-empty strings")
+            if len(set(v)) != len(v):
+                raise ValueError("duplicate strategy id")
+        return v
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        try:
+            timeframe_seconds(v)
+        except ContractError as exc:
+            raise ValueError(str(exc)) from exc
+        return v
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if not v.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return v
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> ExtSignalsConfig:
+        if not self.exit_score < self.enter_score:
+            raise ValueError(f"exit_score ({self.exit_score}) must be below enter_score "
+                             f"({self.enter_score})")
+        return self
+
+    @property
+    def lookback_bars(self) -> int:
+        """Bars of signal history read live: enough for staleness, tolerance and debounce state."""
+        return int(self.max_delay_bars + self.tolerance_bars + 2 * (
+            self.min_hold_bars + self.cooldown_bars + self.confirm_n)) + 3
+
+    def to_rules(self) -> MatchRules:
+        """The matcher's view of these settings (strategy_ids order = priority order)."""
+        return MatchRules(
+            timeframe=self.timeframe, tolerance_bars=self.tolerance_bars,
+            max_delay=self.max_delay_bars * timeframe_delta(self.timeframe),
+            enter_score=self.enter_score, exit_score=self.exit_score,
+            min_hold_bars=self.min_hold_bars, cooldown_bars=self.cooldown_bars,
+            confirm_n=self.confirm_n, strategy_priority=self.strategy_ids,
+        )
+
+    def redacted_uri(self) -> str:
+        """The URI with any password replaced, for logs."""
+        head, sep, tail = self.mongo_uri.partition("@")
+        if not sep or "://" not in head:
+            return self.mongo_uri
+        scheme, _, creds = head.partition("://")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{tail}"
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(block)"
+        got = err.get("input")
+        shown = "" if loc == "mongo_uri" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"ext_signals.{loc}: {err['msg']}{shown}")
+    return "invalid ext_signals settings:\n  " + "\n  ".join(lines)
+
+
+def load_config(
+    ft_config: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    dotenv_path: str | os.PathLike[str] | None = None,
+) -> ExtSignalsConfig:
+    """Build the settings from a Freqtrade config dict and the environment; ConfigError if bad."""
+    if env is None:
+        from dotenv import find_dotenv, load_dotenv
+
+        load_dotenv(dotenv_path or find_dotenv(usecwd=True), override=False)
+        env = os.environ
+    block = ft_config.get("ext_signals", {}) or {}
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"ext_signals must be an object, got {type(block).__name__}")
+    values: dict[str, Any] = dict(block)
+    for var, key in ENV_KEYS.items():
+        if env.get(var):
+            values[key] = env[var]
+    ft_timeframe = ft_config.get("timeframe")
+    if ft_timeframe and values.get("timeframe", ft_timeframe) != ft_timeframe:
+        raise ConfigError(f"ext_signals.timeframe ({values['timeframe']!r}) differs from the "
+                          f"strategy timeframe ({ft_timeframe!r}): signals are matched to "
+                          f"the strategy's candles, so they must be the same")
+    values.setdefault("timeframe", ft_timeframe)
+    if "strategy_ids" not in values:
+        raise ConfigError("ext_signals.strategy_ids: missing - set EXT_SIG_STRATEGY_ID "
+                          "(one id or a comma list) or ext_signals.strategy_ids")
+    try:
+        return ExtSignalsConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None

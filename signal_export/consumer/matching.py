@@ -1,0 +1,301 @@
+"""Map a typed signal frame onto a Freqtrade candle frame: the strategy's whole decision rule.
+
+Pure and vectorised (one ``merge_asof`` plus column arithmetic; the only loop is
+over the sparse *signal events* when min-hold/cooldown debounce is on, never
+over bars). It is the single definition of the time semantics, used alike by
+``freqtrade backtesting``, dry-run and live. Not I/O: reading MongoDB is
+:mod:`signal_export.consumer.source`.
+
+Semantics (bars labelled by open time ``t``; ``tf`` = timeframe; SPEC §5a):
+
+* **Match.** A signal with ``ts`` applies to the *first* candle row ``t`` with
+  ``t - tolerance_bars*tf < ts <= t`` (an as-of join looking backward from the
+  row). It never applies to a row earlier than its ``ts``, so a backtest can
+  not see the future. On-grid ``ts = t`` hits row ``t``; an off-grid ``10:40``
+  on 1h hits row ``11:00``; a signal newer than the last row is ``pending``;
+  one with no row inside the window (before the frame, or a data gap wider
+  than the tolerance) is ``unmatched``.
+* **Decision time** of row ``t`` is its close ``t + tf`` (that is when
+  Freqtrade evaluates it; the fill is at the next open, also ``t + tf``). Live,
+  the last row is re-evaluated every loop until the next candle, so its
+  decision time is ``now`` (pass ``now``).
+* **Stale**: ``decision_time - tf - ts > max_delay`` (backtest: ``t - ts >
+  max_delay``; live: time since the signal's bar closed, bounded so a late or
+  replayed signal is not traded long after the fact). Default 3 x tf.
+* **Expired**: ``valid_until <= decision_time`` (the signal must still be
+  valid when the order would be placed at the next open).
+* **Mapping** (precedence action > weight > score): ``action`` directly;
+  ``weight > 0`` -> enter (the weight sizes the stake), ``weight == 0`` ->
+  exit; ``score >= enter_score`` -> enter, ``score <= exit_score`` -> exit,
+  in between -> ``no_action``.
+* **Several strategy_ids** on one row: the first id in ``strategy_priority``
+  that has a usable signal decides the row (ids not listed rank after, by
+  name); within one id the latest ``ts`` (then highest ``version``) wins. The
+  others are ``superseded``. So the priority list is an override order, e.g.
+  ``risk_off,model`` lets ``risk_off`` veto ``model``'s enter with an exit.
+* **Confirmation** (``confirm_n``): an enter is acted on only at the
+  ``confirm_n``-th consecutive *row* carrying an enter; exits need no
+  confirmation (reducing risk should not wait).
+* **Dedupe / debounce** over the sequence of decided rows: an action equal to
+  the last *emitted* one is ``deduped``; an exit less than ``min_hold_bars``
+  after the last emitted enter, or an enter less than ``cooldown_bars`` after
+  the last emitted exit, is ``debounced`` (dropped, not delayed). Freqtrade
+  itself ignores an exit without an open trade and an enter with one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from signal_export.contract import Action, ContractError, timeframe_delta
+
+TAG_PREFIX = "ext"
+
+
+@dataclass(frozen=True)
+class MatchRules:
+    """The knobs of :func:`match_signals`; built from the validated ``ext_signals`` config."""
+
+    timeframe: str
+    tolerance_bars: int = 1
+    max_delay: timedelta | None = None
+    enter_score: float = 0.6
+    exit_score: float = 0.4
+    min_hold_bars: int = 0
+    cooldown_bars: int = 0
+    confirm_n: int = 1
+    strategy_priority: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def bar(self) -> timedelta:
+        return timeframe_delta(self.timeframe)
+
+    @property
+    def effective_max_delay(self) -> timedelta:
+        return self.max_delay if self.max_delay is not None else 3 * self.bar
+
+
+@dataclass
+class MatchResult:
+    """Signal columns aligned to the candle frame's index, and the outcome counts."""
+
+    frame: pd.DataFrame
+    counts: Counter
+    latest_ts: pd.Timestamp | None = None
+
+
+def make_tag(strategy_id: str, version: int, weight: float | None = None) -> str:
+    """``ext:<strategy_id>:v<version>[:w<weight>]`` (version 0 = unversioned)."""
+    tag = f"{TAG_PREFIX}:{strategy_id}:v{int(version)}"
+    if weight is not None and not math.isnan(weight):
+        tag += f":w{weight:.6g}"
+    return tag
+
+
+def parse_tag(tag: str | None) -> tuple[str, int, float | None] | None:
+    """Inverse of :func:`make_tag`; ``None`` for tags not written by this module."""
+    if not tag or not tag.startswith(TAG_PREFIX + ":"):
+        return None
+    parts = tag[len(TAG_PREFIX) + 1:].split(":")
+    weight: float | None = None
+    try:
+        if len(parts) >= 3 and parts[-1].startswith("w") and parts[-2].startswith("v"):
+            weight = float(parts[-1][1:])
+            parts = parts[:-1]
+        if len(parts) < 2 or not parts[-1].startswith("v"):
+            return None
+        return ":".join(parts[:-1]), int(parts[-1][1:]), weight
+    except ValueError:
+        return None
+
+
+def empty_signal_columns(n: int, index: pd.Index) -> pd.DataFrame:
+    return pd.DataFrame({
+        "enter_long": np.zeros(n, dtype="int64"),
+        "exit_long": np.zeros(n, dtype="int64"),
+        "enter_tag": pd.Series([None] * n, dtype=object).to_numpy(),
+        "exit_tag": pd.Series([None] * n, dtype=object).to_numpy(),
+        "ext_weight": np.full(n, np.nan),
+    }, index=index)
+
+
+def decide_actions(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:
+    """+1 enter, -1 exit, 0 no action per signal (precedence action > weight > score)."""
+    action = signals["action"].to_numpy(dtype=object)
+    weight = signals["weight"].to_numpy(dtype=float)
+    score = signals["score"].to_numpy(dtype=float)
+    by_score = np.where(score >= rules.enter_score, 1, np.where(score <= rules.exit_score, -1, 0))
+    by_weight = np.where(weight > 0, 1, -1)
+    by_action = np.where(action == Action.ENTER_LONG.value, 1, -1)
+    return np.where(pd.notna(action), by_action,
+                    np.where(~np.isnan(weight), by_weight, np.where(np.isnan(score), 0, by_score)))
+
+
+def _epoch_ms(values: pd.Series) -> np.ndarray:
+    """tz-aware datetimes (any unit) -> int64 ms since the epoch; NaT -> int64 min."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(
+        dtype="datetime64[ms]").astype(np.int64)
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _priority_ranks(strategy_ids: np.ndarray, priority: tuple[str, ...]) -> np.ndarray:
+    """Listed ids by their position; unlisted ones after them, by name."""
+    prio = {sid: i for i, sid in enumerate(priority)}
+    unlisted = sorted({s for s in strategy_ids.tolist() if s not in prio})
+    prio.update({sid: len(priority) + i for i, sid in enumerate(unlisted)})
+    return np.array([prio[s] for s in strategy_ids.tolist()], dtype=np.int64)
+
+
+def match_signals(
+    candles: pd.DataFrame,
+    signals: pd.DataFrame,
+    rules: MatchRules,
+    *,
+    now: datetime | None = None,
+) -> MatchResult:
+    """Signal columns (enter_long, exit_long, enter_tag, exit_tag, ext_weight) for ``candles``.
+
+    ``candles``: Freqtrade frame with a tz-aware ``date`` column, sorted ascending.
+    ``signals``: a normalised frame for this pair (see ``normalise_signals``).
+    ``now``: live only - the decision time of the last row (see module doc).
+
+    Implementation: the backward as-of join is ``np.searchsorted`` of each signal's ``ts``
+    into the row dates (first row ``t >= ts``) bounded by the tolerance; everything after
+    is array arithmetic (this runs for every pair on every live bot loop).
+    """
+    n = len(candles)
+    out = empty_signal_columns(n, candles.index)
+    counts: Counter = Counter()
+    if n == 0 or signals is None or signals.empty:
+        return MatchResult(out, counts)
+    dates = candles["date"]
+    if getattr(dates.dt, "tz", None) is None:
+        raise ContractError("candles 'date' must be tz-aware UTC")
+    bar_ms = int(rules.bar.total_seconds() * 1000)
+    row_ms = _epoch_ms(dates)
+    sig_ms = _epoch_ms(signals["ts"])
+    vu_ms = _epoch_ms(pd.to_datetime(signals["valid_until"], utc=True))
+
+    pos = np.searchsorted(row_ms, sig_ms, side="left")  # first row with t >= ts
+    pending = pos >= n
+    pos_c = np.minimum(pos, n - 1)
+    tol_ms = max(rules.tolerance_bars, 1) * bar_ms
+    matched = ~pending & (row_ms[pos_c] - sig_ms < tol_ms)
+    counts["pending"] += int(pending.sum())
+    counts["unmatched"] += int((~pending & ~matched).sum())
+    if not matched.any():
+        return MatchResult(out, counts)
+
+    decision = row_ms[pos_c] + bar_ms
+    if now is not None:
+        now_ms = int(pd.Timestamp(now).tz_convert("UTC").value // 1_000_000)
+        decision = np.where(pos_c == n - 1, np.maximum(decision, now_ms), decision)
+    max_delay_ms = int(rules.effective_max_delay.total_seconds() * 1000)
+    stale = matched & (decision - bar_ms - sig_ms > max_delay_ms)
+    expired = matched & ~stale & (vu_ms != _NAT) & (vu_ms <= decision)
+    decided = decide_actions(signals, rules)
+    live = matched & ~stale & ~expired
+    counts["stale"] += int(stale.sum())
+    counts["expired"] += int(expired.sum())
+    counts["no_action"] += int((live & (decided == 0)).sum())
+
+    use = np.flatnonzero(live & (decided != 0))
+    if use.size == 0:
+        return MatchResult(out, counts)
+    sids = signals["strategy_id"].to_numpy(dtype=object)[use]
+    versions = signals["version"].to_numpy(dtype=np.int64)[use]
+    weights_u = signals["weight"].to_numpy(dtype=float)[use]
+    rank = _priority_ranks(sids, rules.strategy_priority)
+    # per row: best priority, then latest ts, then highest version (lexsort: last key primary)
+    order = np.lexsort((-versions, -sig_ms[use], rank, pos_c[use]))
+    rows_sorted = pos_c[use][order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = rows_sorted[1:] != rows_sorted[:-1]
+    win = order[first]
+    counts["superseded"] += int(order.size - win.size)
+    counts["matched"] += int(win.size)
+
+    win_rows = pos_c[use][win]
+    act = np.zeros(n, dtype=np.int8)
+    act[win_rows] = decided[use][win]
+    tags = np.full(n, None, dtype=object)
+    weights = np.full(n, np.nan)
+    weights[win_rows] = weights_u[win]
+    tags[win_rows] = [make_tag(s, v, w) for s, v, w in zip(
+        sids[win].tolist(), versions[win].tolist(), weights_u[win].tolist(), strict=True)]
+
+    act = _confirm(act, rules.confirm_n, counts)
+    act = _dedupe_debounce(act, row_ms, rules, counts)
+
+    enter = act == 1
+    exit_ = act == -1
+    frame = pd.DataFrame({
+        "enter_long": enter.astype("int64"),
+        "exit_long": exit_.astype("int64"),
+        "enter_tag": np.where(enter, tags, None),
+        "exit_tag": np.where(exit_, tags, None),
+        "ext_weight": np.where(enter, weights, np.nan),
+    }, index=candles.index)
+    latest = pd.Timestamp(int(sig_ms[use].max()), unit="ms", tz="UTC")
+    return MatchResult(frame, counts, latest_ts=latest)
+
+
+def _confirm(act: np.ndarray, confirm_n: int, counts: Counter) -> np.ndarray:
+    """Keep an enter only on the confirm_n-th consecutive enter row (vectorised run lengths)."""
+    if confirm_n <= 1:
+        return act
+    is_enter = act == 1
+    idx = np.arange(act.size)
+    last_other = np.maximum.accumulate(np.where(is_enter, -1, idx))
+    run_pos = idx - last_other  # 1-based position inside a run of enter rows
+    keep = is_enter & (run_pos == confirm_n)
+    counts["debounced"] += int((is_enter & (run_pos < confirm_n)).sum())
+    counts["deduped"] += int((is_enter & (run_pos > confirm_n)).sum())
+    out = act.copy()
+    out[is_enter & ~keep] = 0
+    return out
+
+
+def _dedupe_debounce(act: np.ndarray, row_ms: np.ndarray, rules: MatchRules,
+                     counts: Counter) -> np.ndarray:
+    """Drop repeats of the last emitted action and exits/enters inside min-hold/cooldown."""
+    ev = np.flatnonzero(act)
+    if ev.size == 0:
+        return act
+    out = np.zeros_like(act)
+    vals = act[ev]
+    if rules.min_hold_bars <= 0 and rules.cooldown_bars <= 0:
+        # no debounce: "last emitted" == "last event", so a vectorised diff suffices
+        keep = np.ones(ev.size, dtype=bool)
+        keep[1:] = vals[1:] != vals[:-1]
+        counts["deduped"] += int((~keep).sum())
+        out[ev[keep]] = vals[keep]
+        return out
+    bars = row_ms[ev] / (rules.bar.total_seconds() * 1000.0)
+    last, last_enter, last_exit = 0, -math.inf, -math.inf
+    for i in range(ev.size):  # loop over sparse signal events, not bars
+        a, b = int(vals[i]), bars[i]
+        if a == last:
+            counts["deduped"] += 1
+            continue
+        if a == -1 and b - last_enter < rules.min_hold_bars:
+            counts["debounced"] += 1
+            continue
+        if a == 1 and b - last_exit < rules.cooldown_bars:
+            counts["debounced"] += 1
+            continue
+        out[ev[i]] = a
+        last = a
+        if a == 1:
+            last_enter = b
+        else:
+            last_exit = b
+    return out

@@ -1,0 +1,188 @@
+"""The MongoDB read path of ``ExternalSignalStrategy``: one query, cached, outage-safe.
+
+Live/dry-run: :meth:`SignalSource.refresh` runs once per bot loop (from
+``bot_loop_start``) and reads the signals of *all* whitelisted pairs in one
+``find`` limited to the window that can still matter (``lookback_bars`` of
+the timeframe). Backtesting: :meth:`SignalSource.load_range` reads all pairs
+over the backtest range in one query and serves every later pair from the
+cache. Never one query per pair per candle.
+
+MongoDB down or slow (timeouts ~1.5-2 s): nothing is raised into Freqtrade;
+``available`` turns False so the strategy opens nothing on unknown signals;
+one warning and one ``notify`` message per outage, one info line on recovery.
+Not the matcher (pure rules live in :mod:`.matching`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymongo
+
+from signal_export.consumer.config import ExtSignalsConfig
+from signal_export.consumer.normalise import normalise_signals
+from signal_export.consumer.stats import WarnOnce
+from signal_export.contract import timeframe_delta
+
+logger = logging.getLogger(__name__)
+
+PROJECTION = {f: 1 for f in ("pair", "strategy_id", "ts", "action", "score", "weight",
+                             "valid_until", "version")}
+
+
+class SignalSource:
+    """Signals per pair from MongoDB, refreshed at most once per bot loop."""
+
+    def __init__(
+        self,
+        cfg: ExtSignalsConfig,
+        *,
+        notify: Callable[[str], None] | None = None,
+        client: pymongo.MongoClient | None = None,
+        live: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.live = live
+        # live: low timeouts so an outage never stalls the bot loop; backtesting: one big read
+        self._timeout_ms = cfg.socket_timeout_ms if live else cfg.backtest_timeout_ms
+        self._notify = notify or (lambda msg: None)
+        self._client = client
+        self._bar = timeframe_delta(cfg.timeframe)
+        self._warn = WarnOnce(logger)
+        self._frame: pd.DataFrame = normalise_signals([])
+        self._slices: dict[str, tuple[int, int]] = {}
+        self._range: tuple[datetime, datetime] | None = None
+        self._range_pairs: set[str] = set()
+        self.available = False
+        self.in_outage = False
+        self.queries = 0
+        self.read_counts: dict[str, Counter] = {}
+        self.latest_ts: dict[str, pd.Timestamp] = {}
+
+    # --- connection -------------------------------------------------------
+
+    def _collection(self) -> Any:
+        if self._client is None:
+            self._client = pymongo.MongoClient(
+                self.cfg.mongo_uri, tz_aware=True, appname="ExternalSignalStrategy",
+                serverSelectionTimeoutMS=self.cfg.server_selection_timeout_ms,
+                socketTimeoutMS=self._timeout_ms,
+                connectTimeoutMS=self.cfg.connect_timeout_ms,
+            )
+        return self._client[self.cfg.db][self.cfg.collection]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _query(self, pairs: Collection[str], start: datetime, end: datetime | None) -> list[dict]:
+        ts_filter: dict[str, Any] = {"$gte": start}
+        if end is not None:
+            ts_filter["$lte"] = end
+        flt = {
+            "strategy_id": {"$in": list(self.cfg.strategy_ids)},
+            "pair": {"$in": sorted(pairs)},
+            "timeframe": self.cfg.timeframe,
+            "ts": ts_filter,
+        }
+        self.queries += 1
+        return list(self._collection().find(flt, PROJECTION).max_time_ms(self._timeout_ms))
+
+    def _ingest(self, docs: list[dict], pairs: Collection[str]) -> None:
+        counts: dict[str, Counter] = {}
+        frame = normalise_signals(docs, pairs=pairs, counts=counts, warn=self._warn)
+        self.read_counts = counts
+        # one sorted frame + a slice per pair: cheaper than 500 groupby frames every loop
+        frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
+        pair_values = frame["pair"].to_numpy(dtype=object)
+        names, starts = np.unique(pair_values, return_index=True)
+        ends = np.append(starts[1:], len(frame))
+        self._frame = frame
+        self._slices = {str(p): (int(a), int(b)) for p, a, b in zip(names, starts, ends,
+                                                                    strict=True)}
+        ts = frame["ts"]
+        self.latest_ts = {p: ts.iloc[b - 1] for p, (_, b) in self._slices.items()}
+
+    def _failed(self, exc: BaseException) -> None:
+        self.available = False
+        self._slices = {}
+        self._range = None
+        if not self.in_outage:
+            self.in_outage = True
+            msg = (f"ExternalSignalStrategy: signal store unreachable "
+                   f"({type(exc).__name__}: {str(exc)[:200]}) at {self.cfg.redacted_uri()}; "
+                   f"no new trades until it is back, open trades: "
+                   f"{self.cfg.missing_signal_policy.value}")
+            logger.warning(msg)
+            self._notify(msg)
+
+    def _succeeded(self) -> None:
+        self.available = True
+        if self.in_outage:
+            self.in_outage = False
+            msg = "ExternalSignalStrategy: signal store reachable again, trading on signals resumes"
+            logger.info(msg)
+            self._notify(msg)
+
+    # --- live / dry-run ---------------------------------------------------
+
+    def refresh(self, pairs: Collection[str], now: datetime) -> bool:
+        """One query for all ``pairs``; False (and no exception) when MongoDB is unavailable."""
+        start = pd.Timestamp(now).tz_convert("UTC") - self.cfg.lookback_bars * self._bar
+        try:
+            docs = self._query(pairs, start.to_pydatetime(), None)
+            self._ingest(docs, pairs)
+        except Exception as exc:  # noqa: BLE001 - an outage must never reach the bot loop
+            self._failed(exc)
+            return False
+        self._range = None
+        self._succeeded()
+        return True
+
+    # --- backtesting ------------------------------------------------------
+
+    def load_range(self, pairs: Collection[str], first: datetime, last: datetime) -> None:
+        """Read all ``pairs`` over [first - tolerance, last] once; later calls hit the cache.
+
+        Raises the MongoDB error: a backtest without its signals must fail, not trade blind.
+        """
+        first = pd.Timestamp(first).tz_convert("UTC")
+        last = pd.Timestamp(last).tz_convert("UTC")
+        if self._covers(pairs, first, last):
+            return
+        start = first - (self.cfg.tolerance_bars + self.cfg.lookback_bars) * self._bar
+        docs = self._query(pairs, start.to_pydatetime(), last.to_pydatetime())
+        self._ingest(docs, pairs)
+        self._range = (first, last)
+        self._range_pairs = set(pairs)
+        self.available = True
+
+    def _covers(self, pairs: Collection[str], first: datetime, last: datetime) -> bool:
+        return (self._range is not None and set(pairs) <= self._range_pairs
+                and self._range[0] <= first and last <= self._range[1])
+
+    # --- reading the cache ------------------------------------------------
+
+    def signals_for(self, pair: str) -> pd.DataFrame | None:
+        """The pair's normalised signals, or None while the store is unavailable."""
+        if not self.available:
+            return None
+        bounds = self._slices.get(pair)
+        if bounds is None:
+            return self._frame.iloc[0:0]
+        return self._frame.iloc[bounds[0]:bounds[1]]
+
+    def lag_seconds(self, pair: str, now: datetime) -> float | None:
+        """now - latest ts - one bar: how late the newest signal is (monitoring)."""
+        ts = self.latest_ts.get(pair)
+        if ts is None:
+            return None
+        return (pd.Timestamp(now).tz_convert("UTC") - ts - pd.Timedelta(self._bar)) / timedelta(
+            seconds=1)

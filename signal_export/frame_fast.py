@@ -1,0 +1,228 @@
+"""Vectorised fast path of frame validation: accept the clean rows of a signal DataFrame.
+
+The pydantic :class:`~signal_export.contract.SignalDocument` stays the one
+authority on the rules. This module only *accepts*: it checks the contract's
+rules column-wise with numpy/pandas and returns, for the rows that certainly
+pass, the same normalised records the model would produce. Every row it does
+not accept (odd types, a broken rule, ``extra`` data, anything unusual) goes
+through the model, which accepts or rejects it with a named error. So a bug
+here can only cost speed or be caught by the parity tests, which check that
+both paths give identical records and errors on the same corpus.
+
+Measured reason for it: the model costs ~15-20 us per row; this path ~2 us.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from signal_export.contract import (
+    NOTE_MAX_LEN,
+    SOURCE_MAX_LEN,
+    STRATEGY_ID_RE,
+    Align,
+    ContractError,
+    _grid_anchor_s,
+    _parse_aware,
+    resolve_symbol_pair,
+    timeframe_seconds,
+)
+
+_NS = 1_000_000_000
+_ACTIONS = ("enter_long", "exit_long")
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    return frame[name] if name in frame.columns else None
+
+
+def _missing(col: pd.Series | None, n: int) -> np.ndarray:
+    return np.ones(n, bool) if col is None else col.isna().to_numpy()
+
+
+def _aware_ns(col: pd.Series) -> np.ndarray | None:
+    """int64 ns since epoch (UTC) for a tz-aware datetime column; ``None`` if not one."""
+    if not isinstance(col.dtype, pd.DatetimeTZDtype):
+        return None
+    ns = col.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8.copy()
+    return ns - np.mod(ns, 1000)  # python datetimes (the model's type) stop at microseconds
+
+
+def _per_value(col: pd.Series, fn) -> pd.Series:
+    """Apply ``fn`` once per distinct value (NaN-safe) and map it back."""
+    uniques = pd.unique(col.to_numpy(dtype=object))
+    table = {}
+    for value in uniques:
+        table[value] = fn(value)
+    return col.map(table)
+
+
+def _ok_str(col: pd.Series | None, n: int, max_len: int) -> np.ndarray:
+    if col is None:
+        return np.ones(n, bool)
+    if pd.api.types.is_numeric_dtype(col.dtype) or isinstance(col.dtype, pd.DatetimeTZDtype):
+        return col.isna().to_numpy()
+    is_str = col.map(lambda v: type(v) is str).to_numpy(dtype=bool)
+    lengths = col.where(is_str).str.len().fillna(0).to_numpy()
+    return col.isna().to_numpy() | (is_str & (lengths <= max_len))
+
+
+def _float_values(col: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, ok) for an optional numeric column; object/bool columns are never fast."""
+    if col is None:
+        return np.full(n, np.nan), np.ones(n, bool)
+    if col.dtype == bool or not pd.api.types.is_numeric_dtype(col.dtype):
+        return np.full(n, np.nan), np.zeros(n, bool)
+    values = col.to_numpy(dtype="float64", na_value=np.nan)
+    ok = np.isnan(values) | np.isfinite(values)
+    return values, ok
+
+
+def _objects(values: np.ndarray, missing: np.ndarray) -> list[Any]:
+    out = values.astype(object)
+    out[missing] = None
+    return out.tolist()
+
+
+def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exchange: str,
+                quotes: tuple[str, ...]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """(mask of accepted rows, their normalised records in row order)."""
+    n = len(frame)
+    ok = np.ones(n, bool)
+    if n == 0:
+        return ok, []
+    if any(c not in frame.columns for c in ("ts", "timeframe", "strategy_id")):
+        return np.zeros(n, bool), []
+    for c in frame.columns:
+        if str(c).startswith("extra"):  # rows with extra data are left to the model
+            ok &= frame[c].isna().to_numpy()
+
+    # timeframe -> step, anchor
+    tf = frame["timeframe"]
+
+    def tf_step(v: Any) -> float:
+        try:
+            return float(timeframe_seconds(v))
+        except ContractError:
+            return np.nan
+
+    step_s = _per_value(tf, tf_step).to_numpy(dtype="float64", na_value=np.nan)
+    ok &= ~np.isnan(step_s)
+    step_ns = np.where(np.isnan(step_s), 60, step_s).astype("int64") * _NS
+    anchor_ns = _per_value(tf, lambda v: _grid_anchor_s(v) if isinstance(v, str) else 0).to_numpy(
+        dtype="int64", na_value=0) * _NS
+
+    # ts: tz-aware, on grid (or floored), not in the future
+    ts_ns = _aware_ns(frame["ts"])
+    if ts_ns is None:
+        return np.zeros(n, bool), []
+    ts_missing = frame["ts"].isna().to_numpy()
+    ok &= ~ts_missing
+    ts_ns = np.where(ts_missing, 0, ts_ns)
+    rem = np.mod(ts_ns - anchor_ns, step_ns)
+    if align == "floor":
+        ts_ns = ts_ns - rem
+    else:
+        ok &= rem == 0
+    now_ns = pd.Timestamp(_parse_aware(now, "now") if now is not None
+                          else pd.Timestamp.now(tz="UTC")).value
+    ok &= ts_ns <= now_ns + step_ns
+
+    # strategy_id
+    sid = frame["strategy_id"]
+    ok &= _per_value(sid, lambda v: type(v) is str and bool(STRATEGY_ID_RE.match(v))).to_numpy(
+        dtype=bool, na_value=False)
+
+    # symbol / pair
+    sym_col, pair_col = _column(frame, "symbol"), _column(frame, "pair")
+    sym = [None] * n if sym_col is None else _objects(sym_col.to_numpy(dtype=object),
+                                                      sym_col.isna().to_numpy())
+    pair = [None] * n if pair_col is None else _objects(pair_col.to_numpy(dtype=object),
+                                                        pair_col.isna().to_numpy())
+    resolved: dict[tuple, tuple[str, str] | None] = {}
+    for combo in set(zip(sym, pair, strict=True)):
+        try:
+            resolved[combo] = resolve_symbol_pair(combo[0], combo[1], exchange, quotes)
+        except (ContractError, TypeError):
+            resolved[combo] = None
+    mapped = [resolved[c] for c in zip(sym, pair, strict=True)]
+    ok &= np.fromiter((m is not None for m in mapped), bool, n)
+
+    # action / score / weight
+    act_col = _column(frame, "action")
+    act_missing = _missing(act_col, n)
+    if act_col is not None:
+        ok &= act_missing | act_col.isin(_ACTIONS).to_numpy()
+    score, score_ok = _float_values(_column(frame, "score"), n)
+    weight, weight_ok = _float_values(_column(frame, "weight"), n)
+    ok &= score_ok & weight_ok
+    w_nan = np.isnan(weight)
+    ok &= w_nan | ((weight >= 0.0) & (weight <= 1.0))
+    ok &= ~(act_missing & np.isnan(score) & w_nan)
+    act = (np.full(n, None, dtype=object) if act_col is None
+           else act_col.to_numpy(dtype=object))
+    is_exit = np.asarray(act == "exit_long", dtype=bool)
+    is_enter = np.asarray(act == "enter_long", dtype=bool)
+    ok &= ~(is_exit & ~w_nan & (weight > 0)) & ~(is_enter & ~w_nan & (weight == 0))
+
+    # valid_until
+    vu_col = _column(frame, "valid_until")
+    vu_missing = _missing(vu_col, n)
+    vu_ns = np.zeros(n, "int64")
+    if vu_col is not None and not vu_missing.all():
+        got = _aware_ns(vu_col)
+        if got is None:
+            ok &= vu_missing
+        else:
+            vu_ns = np.where(vu_missing, 0, got)
+            ok &= vu_missing | (vu_ns > ts_ns)
+
+    # note / source / version
+    ok &= _ok_str(_column(frame, "note"), n, NOTE_MAX_LEN)
+    ok &= _ok_str(_column(frame, "source"), n, SOURCE_MAX_LEN)
+    ver_col = _column(frame, "version")
+    version = np.ones(n, "int64")
+    if ver_col is not None:
+        vals, v_ok = _float_values(ver_col, n)
+        v_nan = np.isnan(vals)
+        whole = np.mod(np.where(v_nan, 1, vals), 1) == 0
+        good = v_ok & (v_nan | ((vals >= 1) & (vals < 2**53) & whole))
+        ok &= good
+        version = np.where(v_nan | ~good, 1, vals).astype("int64")
+
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return ok, []
+    ts_py = pd.to_datetime(ts_ns[rows], utc=True).to_pydatetime().tolist()
+    vu_rows = vu_missing[rows]
+    vu_py = [None] * rows.size
+    if not vu_rows.all():
+        conv = pd.to_datetime(vu_ns[rows], utc=True).to_pydatetime().tolist()
+        vu_py = [None if m else v for m, v in zip(vu_rows, conv, strict=True)]
+    tf_vals = tf.to_numpy(dtype=object)[rows].tolist()
+    sid_vals = sid.to_numpy(dtype=object)[rows].tolist()
+    act_vals = _objects(act[rows], act_missing[rows])
+    score_vals = _objects(score[rows], np.isnan(score[rows]))
+    weight_vals = _objects(weight[rows], w_nan[rows])
+    note_col, source_col = _column(frame, "note"), _column(frame, "source")
+    note_vals = ([None] * rows.size if note_col is None
+                 else _objects(note_col.to_numpy(dtype=object)[rows],
+                               note_col.isna().to_numpy()[rows]))
+    source_vals = ([None] * rows.size if source_col is None
+                   else _objects(source_col.to_numpy(dtype=object)[rows],
+                                 source_col.isna().to_numpy()[rows]))
+    ver_vals = version[rows].tolist()
+    records = []
+    for i, r in enumerate(rows.tolist()):
+        symbol, pair_v = mapped[r]
+        records.append({
+            "ts": ts_py[i], "timeframe": tf_vals[i], "symbol": symbol, "pair": pair_v,
+            "strategy_id": sid_vals[i], "action": act_vals[i], "score": score_vals[i],
+            "weight": weight_vals[i], "valid_until": vu_py[i], "note": note_vals[i],
+            "source": source_vals[i], "version": ver_vals[i], "extra": None,
+        })
+    return ok, records

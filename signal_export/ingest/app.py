@@ -1,0 +1,351 @@
+"""The FastAPI application of the signal ingest API: routes, auth, limits and error shapes.
+
+Endpoints: ``POST /v1/signals`` (one signal, an array, or ``{"signals": [...]}``,
+contract-shaped or TradingView alerts), ``GET /v1/signals/latest``,
+``GET /v1/health``, ``GET /metrics`` (Prometheus) and the generated OpenAPI
+schema at ``/openapi.json`` (docs at ``/docs``).
+
+Order of checks on ``POST``: body size (413, before anything is parsed) ->
+bearer token (401) -> per-producer rate limit (429 + ``Retry-After``) -> JSON
+(400) -> items (per-item results; 200/207/403/422, see
+:class:`~signal_export.ingest.models.IngestResponse`). MongoDB down -> 503.
+Anything unexpected is caught at the edge, logged with a request id and
+answered as a clean JSON 500: bad input never gets there (fuzz-tested).
+Tokens are never logged: only the producer name is.
+
+Not for: the ingest rules themselves (:mod:`signal_export.ingest.service`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pymongo.errors import PyMongoError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from signal_export.contract import Align, ContractError
+from signal_export.exporter import ExportError
+from signal_export.ingest.metrics import PROMETHEUS_CONTENT_TYPE, IngestMetrics
+from signal_export.ingest.models import (
+    ErrorBody,
+    Health,
+    IngestResponse,
+    LatestSignal,
+    ingest_body_schema,
+)
+from signal_export.ingest.ratelimit import RateLimiter, retry_after_header
+from signal_export.ingest.service import BodyError, SignalSink, ingest_body, latest_signal
+from signal_export.ingest.tokens import Producer, RateLimit, TokenRegistry
+
+log = logging.getLogger(__name__)
+
+API_TITLE = "Signal ingest API"
+DRAIN_CAP_FACTOR = 16
+
+
+def error_response(status: int, error: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=error, message=message, field=field).model_dump(),
+                        status_code=status, headers=headers)
+
+
+class ApiError(Exception):
+    """Raised by handlers, turned into an :class:`ErrorBody` answer."""
+
+    def __init__(self, status: int, error: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.field, self.headers = field, headers
+
+
+# --- ASGI edge: size limit, catch-all, request counter -----------------------
+
+
+class EdgeMiddleware:
+    """Buffers request bodies up to ``max_body_bytes`` (413 beyond), catches anything a
+    handler let escape (clean 500) and counts answers by status code."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: dict[str, int] = {}
+
+        async def send_counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                self.metrics.requests.labels(code=str(message["status"])).inc()
+            await send(message)
+
+        body = await self._read_body(scope, receive, send_counted)
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        try:
+            await self.app(scope, replay, send_counted)
+        except Exception:
+            request_id = uuid.uuid4().hex[:12]
+            log.exception("unhandled error on %s %s (request %s)", scope.get("method"),
+                          scope.get("path"), request_id, extra={"request_id": request_id})
+            if "code" not in status:
+                response = error_response(500, "internal", f"internal error (request "
+                                          f"{request_id}); the input was not stored")
+                await response(scope, receive, send_counted)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or ``None`` after answering 413/400 (the rest is drained)."""
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        declared: int | None = None
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await error_response(400, "invalid", "Content-Length is not an integer",
+                                     "Content-Length")(scope, receive, send)
+                return None
+        chunks: list[bytes] = []
+        total = 0
+        too_large = declared is not None and declared > self.max_body_bytes
+        cap = self.max_body_bytes * DRAIN_CAP_FACTOR
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            piece = message.get("body", b"")
+            total += len(piece)
+            more = message.get("more_body", False)
+            if total > self.max_body_bytes:
+                too_large = True
+            if too_large:
+                if total > cap:
+                    break
+                continue
+            chunks.append(piece)
+        if too_large:
+            size = declared if declared is not None else total
+            await error_response(413, "too_large", f"request body of {size} bytes is over the "
+                                 f"limit of {self.max_body_bytes} bytes", "body")(
+                scope, receive, send)
+            return None
+        return b"".join(chunks)
+
+
+# --- the app ------------------------------------------------------------------
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _authenticate(request: Request, registry: TokenRegistry) -> Producer:
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)",
+                       "Authorization", {"WWW-Authenticate": "Bearer"})
+    producer = registry.authenticate(token)
+    if producer is None:
+        raise ApiError(401, "unauthorized", "invalid bearer token", "Authorization",
+                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return producer
+
+
+def _loc_field(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "body", "header", "path")]
+    return ".".join(parts) or "request"
+
+
+def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int = 1_048_576,
+               rate_limit: RateLimit = RateLimit(10.0, 50),
+               metrics: IngestMetrics | None = None,
+               clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """The ASGI app, wired to a signal sink and a token registry."""
+    metrics = metrics or IngestMetrics()
+    limiter = RateLimiter(rate_limit, clock)
+    app = FastAPI(title=API_TITLE, version="1",
+                  description="Signals from external producers (TradingView alerts, ML servers, "
+                              "research UIs) into the crypto_signals store, through the same "
+                              "contract, idempotently, with an audit record per request.")
+    app.state.sink, app.state.registry, app.state.metrics = sink, registry, metrics
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.message, exc.field, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = _loc_field(first.get("loc", ()))
+        return error_response(422, "invalid", f"{field}: {first.get('msg', 'invalid')}", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid")
+        return error_response(exc.status_code, code, str(exc.detail), None,
+                              getattr(exc, "headers", None))
+
+    error_responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": text} for code, text in (
+            (400, "body is not JSON"), (401, "missing or invalid token"),
+            (413, "body or batch too large"), (429, "rate limited; see Retry-After"),
+            (503, "MongoDB unavailable"))}
+    results: dict[int | str, dict[str, Any]] = {
+        code: {"model": IngestResponse, "description": text} for code, text in (
+            (207, "some items accepted, some rejected"),
+            (403, "no item accepted, some forbidden"))}
+    results[422] = {"description": "no item accepted (per-item results), or the body / a query "
+                                   "parameter is unusable (error body)",
+                    "content": {"application/json": {"schema": {"anyOf": [
+                        {"$ref": "#/components/schemas/IngestResponse"},
+                        {"$ref": "#/components/schemas/ErrorBody"}]}}}}
+    body_schema, _ = ingest_body_schema()
+
+    @app.post("/v1/signals", response_model=IngestResponse,
+              responses={**results, **error_responses},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": body_schema}}}},
+              summary="Store one signal or a batch (contract shape or TradingView alert)")
+    async def post_signals(
+        request: Request,
+        align: Annotated[Align, Query(description="off-grid ts: reject (default) or floor")]
+        = "reject",
+    ) -> Response:
+        t0 = time.perf_counter()
+        received_at = datetime.now(UTC)
+        producer = _authenticate(request, registry)
+        wait = limiter.acquire(producer.name, producer.rate_limit)
+        if wait > 0:
+            raise ApiError(429, "rate_limited", f"producer {producer.name!r} is over its rate "
+                           f"limit; retry in {wait:.1f} s", None,
+                           {"Retry-After": retry_after_header(wait)})
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, "invalid", f"body is not valid JSON: {exc}", "body") from None
+        except RecursionError:
+            raise ApiError(400, "invalid", "body is nested too deeply", "body") from None
+        client = request.client.host if request.client else None
+        try:
+            outcome = await run_in_threadpool(
+                ingest_body, body, producer, sink, received_at=received_at, align=align,
+                audit={"remote": client})
+        except BodyError as exc:
+            raise ApiError(exc.status, "too_large" if exc.status == 413 else "invalid",
+                           str(exc), exc.field) from None
+        except (ExportError, PyMongoError) as exc:
+            metrics.latency.labels(outcome="error").observe(time.perf_counter() - t0)
+            log.error("ingest from %s failed: MongoDB unavailable (%s)", producer.name,
+                      type(exc).__name__, extra={"producer": producer.name})
+            raise ApiError(503, "unavailable", "signal store unavailable; nothing new was "
+                           "acknowledged, retry later (re-posting is idempotent)", None,
+                           {"Retry-After": "5"}) from None
+        for status in ("accepted", "rejected", "forbidden"):
+            n = outcome.count(status)
+            if n:
+                metrics.signals.labels(producer=producer.name, status=status).inc(n)
+        metrics.latency.labels(outcome=outcome.outcome_label).observe(time.perf_counter() - t0)
+        payload = outcome.as_dict()
+        log.info("ingest from %s: %s", producer.name, payload["counts"],
+                 extra={"producer": producer.name, "run_id": outcome.run_id})
+        return JSONResponse(payload, status_code=outcome.http_status)
+
+    @app.get("/v1/signals/latest", response_model=LatestSignal,
+             responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+                        404: {"model": ErrorBody}, 422: {"model": ErrorBody},
+                        503: {"model": ErrorBody}},
+             summary="The newest stored signal of one strategy, pair and timeframe")
+    async def get_latest(
+        request: Request,
+        strategy_id: Annotated[str, Query(min_length=1, max_length=64)],
+        pair: Annotated[str, Query(min_length=1, max_length=64,
+                                   description="BTC/USDT or BINANCE:BTCUSDT")],
+        timeframe: Annotated[str, Query(min_length=1, max_length=8)],
+    ) -> Response:
+        producer = _authenticate(request, registry)
+        if not producer.may_write(strategy_id):
+            raise ApiError(403, "forbidden", f"strategy_id {strategy_id!r}: the token of "
+                           f"producer {producer.name!r} is not bound to it", "strategy_id")
+        try:
+            doc = await run_in_threadpool(latest_signal, sink.collection, strategy_id, pair,
+                                          timeframe, sink.quotes)
+        except ContractError as exc:
+            raise ApiError(422, "invalid", str(exc), exc.field or "timeframe") from None
+        except PyMongoError:
+            raise ApiError(503, "unavailable", "signal store unavailable", None,
+                           {"Retry-After": "5"}) from None
+        if doc is None:
+            raise ApiError(404, "not_found", f"no signal for strategy_id={strategy_id!r} "
+                           f"pair={pair!r} timeframe={timeframe!r}")
+        return JSONResponse(doc)
+
+    @app.get("/v1/health", response_model=Health, responses={503: {"model": Health}},
+             summary="Liveness and MongoDB connectivity (no token needed)")
+    async def health() -> Response:
+        def ping() -> str:
+            try:
+                sink.collection.database.client.admin.command("ping")
+                return "ok"
+            except PyMongoError as exc:
+                return f"error: {type(exc).__name__}"
+
+        mongo = await run_in_threadpool(ping)
+        ok = mongo == "ok"
+        body = Health(status="ok" if ok else "degraded", mongo=mongo, producers=len(registry))
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            _, defs = ingest_body_schema()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs)
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=metrics)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI schema without a database or tokens (for docs, clients and schema tests)."""
+    sink = SignalSink(collection=None, runs_collection=None)  # type: ignore[arg-type]
+    return create_app(sink, TokenRegistry([])).openapi()

@@ -1,0 +1,110 @@
+"""Settings of the ingest API: limits, grace window, where tokens live, where it listens.
+
+Read like :func:`signal_export.settings.load_settings` (keyword overrides >
+environment > ``.env`` > defaults); the MongoDB side (URI, database,
+collections, exchange, quotes) comes from :mod:`signal_export.settings` itself.
+
+=================================  ==========================  =========
+variable                           meaning                     default
+=================================  ==========================  =========
+``EXT_SIG_INGEST_TOKENS_FILE``     producer token file         required
+``EXT_SIG_INGEST_HOST``            listen address              127.0.0.1
+``EXT_SIG_INGEST_PORT``            listen port                 8090
+``EXT_SIG_INGEST_GRACE_SECONDS``   TradingView grace window    5
+``EXT_SIG_INGEST_MAX_BODY_BYTES``  request size limit (413)    1048576
+``EXT_SIG_INGEST_MAX_ITEMS``       signals per request         5000
+``EXT_SIG_INGEST_RATE_PER_SECOND`` default per-token refill    10
+``EXT_SIG_INGEST_RATE_BURST``      default per-token burst     50
+=================================  ==========================  =========
+
+Not for: the token file format (:mod:`signal_export.ingest.tokens`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from signal_export.ingest.tokens import RateLimit
+
+ENV_VARS: dict[str, str] = {
+    "tokens_file": "EXT_SIG_INGEST_TOKENS_FILE",
+    "host": "EXT_SIG_INGEST_HOST",
+    "port": "EXT_SIG_INGEST_PORT",
+    "grace_seconds": "EXT_SIG_INGEST_GRACE_SECONDS",
+    "max_body_bytes": "EXT_SIG_INGEST_MAX_BODY_BYTES",
+    "max_items": "EXT_SIG_INGEST_MAX_ITEMS",
+    "rate_per_second": "EXT_SIG_INGEST_RATE_PER_SECOND",
+    "rate_burst": "EXT_SIG_INGEST_RATE_BURST",
+}
+_TYPES: dict[str, type] = {"tokens_file": str, "host": str, "port": int, "grace_seconds": float,
+                           "max_body_bytes": int, "max_items": int, "rate_per_second": float,
+                           "rate_burst": int}
+
+
+class IngestConfigError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Limits and listen address of the ingest API."""
+
+    tokens_file: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8090
+    grace_seconds: float = 5.0
+    max_body_bytes: int = 1_048_576
+    max_items: int = 5000
+    rate_per_second: float = 10.0
+    rate_burst: int = 50
+
+    @property
+    def default_rate_limit(self) -> RateLimit:
+        return RateLimit(self.rate_per_second, self.rate_burst)
+
+    def check(self) -> IngestConfig:
+        """Raise :class:`IngestConfigError` naming the first bad value."""
+        rules = {
+            "grace_seconds": self.grace_seconds >= 0,
+            "max_body_bytes": self.max_body_bytes > 0,
+            "max_items": self.max_items > 0,
+            "rate_per_second": self.rate_per_second > 0,
+            "rate_burst": self.rate_burst >= 1,
+            "port": 0 <= self.port <= 65535,
+        }
+        for name, ok in rules.items():
+            if not ok:
+                raise IngestConfigError(f"{ENV_VARS[name]}: bad value {getattr(self, name)!r}")
+        return self
+
+
+def _convert(name: str, text: str) -> Any:
+    try:
+        return _TYPES[name](text.strip())
+    except ValueError:
+        raise IngestConfigError(f"{ENV_VARS[name]}: {text!r} is not a valid "
+                                f"{_TYPES[name].__name__}") from None
+
+
+def load_ingest_config(env_file: str | Path | None = ".env", **overrides: Any) -> IngestConfig:
+    """``overrides`` > ``os.environ`` > ``env_file`` > defaults; ``None`` overrides are ignored."""
+    file_values: Mapping[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        file_values = dotenv_values(env_file)
+    values: dict[str, Any] = {}
+    for name, env in ENV_VARS.items():
+        text = os.environ.get(env) or file_values.get(env)
+        if text is not None and str(text).strip():
+            values[name] = _convert(name, str(text))
+    for name, value in overrides.items():
+        if name not in ENV_VARS:
+            raise TypeError(f"unknown ingest setting {name!r}")
+        if value is not None:
+            values[name] = value
+    return replace(IngestConfig(), **values).check()

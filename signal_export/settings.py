@@ -1,0 +1,187 @@
+"""Settings of the export side, from the environment and an optional ``.env`` file.
+
+Precedence: explicit keyword arguments > process environment > ``.env`` file >
+defaults. The ``.env`` file is read with python-dotenv without changing
+``os.environ``. Every variable is documented in ``configs/.env.example``.
+Also here: :func:`redact_uri` and :class:`RedactingFilter`, so that a Mongo
+password never reaches a log line.
+
+Not for: Freqtrade strategy options (tolerance, thresholds), which live with the strategy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from signal_export.contract import (
+    DEFAULT_EXCHANGE,
+    EXPORT_RUNS_COLLECTION,
+    MARKET_1D_COLLECTION,
+    MARKET_1M_COLLECTION,
+    SIGNALS_COLLECTION,
+    ContractError,
+    parse_quotes,
+)
+
+DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
+
+#: Settings field -> environment variable.
+ENV_VARS: dict[str, str] = {
+    "mongo_uri": "EXT_SIG_MONGO_URI",
+    "db": "EXT_SIG_DB",
+    "collection": "EXT_SIG_COLLECTION",
+    "strategy_ids": "EXT_SIG_STRATEGY_ID",
+    "export_runs_collection": "EXT_SIG_EXPORT_RUNS_COLLECTION",
+    "exchange": "EXT_SIG_EXCHANGE",
+    "quotes": "EXT_SIG_QUOTES",
+    "signals_ttl_seconds": "EXT_SIG_TTL_SECONDS",
+    "batch_size": "EXT_SIG_BATCH_SIZE",
+    "market_mongo_uri": "MARKET_MONGO_URI",
+    "market_db": "MARKET_DB",
+    "market_1d_collection": "MARKET_1D_COLLECTION",
+    "market_1m_collection": "MARKET_1M_COLLECTION",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where signals and market data live and how the exporter writes them."""
+
+    mongo_uri: str = DEFAULT_MONGO_URI
+    db: str = "signals"
+    collection: str = SIGNALS_COLLECTION
+    strategy_ids: tuple[str, ...] = ()
+    export_runs_collection: str = EXPORT_RUNS_COLLECTION
+    exchange: str = DEFAULT_EXCHANGE
+    quotes: tuple[str, ...] = field(default_factory=lambda: parse_quotes(None))
+    signals_ttl_seconds: int | None = None
+    batch_size: int = 10_000
+    market_mongo_uri: str | None = None
+    market_db: str = "market"
+    market_1d_collection: str = MARKET_1D_COLLECTION
+    market_1m_collection: str = MARKET_1M_COLLECTION
+
+    @property
+    def market_uri(self) -> str:
+        """The market-data URI; defaults to the signals URI."""
+        return self.market_mongo_uri or self.mongo_uri
+
+    def redacted(self) -> dict[str, Any]:
+        """A dict safe to log or print (URI passwords masked)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("mongo_uri", "market_mongo_uri"):
+            if out[name]:
+                out[name] = redact_uri(out[name])
+        return out
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _positive_int(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ContractError(f"{name}: {text!r} is not an integer", name) from None
+    if value <= 0:
+        raise ContractError(f"{name}: must be > 0, got {value}", name)
+    return value
+
+
+def _convert(name: str, text: str) -> Any:
+    env = ENV_VARS[name]
+    if name in ("strategy_ids",):
+        return _split_list(text)
+    if name == "quotes":
+        return parse_quotes(text)
+    if name in ("signals_ttl_seconds", "batch_size"):
+        return _positive_int(env, text)
+    if name == "exchange":
+        return text.strip().upper()
+    return text.strip()
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build :class:`Settings` from ``overrides`` > ``os.environ`` > ``env_file`` > defaults.
+
+    ``env_file=None`` skips the file; a missing file is fine (defaults apply).
+    Empty values count as unset. Overrides that are ``None`` are ignored.
+    """
+    file_values: Mapping[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        file_values = dotenv_values(env_file)
+    values: dict[str, Any] = {}
+    for name, env in ENV_VARS.items():
+        text = os.environ.get(env) or file_values.get(env)
+        if text is not None and str(text).strip():
+            values[name] = _convert(name, str(text))
+    for name, value in overrides.items():
+        if name not in ENV_VARS:
+            raise TypeError(f"unknown setting {name!r}")
+        if value is None:
+            continue
+        if isinstance(value, str) and name in ("strategy_ids", "quotes", "signals_ttl_seconds",
+                                                "batch_size", "exchange"):
+            value = _convert(name, value)
+        elif name in ("strategy_ids", "quotes"):
+            value = tuple(value)
+        values[name] = value
+    return replace(Settings(), **values)
+
+
+# --- secrets never logged -------------------------------------------------
+
+_URI_PASSWORD_RE = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)",
+                              re.IGNORECASE)
+_QUERY_SECRET_RE = re.compile(
+    r"(?P<head>[?&](?:password|authMechanismProperties|tlsCertificateKeyFilePassword)=)[^&\s]*",
+    re.IGNORECASE,
+)
+
+
+def redact_uri(text: str) -> str:
+    """``mongodb://user:secret@host`` -> ``mongodb://user:***@host`` (anywhere in ``text``)."""
+    if not isinstance(text, str):
+        return text
+    text = _URI_PASSWORD_RE.sub(lambda m: f"{m['head']}***", text)
+    return _QUERY_SECRET_RE.sub(lambda m: f"{m['head']}***", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks URI passwords in the message and its arguments.
+
+    Attach it to handlers (``handler.addFilter(RedactingFilter())``) so records
+    from every library are covered; see :func:`install_redaction`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to logging to report
+            return True
+        redacted = redact_uri(message)
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+        return True
+
+
+def install_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
+    """Add one :class:`RedactingFilter` to every handler of ``logger`` (root by default)."""
+    logger = logger or logging.getLogger()
+    filt = RedactingFilter()
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(filt)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(filt)
+    return filt

@@ -1,0 +1,177 @@
+"""MongoDB access for signals and market data: connection, indexes, and the two reads.
+
+Connecting (``tz_aware=True`` so datetimes come back UTC-aware), creating the
+indexes of SPEC §2 idempotently (safe to call at every start), and reading
+signals: the latest per (strategy, pair, timeframe) and a time range. Writing
+signals is the exporter's job (:mod:`signal_export.exporter`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from signal_export.contract import SIGNAL_FIELDS, SIGNAL_KEY, ensure_utc
+from signal_export.settings import Settings, redact_uri
+
+log = logging.getLogger(__name__)
+
+SIGNAL_KEY_INDEX = "signal_key"
+SIGNAL_TTL_INDEX = "signal_ts_ttl"
+MARKET_1D_INDEX = "symbol_date"
+MARKET_1M_INDEX = "symbol_datetime"
+RUNS_STARTED_INDEX = "started_at"
+RUNS_STRATEGY_INDEX = "strategy_ids_started_at"
+RUNS_ID_INDEX = "run_id"
+
+
+def connect(uri: str, *, app_name: str = "signal-export", timeout_ms: int = 5000,
+            **kwargs: Any) -> MongoClient:
+    """A client with UTC-aware datetimes and timeouts that fail fast instead of hanging."""
+    options: dict[str, Any] = {
+        "tz_aware": True,
+        "appname": app_name,
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "socketTimeoutMS": max(60_000, timeout_ms),
+    }
+    options.update(kwargs)
+    log.debug("connecting to %s", redact_uri(uri))
+    return MongoClient(uri, **options)
+
+
+def signals_collection(client: MongoClient, settings: Settings) -> Collection:
+    return client[settings.db][settings.collection]
+
+
+def runs_collection(client: MongoClient, settings: Settings) -> Collection:
+    return client[settings.db][settings.export_runs_collection]
+
+
+def _index_info(coll: Collection) -> dict[str, dict[str, Any]]:
+    return dict(coll.index_information())
+
+
+def ensure_signal_indexes(coll: Collection, expire_after_seconds: int | None = None) -> list[str]:
+    """Unique query index on the signal key, plus an optional TTL index on ``ts``.
+
+    Idempotent. A TTL index whose ``expireAfterSeconds`` differs from the wanted
+    value is dropped and recreated; ``expire_after_seconds=None`` leaves an
+    existing TTL index alone (removing expiry is a deliberate act: drop it by hand).
+    """
+    names = [coll.create_index([(f, ASCENDING) for f in SIGNAL_KEY], name=SIGNAL_KEY_INDEX,
+                               unique=True)]
+    if expire_after_seconds is not None:
+        if expire_after_seconds <= 0:
+            raise ValueError(f"expire_after_seconds must be > 0, got {expire_after_seconds}")
+        existing = _index_info(coll).get(SIGNAL_TTL_INDEX)
+        if existing and existing.get("expireAfterSeconds") != expire_after_seconds:
+            log.info("signal TTL changes from %s to %s s: recreating %s",
+                     existing.get("expireAfterSeconds"), expire_after_seconds, SIGNAL_TTL_INDEX)
+            coll.drop_index(SIGNAL_TTL_INDEX)
+        names.append(coll.create_index([("ts", ASCENDING)], name=SIGNAL_TTL_INDEX,
+                                       expireAfterSeconds=int(expire_after_seconds)))
+    return names
+
+
+def ensure_market_indexes(db: Database, settings: Settings) -> list[str]:
+    """Unique ``{symbol, date}`` on ``crypto_market``, ``{symbol, datetime}`` on ``_1m``."""
+    return [
+        db[settings.market_1d_collection].create_index(
+            [("symbol", ASCENDING), ("date", ASCENDING)], name=MARKET_1D_INDEX, unique=True),
+        db[settings.market_1m_collection].create_index(
+            [("symbol", ASCENDING), ("datetime", ASCENDING)], name=MARKET_1M_INDEX, unique=True),
+    ]
+
+
+def ensure_runs_indexes(coll: Collection) -> list[str]:
+    """Audit records: unique ``run_id``; newest first overall and per strategy."""
+    return [
+        coll.create_index([("run_id", ASCENDING)], name=RUNS_ID_INDEX, unique=True),
+        coll.create_index([("started_at", DESCENDING)], name=RUNS_STARTED_INDEX),
+        coll.create_index([("strategy_ids", ASCENDING), ("started_at", DESCENDING)],
+                          name=RUNS_STRATEGY_INDEX),
+    ]
+
+
+def ensure_indexes(client: MongoClient, settings: Settings) -> None:
+    """All indexes of the export side, idempotently (call at every start).
+
+    Market indexes are created here only when market data lives on the same
+    server (``MARKET_MONGO_URI`` unset or equal); otherwise the market side
+    creates them with its own client (:func:`ensure_market_indexes`).
+    """
+    db = client[settings.db]
+    try:
+        ensure_signal_indexes(db[settings.collection], settings.signals_ttl_seconds)
+        ensure_runs_indexes(db[settings.export_runs_collection])
+        if settings.market_uri == settings.mongo_uri:
+            ensure_market_indexes(client[settings.market_db], settings)
+    except OperationFailure as exc:
+        raise RuntimeError(f"creating indexes failed: {exc}") from exc
+
+
+def _signal_filter(strategy_ids: Sequence[str] | str | None, timeframe: str | None,
+                   pairs: Iterable[str] | None) -> dict[str, Any]:
+    flt: dict[str, Any] = {}
+    if isinstance(strategy_ids, str):
+        strategy_ids = [strategy_ids]
+    if strategy_ids:
+        flt["strategy_id"] = {"$in": list(strategy_ids)}
+    if pairs is not None:
+        flt["pair"] = {"$in": list(pairs)}
+    if timeframe:
+        flt["timeframe"] = timeframe
+    return flt
+
+
+def latest_signals(coll: Collection, *, strategy_ids: Sequence[str] | str | None = None,
+                   timeframe: str | None = None, pairs: Iterable[str] | None = None,
+                   fields: Sequence[str] = SIGNAL_FIELDS) -> pd.DataFrame:
+    """The newest signal per (strategy_id, pair, timeframe): one ``$sort`` + ``$group $first``."""
+    group: dict[str, Any] = {"_id": {"s": "$strategy_id", "p": "$pair", "t": "$timeframe"}}
+    for name in fields:
+        if name not in ("strategy_id", "pair", "timeframe"):
+            group[name] = {"$first": f"${name}"}
+    pipeline = [
+        {"$match": _signal_filter(strategy_ids, timeframe, pairs)},
+        {"$sort": {"strategy_id": 1, "pair": 1, "timeframe": 1, "ts": -1}},
+        {"$group": group},
+    ]
+    rows = []
+    for doc in coll.aggregate(pipeline):
+        key = doc.pop("_id")
+        rows.append({"strategy_id": key["s"], "pair": key["p"], "timeframe": key["t"], **doc})
+    return _to_frame(rows, fields)
+
+
+def signals_in_range(coll: Collection, start: datetime, end: datetime, *,
+                     strategy_ids: Sequence[str] | str | None = None,
+                     timeframe: str | None = None, pairs: Iterable[str] | None = None,
+                     fields: Sequence[str] = SIGNAL_FIELDS) -> pd.DataFrame:
+    """Signals with ``start <= ts <= end`` (both inclusive, tz-aware), sorted by pair and ts."""
+    flt = _signal_filter(strategy_ids, timeframe, pairs)
+    flt["ts"] = {"$gte": ensure_utc(start, "start").to_pydatetime(),
+                 "$lte": ensure_utc(end, "end").to_pydatetime()}
+    projection = {name: 1 for name in fields} | {"_id": 0}
+    cursor = coll.find(flt, projection).sort([("strategy_id", 1), ("pair", 1),
+                                              ("timeframe", 1), ("ts", 1)])
+    return _to_frame(list(cursor), fields)
+
+
+def _to_frame(rows: list[dict[str, Any]], fields: Sequence[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(list(fields) + [
+        c for r in rows[:1] for c in r])))
+    if "ts" in frame.columns:
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    if not frame.empty:
+        frame = frame.sort_values(["strategy_id", "pair", "timeframe"], kind="stable")
+    return frame.reset_index(drop=True)
