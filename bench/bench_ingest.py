@@ -170,7 +170,7 @@ def render(rows: list[dict], server: str, repeat: int) -> str:
                 f"{'met' if ratio >= TARGET_RATIO_500 else 'NOT met'}"
                 if r["batch"] >= 500 else "figure reported")
         lines.append(f"| {r['batch']} | {r['docs']:,} | {api_rate:,.0f} | {per_request:.2f} | "
-                     f"{direct_rate:,.0f} | {ratio:.2f} | {goal} |")
+                     f"{direct_rate:,.0f} | {ratio:.3f} | {goal} |")
     lines += ["", "Run: `python bench/bench_ingest.py` (`--quick` for a small run)."]
     return "\n".join(lines) + "\n"
 

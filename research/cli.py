@@ -1,6 +1,6 @@
 """``research``: the researcher's command line - import data, factors, signals, pipelines.
 
-    research pipeline CONFIG [--dry-run | --no-export] [--latest [--now T]] [--json]
+    research pipeline CONFIG [--dry-run | --no-export] [--latest [--now T] [--bars N]] [--json]
     research factors --symbols BTC/USDT,ETH/USDT --start 2025-01-01 --end 2025-12-31 \\
                      --timeframe 1d --factors rsi,macd --out factors.parquet [--synthetic-seed 7]
     research signals --config CONFIG --out signals.parquet [--export]
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
@@ -36,6 +37,7 @@ from research.data.synthetic import SyntheticMarket, generate_ohlcv
 from research.factors import FactorError, compute_factors
 from research.pipeline import (
     MarketDataError,
+    PipelineConfig,
     PipelineConfigError,
     PositionsError,
     load_config,
@@ -71,11 +73,16 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
-    m = summary.get("metrics") or {}
-    lines = [f"pipeline {summary['pipeline']} ({summary['strategy_id']}, {summary['timeframe']}): "
-             f"{summary['symbols']} symbols, {summary['bars']:,} bars, "
-             f"{summary['signals']:,} signals ({summary['enter_long']} enter_long, "
-             f"{summary['exit_long']} exit_long)"]
+    head = f"pipeline {summary['pipeline']} ({summary['strategy_id']}, {summary['timeframe']})"
+    if "bar" in summary:  # the newest-bar run
+        lines = [f"{head}: bar {summary['bar']}, {summary['symbols']} symbols with a candle"
+                 + (f" (missing: {', '.join(summary['missing_symbols'])})"
+                    if summary["missing_symbols"] else "")]
+    else:
+        lines = [f"{head}: {summary['symbols']} symbols, {summary['bars']:,} bars"]
+    lines[0] += (f", {summary['signals']:,} signals ({summary['enter_long']} enter_long, "
+                 f"{summary['exit_long']} exit_long)")
+    m = summary.get("metrics")
     if m:
         lines.append("backtest: " + ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()))
@@ -104,22 +111,24 @@ def _export_status(export: Any) -> int:
 # --- commands -------------------------------------------------------------------
 
 
-def cmd_pipeline(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> PipelineConfig:
+    """The config file, with ``--db`` (a command-line choice) beating ``export.db``."""
     config = load_config(args.config)
+    if args.db and config.export.db and args.db != config.export.db:
+        config = config.model_copy(update={"export": config.export.model_copy(
+            update={"db": args.db})})
+    return config
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    config = _load(args)
     export = False if args.no_export else None
     dry = True if args.dry_run else None
     if args.latest:
         now = pd.Timestamp(args.now) if args.now else None
-        res = run_latest(config, now=now, settings=_settings(args), export=export, dry_run=dry)
-        summary = {"pipeline": config.name, "strategy_id": config.export.strategy_id,
-                   "timeframe": config.timeframe, "symbols": len(config.universe),
-                   "bars": len(res.factors), "signals": len(res.signals),
-                   "enter_long": int((res.signals["action"] == "enter_long").sum()),
-                   "exit_long": int((res.signals["action"] == "exit_long").sum()),
-                   "bar": str(res.bar), "metrics": None, "report": None,
-                   "export": None if res.export is None else {
-                       "target": res.export.target, "dry_run": res.export.dry_run,
-                       **res.export.counts()}}
+        res = run_latest(config, now=now, settings=_settings(args), export=export, dry_run=dry,
+                         bars=args.bars)
+        summary = res.summary()
         _print_summary(summary, args.json)
         return _export_status(res.export)
     result = run_pipeline(config, settings=_settings(args), export=export, dry_run=dry,
@@ -128,9 +137,27 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return _export_status(result.export)
 
 
+def parse_factor_list(text: str) -> list[str | dict[str, Any]]:
+    """``"rsi,sma:period=50,macd:fast=8:slow=21"`` -> factor requests for compute_factors."""
+    requests: list[str | dict[str, Any]] = []
+    for item in _split(text):
+        name, *pairs = item.split(":")
+        if not pairs:
+            requests.append(name)
+            continue
+        params: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--factors {item!r}: expected name:param=value[:param=value]")
+            params[key] = yaml.safe_load(value)  # 50 -> int, 2.0 -> float, text stays text
+        requests.append({"name": name, "params": params})
+    return requests
+
+
 def cmd_factors(args: argparse.Namespace) -> int:
     symbols = [to_symbol(s) for s in _split(args.symbols)]
-    factors = _split(args.factors)
+    factors = parse_factor_list(args.factors)
     if not symbols or not factors:
         raise ValueError("--symbols and --factors must each name at least one item")
     lo, hi = bar_range(parse_bound(args.start, "--start"), parse_bound(args.end, "--end"),
@@ -165,7 +192,7 @@ def cmd_factors(args: argparse.Namespace) -> int:
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = _load(args)
     with open_targets(config, None, _settings(args), write=args.export) as mongo:
         with tqdm(total=3, desc=config.name, unit="step", disable=args.quiet,
                   leave=False) as bar:
@@ -244,7 +271,8 @@ def cmd_import_file(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="research", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="research", description="Research side: import data, factors, signals, pipelines.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mongo-uri", help="MongoDB for signals and market data "
                         "(overrides EXT_SIG_MONGO_URI and MARKET_MONGO_URI)")
@@ -266,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latest", action="store_true",
                    help="only the newest closed bar (the scheduled job's run; no report)")
     p.add_argument("--now", help="with --latest: the clock, ISO time with offset")
+    p.add_argument("--bars", type=int, default=1,
+                   help="with --latest: back-fill the signals of the last N bars (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_pipeline)
 
@@ -274,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--start", required=True, help="first day (YYYY-MM-DD) or ISO time")
     f.add_argument("--end", required=True, help="last day (inclusive) or ISO time")
     f.add_argument("--timeframe", default="1d")
-    f.add_argument("--factors", required=True, help="comma list of factor names, e.g. rsi,macd")
+    f.add_argument("--factors", required=True,
+                   help="comma list, e.g. rsi,macd,sma:period=50 (name:param=value)")
     f.add_argument("--cross-section", help="rank and/or zscore, comma separated")
     f.add_argument("--keep-ohlcv", action="store_true", help="keep the OHLCV input columns")
     f.add_argument("--synthetic-seed", type=int,
@@ -318,7 +349,8 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
         print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         return EXIT_MONGO
     except PyMongoError as exc:
-        print(f"error: MongoDB: {type(exc).__name__}: {redact_uri(str(exc))}", file=sys.stderr)
+        short = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
+        print(f"error: MongoDB: {type(exc).__name__}: {redact_uri(short)}", file=sys.stderr)
         return EXIT_MONGO
     except RuntimeError as exc:  # e.g. index creation failed
         print(f"error: {redact_uri(str(exc))}", file=sys.stderr)

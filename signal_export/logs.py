@@ -256,13 +256,20 @@ def install_redaction_filter(config: Mapping[str, Any] | None = None) -> SecretR
     return shared
 
 
-def configure_logging(level: str | int = "INFO", json: bool = False,
+def configure_logging(level: str | int | None = None, json: bool | None = None,
                       stream: TextIO | None = None) -> logging.Handler:
     """Replace the root handlers by one stream handler (text or JSON) with redaction.
 
-    Every entry point calls this once at start. Secret-named environment
-    variables are registered as literal secrets first. Returns the handler.
+    Every entry point calls this once at start (its ``--log-level`` flag wins).
+    ``None`` means: ``LOG_LEVEL`` (default INFO) and ``LOG_JSON`` (1/true/yes)
+    from the environment, which is how containers switch to JSON lines.
+    Secret-named environment variables are registered as literal secrets.
+    Returns the handler.
     """
+    if level is None:
+        level = os.environ.get("LOG_LEVEL") or "INFO"
+    if json is None:
+        json = os.environ.get("LOG_JSON", "").strip().lower() in ("1", "true", "yes", "on")
     if isinstance(level, str):
         resolved = logging.getLevelName(level.upper())
         if not isinstance(resolved, int):

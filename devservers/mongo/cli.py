@@ -66,11 +66,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from devservers.mongo.server import LocalMongoServer
 
-    server = LocalMongoServer(args.data_dir, host=args.host, port=args.port, auth=args.auth,
-                              ttl_interval=args.ttl_interval)
-    if args.admin_user:
-        server.auth.ensure_admin(args.admin_user, args.admin_password)
-    server.start()
+    try:
+        server = LocalMongoServer(args.data_dir, host=args.host, port=args.port,
+                                  auth=args.auth, ttl_interval=args.ttl_interval)
+        if args.admin_user:
+            server.auth.ensure_admin(args.admin_user, args.admin_password)
+        server.start()
+    except (RuntimeError, OSError) as exc:
+        root.error("cannot start: %s", exc)
+        print(f"local-mongod: cannot start: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:

@@ -26,7 +26,7 @@ from bson.raw_bson import RawBSONDocument
 
 from devservers.mongo import keys, queries, updates
 from devservers.mongo.errors import MongoError
-from devservers.mongo.storage import DECODE_OPTS, CollectionMeta, Plan, Storage
+from devservers.mongo.storage import DECODE_OPTS, CollectionMeta, Storage
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
 BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024
@@ -136,12 +136,6 @@ class CommandHandler:
         cutoff = time.monotonic() - CURSOR_TIMEOUT_S
         for cid in [cid for cid, c in self.cursors.items() if c.created < cutoff]:
             del self.cursors[cid]
-
-    def _candidates(self, meta: CollectionMeta, query: Mapping, sort=None,
-                    limit: int | None = None) -> tuple[Plan, list[tuple[int, bytes]]]:
-        plan = self.storage.plan(meta, query, sort)
-        sql_limit = limit if (plan.exact and limit) else None
-        return plan, list(self.storage.scan(meta, plan, sql_limit))
 
     def _select(self, meta: CollectionMeta, query: Mapping, sort=None, skip: int = 0,
                 limit: int = 0) -> list[tuple[int, bytes, dict | None]]:
@@ -277,9 +271,10 @@ class CommandHandler:
         if meta is None:
             meta, _ = self.storage.create_collection(db, name)
         known = None
-        if point is not None and updates.is_operator_update(update) and \
-                not any(f in spec for spec in update.values() for f in point[0].fields):
-            known = (point[0].column, point[1])  # the seed's key fields are the filter's
+        if point is not None and updates.is_operator_update(update):
+            touched = {path.split(".", 1)[0] for spec in update.values() for path in spec}
+            if touched.isdisjoint(point[0].fields):
+                known = (point[0].column, point[1])  # the seed's key fields are the filter's
         self.storage.insert_doc(meta, new, known)
         return 0, 0, new["_id"]
 

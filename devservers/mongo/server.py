@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bson
+import bson.errors
 import mockupdb
 from bson.codec_options import CodecOptions
 
@@ -106,8 +108,7 @@ class LocalMongoServer:
         try:
             self._mock.stop()
         finally:
-            with self.storage.lock:
-                self.storage.conn.close()
+            self.storage.close()
 
     # ------------------------------------------------------------------ TTL
     def _ttl_loop(self) -> None:
@@ -147,7 +148,13 @@ class LocalMongoServer:
         reply = self.execute(db, cmd, self._state(request))
         no_reply = isinstance(request, mockupdb.OpMsg) and request.flags & _MORE_TO_COME
         if not no_reply:
-            request.replies(reply)
+            try:
+                request.replies(reply)
+            except (bson.errors.InvalidDocument, OverflowError, ValueError) as exc:
+                log.exception("cannot encode the reply to %s", next(iter(cmd), "?"))
+                request.replies(MongoError(10334, "BSONObjectTooLarge" if isinstance(
+                    exc, OverflowError) else "InternalError",
+                    f"cannot encode reply: {exc}").to_reply())
         return True
 
     def execute(self, db: str, cmd: dict, state: ConnectionAuth) -> dict:

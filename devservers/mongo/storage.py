@@ -15,6 +15,7 @@ database: no journaling guarantees beyond SQLite's, no replication.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import re
 import sqlite3
 import threading
@@ -103,6 +104,13 @@ class Storage:
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._dir_lock = open(self.data_dir / "local-mongod.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._dir_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._dir_lock.close()
+            raise RuntimeError(f"data directory {self.data_dir} is in use by another "
+                               "local-mongod process") from None
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(
             self.data_dir / "local-mongod.sqlite3", check_same_thread=False, isolation_level=None
@@ -112,6 +120,8 @@ class Storage:
         # only an OS crash / power loss may lose the last transactions.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA cache_size=-65536")
+        # Memory-mapped reads: index range scans fetch rows without a read() per page.
+        self.conn.execute("PRAGMA mmap_size=1073741824")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS _collections (db TEXT, name TEXT, tbl TEXT, "
             "options BLOB, PRIMARY KEY (db, name))"
@@ -128,6 +138,11 @@ class Storage:
         self.conn.execute("CREATE TABLE IF NOT EXISTS _seq (n INTEGER)")
         self.collections: dict[tuple[str, str], CollectionMeta] = {}
         self._load_catalog()
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+            self._dir_lock.close()
 
     # ------------------------------------------------------------------ catalog
     def _load_catalog(self) -> None:

@@ -115,12 +115,36 @@ class PipelineResult:
 
 @dataclass
 class LatestResult:
-    """The newest-bar run: the bar, its factor rows, its signals and the export."""
+    """The newest-bar run: the bar, its factor rows, its signals and the export.
+
+    ``bar`` is the newest bar; with back-fill the signals cover a few bars up to it.
+    """
 
     bar: pd.Timestamp
     factors: pd.DataFrame
     signals: pd.DataFrame
     export: ExportSummary | None
+    #: Universe symbols with no candle at ``bar`` (not stored yet, or a gap): no signal for them.
+    missing_symbols: list[str] = field(default_factory=list)
+    config: PipelineConfig | None = None
+
+    def summary(self) -> dict[str, Any]:
+        actions = self.signals["action"].dropna().value_counts()
+        config = self.config
+        return {
+            "pipeline": config.name if config else None,
+            "strategy_id": config.export.strategy_id if config else None,
+            "timeframe": config.timeframe if config else None,
+            "bar": self.bar.isoformat(),
+            "symbols": int((self.factors["datetime"] == self.bar).sum()),
+            "missing_symbols": list(self.missing_symbols),
+            "signals": len(self.signals),
+            "enter_long": int(actions.get("enter_long", 0)),
+            "exit_long": int(actions.get("exit_long", 0)),
+            "export": None if self.export is None else {
+                "target": self.export.target, "dry_run": self.export.dry_run,
+                **self.export.counts()},
+        }
 
 
 # --- where things live ----------------------------------------------------------
@@ -138,34 +162,56 @@ class MongoTargets:
 
 @contextmanager
 def open_targets(config: PipelineConfig, db: Database | None, settings: Settings | None,
-                 *, write: bool) -> Iterator[MongoTargets]:
-    """Collections for the run; connects (and closes) only when something needs MongoDB."""
+                 *, write: bool, client: MongoClient | None = None) -> Iterator[MongoTargets]:
+    """Collections for the run; connects (and closes) only when something needs MongoDB.
+
+    ``db`` serves market and signal collections alike; a caller's ``client`` (the
+    scheduler keeps one open) is used for both the signal and the market database
+    of the settings and is left open; otherwise clients are made from the settings.
+    """
     settings = settings or load_settings()
     need_market = isinstance(config.data, MongoSource)
     if db is not None:
         coll = config.export.collection or settings.collection
-        yield MongoTargets(db[coll] if write else None,
-                     db[settings.export_runs_collection] if write else None,
-                     MarketStore(db, settings.market_1d_collection,
-                                 settings.market_1m_collection), settings)
+        targets = MongoTargets(db[coll] if write else None,
+                               db[settings.export_runs_collection] if write else None,
+                               MarketStore(db, settings.market_1d_collection,
+                                           settings.market_1m_collection), settings)
+        _prepare_export(targets)
+        yield targets
         return
-    clients: list[MongoClient] = []
+    clients: list[MongoClient] = []  # the ones made here, closed here
     try:
         signals = runs = market = None
         if write:
-            client = connect(settings.mongo_uri, app_name="research-pipeline")
-            clients.append(client)
-            sdb = client[config.export.db or settings.db]
+            writer = client or connect(settings.mongo_uri, app_name="research-pipeline")
+            if client is None:
+                clients.append(writer)
+            sdb = writer[config.export.db or settings.db]
             signals = sdb[config.export.collection or settings.collection]
             runs = sdb[settings.export_runs_collection]
         if need_market:
-            if not clients or settings.market_uri != settings.mongo_uri:
-                clients.append(connect(settings.market_uri, app_name="research-market"))
-            market = MarketStore.from_settings(settings, clients[-1])
-        yield MongoTargets(signals, runs, market, settings)
+            reader = client
+            if reader is None:
+                if clients and settings.market_uri == settings.mongo_uri:
+                    reader = clients[0]
+                else:
+                    reader = connect(settings.market_uri, app_name="research-market")
+                    clients.append(reader)
+            market = MarketStore.from_settings(settings, reader)
+        targets = MongoTargets(signals, runs, market, settings)
+        _prepare_export(targets)
+        yield targets
     finally:
         for client in clients:
             client.close()
+
+
+def _prepare_export(targets: MongoTargets) -> None:
+    """Indexes at start (idempotent): also proves MongoDB is reachable before any work."""
+    if targets.signals is not None and targets.runs is not None:
+        ensure_signal_indexes(targets.signals, targets.settings.signals_ttl_seconds)
+        ensure_runs_indexes(targets.runs)
 
 
 def _config_sha(config: PipelineConfig) -> str:
@@ -205,9 +251,8 @@ def export_frame(config: PipelineConfig, signals: pd.DataFrame, mongo: MongoTarg
         return ExportSummary(target="nothing written", dry_run=True, submitted=len(signals),
                              rejected=len(batch.rejected_indices),
                              errors=[str(e) for e in batch.errors])
-    assert mongo.signals is not None and mongo.runs is not None
-    ensure_signal_indexes(mongo.signals, s.signals_ttl_seconds)
-    ensure_runs_indexes(mongo.runs)
+    if mongo.signals is None or mongo.runs is None:
+        raise ValueError("export: no signal collection was opened (open_targets(write=True))")
     res = export_signals(signals, mongo.signals, runs_collection=mongo.runs,
                          align=config.export.align, now=now, exchange=s.exchange,
                          quotes=s.quotes, batch_size=s.batch_size, run_id=run_id,
@@ -226,6 +271,7 @@ def run_pipeline(
     config: PipelineConfig,
     *,
     db: Database | None = None,
+    client: MongoClient | None = None,
     settings: Settings | None = None,
     now: datetime | None = None,
     export: bool | None = None,
@@ -235,7 +281,8 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run the whole pipeline once over the config's range and return what it produced.
 
-    ``export``/``dry_run``/``output_dir`` override the config (the CLI's flags).
+    ``export``/``dry_run``/``output_dir`` override the config (the CLI's flags);
+    ``db``/``client``/``settings``: where MongoDB is (see :func:`open_targets`).
     ``now`` is the clock for validation (signals may not lie in the future).
     Re-running the same config reproduces the report files byte for byte (all
     but ``run_info.json``) and changes nothing in MongoDB.
@@ -250,7 +297,8 @@ def run_pipeline(
     bar = tqdm(total=len(steps), desc=config.name, unit="step", disable=not progress,
                leave=False)
     extra = {"pipeline": config.name, "run_id": run_id}
-    with open_targets(config, db, settings, write=do_export and not dry) as mongo:
+    with open_targets(config, db, settings, write=do_export and not dry,
+                      client=client) as mongo:
         bar.set_postfix_str(steps[0])
         market = load_market(config, store=mongo.market)
         bar.update()
@@ -296,16 +344,17 @@ def newest_closed_bar(now: datetime, timeframe: str) -> pd.Timestamp:
     return floor_to_bar(now, timeframe) - timeframe_delta(timeframe)
 
 
-def latest_factor_frame(config: PipelineConfig, history: pd.DataFrame,
-                        bar: pd.Timestamp) -> pd.DataFrame:
-    """Factor rows of the last ``latest.context_bars`` bars up to ``bar`` from short history.
+def latest_factor_frame(config: PipelineConfig, history: pd.DataFrame, bar: pd.Timestamp,
+                        bars: int = 1) -> pd.DataFrame:
+    """Factor rows the generator needs for the last ``bars`` bars up to ``bar``, from short history.
 
-    One bar: the incremental :func:`research.factors.latest_factors` path (plus
-    OHLCV and cross-sections of that bar). More bars: :func:`compute_factors`
-    over the short history, whose last rows equal a full run's (each has at
-    least :func:`history_length` bars behind it).
+    That is ``latest.context_bars + bars - 1`` bars. One bar: the incremental
+    :func:`research.factors.latest_factors` path (plus OHLCV and cross-sections
+    of that bar). More: :func:`compute_factors` over the short history, whose
+    last rows equal a full run's (each has at least :func:`history_length` bars
+    behind it).
     """
-    context = config.latest.context_bars
+    context = config.latest.context_bars + bars - 1
     if context > 1:
         frame = factor_frame(config, history)
         first = bar - (context - 1) * timeframe_delta(config.timeframe)
@@ -328,9 +377,11 @@ def run_latest(
     now: datetime | None = None,
     bar: datetime | None = None,
     db: Database | None = None,
+    client: MongoClient | None = None,
     settings: Settings | None = None,
     export: bool | None = None,
     dry_run: bool | None = None,
+    bars: int = 1,
 ) -> LatestResult:
     """Signals of one bar (default: the newest closed bar at ``now``), exported idempotently.
 
@@ -339,22 +390,35 @@ def run_latest(
     range, and keeps the generator's rows whose ``ts`` is that bar: the same
     rows a full :func:`run_pipeline` produces for it (see
     :class:`research.pipeline.config.LatestConfig` for the generator's memory).
+    ``bars > 1`` back-fills: the signals of the last ``bars`` bars up to it
+    (e.g. a restarted scheduler catching up), read with that much more history.
     """
+    if bars < 1:
+        raise ValueError(f"bars must be >= 1, got {bars}")
     now = ensure_utc(now or datetime.now(UTC), "now").to_pydatetime()
     tf = config.timeframe
     target = newest_closed_bar(now, tf) if bar is None else floor_to_bar(bar, tf)
-    needed = history_length(config.factors) + config.latest.context_bars - 1
+    first = target - (bars - 1) * timeframe_delta(tf)
+    needed = history_length(config.factors) + config.latest.context_bars + bars - 2
     margin = max(10, needed // 10)
     do_export = config.export.enabled if export is None else export
     dry = config.export.dry_run if dry_run is None else dry_run
-    with open_targets(config, db, settings, write=do_export and not dry) as mongo:
+    with open_targets(config, db, settings, write=do_export and not dry,
+                      client=client) as mongo:
         history = load_market(config, start=history_start(target, tf, needed + margin),
                               end=target + timeframe_delta(tf), store=mongo.market)
-        factors = latest_factor_frame(config, history, target)
+        have = set(history.loc[history["datetime"] == target, "symbol"])
+        missing = [s for s in config.universe if s not in have]
+        if missing:
+            log.warning("pipeline %s: no %s candle at %s for %s; no signal for them",
+                        config.name, tf, target.isoformat(), missing,
+                        extra={"pipeline": config.name, "bar": target.isoformat(),
+                               "missing_symbols": missing})
+        factors = latest_factor_frame(config, history, target, bars)
         signals = generate_signals(config, factors)
-        signals = signals[signals["ts"] == target].reset_index(drop=True)
+        signals = signals[signals["ts"] >= first].reset_index(drop=True)
         summary = None
         if do_export:
             summary = export_frame(config, signals, mongo, now=now, run_id=str(uuid.uuid4()),
                                    dry_run=dry)
-    return LatestResult(target, factors, signals, summary)
+    return LatestResult(target, factors, signals, summary, missing, config)

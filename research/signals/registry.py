@@ -48,6 +48,9 @@ def build_generator(config: Mapping[str, Any]) -> SignalGenerator:
     if extra:
         raise GeneratorConfigError(f"generator config: unknown key(s) {sorted(extra)}")
     kind = config.get("type")
+    if kind == "lstm" and kind not in GENERATORS:
+        # Registered on first use so that importing research.signals never imports torch.
+        import research.models.signals  # noqa: F401
     if kind not in GENERATORS:
         raise GeneratorConfigError(
             f"generator type {kind!r} is unknown (known: {', '.join(sorted(GENERATORS))})")

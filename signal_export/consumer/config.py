@@ -54,7 +54,9 @@ class ExtSignalsConfig(BaseModel):
     ``exit_score``, ``min_hold_bars``, ``cooldown_bars``, ``confirm_n``. Sizing:
     ``use_weight_for_stake`` (stake = weight x proposed stake), ``max_stake_fraction``
     (cap, fraction of the available stake). ``missing_signal_policy``: what open trades do
-    while signals are unknown (store unreachable): ``hold`` or ``exit``. ``protections``:
+    while signals are unknown (store unreachable): ``hold`` or ``exit``. ``metrics_port``: serve
+    the Prometheus gauges of :mod:`.stats` on ``metrics_address:metrics_port`` (live/dry-run
+    only; off by default). ``protections``:
     Freqtrade protections (CooldownPeriod, StoplossGuard, ...) handed to the strategy's
     ``protections`` property (Freqtrade no longer reads them from the config root).
     """
@@ -81,6 +83,8 @@ class ExtSignalsConfig(BaseModel):
     connect_timeout_ms: int = Field(1500, ge=50, le=30000)
     backtest_timeout_ms: int = Field(300_000, ge=1000)
     protections: tuple[dict[str, Any], ...] = ()
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"
 
     @field_validator("protections")
     @classmethod

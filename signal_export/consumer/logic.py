@@ -27,7 +27,7 @@ from signal_export.consumer.matching import (
     parse_tag,
 )
 from signal_export.consumer.source import SignalSource
-from signal_export.consumer.stats import SignalStats
+from signal_export.consumer.stats import SignalStats, serve_metrics
 from signal_export.contract import floor_to_bar
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class ExternalSignalLogic:
         self.live = live
         self.source = SignalSource(self.cfg, notify=notify, client=client, live=live)
         self.stats = SignalStats()
+        if live and self.cfg.metrics_port:
+            serve_metrics(self.cfg.metrics_port, self.cfg.metrics_address)
         self.now: datetime | None = None
         self._summary_candle: datetime | None = None
         logger.info("ExternalSignalStrategy reads %s/%s.%s for strategy_ids=%s timeframe=%s (%s)",

@@ -1,6 +1,8 @@
 """Map a typed signal frame onto a Freqtrade candle frame: the strategy's whole decision rule.
 
-Pure and vectorised (one ``merge_asof`` plus column arithmetic; the only loop is
+Pure and vectorised (the as-of join is one ``np.searchsorted``, equivalent to a
+forward ``merge_asof`` from signals to rows, but without pandas' per-call cost,
+since this runs for every pair on every live bot loop; the only Python loop is
 over the sparse *signal events* when min-hold/cooldown debounce is on, never
 over bars). It is the single definition of the time semantics, used alike by
 ``freqtrade backtesting``, dry-run and live. Not I/O: reading MongoDB is
@@ -116,11 +118,12 @@ def parse_tag(tag: str | None) -> tuple[str, int, float | None] | None:
 
 
 def empty_signal_columns(n: int, index: pd.Index) -> pd.DataFrame:
+    """The signal columns with no signal anywhere (also the outage state)."""
     return pd.DataFrame({
         "enter_long": np.zeros(n, dtype="int64"),
         "exit_long": np.zeros(n, dtype="int64"),
-        "enter_tag": pd.Series([None] * n, dtype=object).to_numpy(),
-        "exit_tag": pd.Series([None] * n, dtype=object).to_numpy(),
+        "enter_tag": np.full(n, None, dtype=object),
+        "exit_tag": np.full(n, None, dtype=object),
         "ext_weight": np.full(n, np.nan),
     }, index=index)
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pymongo
+import pymongo.errors
 
 from signal_export.consumer.config import ExtSignalsConfig
 from signal_export.consumer.normalise import normalise_signals
@@ -69,11 +70,15 @@ class SignalSource:
 
     def _collection(self) -> Any:
         if self._client is None:
+            # Live: low timeouts, an outage must not stall the loop. Backtesting: one large
+            # read; a busy server must not be marked down by a slow heartbeat (monitor sockets
+            # use connectTimeoutMS) and the read cancelled mid-way.
+            connect_ms = self.cfg.connect_timeout_ms if self.live else 20_000
             self._client = pymongo.MongoClient(
                 self.cfg.mongo_uri, tz_aware=True, appname="ExternalSignalStrategy",
                 serverSelectionTimeoutMS=self.cfg.server_selection_timeout_ms,
                 socketTimeoutMS=self._timeout_ms,
-                connectTimeoutMS=self.cfg.connect_timeout_ms,
+                connectTimeoutMS=connect_ms,
             )
         return self._client[self.cfg.db][self.cfg.collection]
 
@@ -103,7 +108,7 @@ class SignalSource:
         frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
         pair_values = frame["pair"].to_numpy(dtype=object)
         names, starts = np.unique(pair_values, return_index=True)
-        ends = np.append(starts[1:], len(frame))
+        ends = np.append(starts[1:], len(frame)) if len(frame) else starts
         self._frame = frame
         self._slices = {str(p): (int(a), int(b)) for p, a, b in zip(names, starts, ends,
                                                                     strict=True)}
@@ -116,11 +121,16 @@ class SignalSource:
         self._range = None
         if not self.in_outage:
             self.in_outage = True
-            msg = (f"ExternalSignalStrategy: signal store unreachable "
+            what = ("signal store unreachable" if isinstance(exc, pymongo.errors.PyMongoError)
+                    else "signal read failed")
+            msg = (f"ExternalSignalStrategy: {what} "
                    f"({type(exc).__name__}: {str(exc)[:200]}) at {self.cfg.redacted_uri()}; "
                    f"no new trades until it is back, open trades: "
                    f"{self.cfg.missing_signal_policy.value}")
-            logger.warning(msg)
+            if isinstance(exc, pymongo.errors.PyMongoError):
+                logger.warning(msg)
+            else:  # not an outage but a bug or bad data we did not foresee: keep the traceback
+                logger.error(msg, exc_info=exc)
             self._notify(msg)
 
     def _succeeded(self) -> None:

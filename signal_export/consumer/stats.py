@@ -73,3 +73,16 @@ class WarnOnce:
         self._seen.add(key)
         self._logger.warning(msg, *args)
         return True
+
+
+def serve_metrics(port: int, address: str = "127.0.0.1") -> bool:
+    """Expose the gauges over HTTP (Prometheus text format) for the monitor; False on failure."""
+    try:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=address)
+    except Exception as exc:  # noqa: BLE001 - metrics must never stop the bot
+        logging.getLogger(__name__).warning("ext_signals metrics not served on %s:%s: %s",
+                                            address, port, exc)
+        return False
+    return True

@@ -6,8 +6,9 @@ contract-shaped or TradingView alerts), ``GET /v1/signals/latest``,
 schema at ``/openapi.json`` (docs at ``/docs``).
 
 Order of checks on ``POST``: body size (413, before anything is parsed) ->
-bearer token (401) -> per-producer rate limit (429 + ``Retry-After``) -> JSON
-(400) -> items (per-item results; 200/207/403/422, see
+bearer token (401; a single TradingView alert may carry it as ``"token"`` in the
+body instead, since TradingView cannot set headers) -> per-producer rate limit
+(429 + ``Retry-After``) -> JSON (400) -> items (per-item results; 200/207/403/422, see
 :class:`~signal_export.ingest.models.IngestResponse`). MongoDB down -> 503.
 Anything unexpected is caught at the edge, logged with a request id and
 answered as a clean JSON 500: bad input never gets there (fuzz-tested).
@@ -55,10 +56,19 @@ API_TITLE = "Signal ingest API"
 DRAIN_CAP_FACTOR = 16
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped, so that echoing odd input (a lone surrogate in a field
+    name) can never fail to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, error: str, message: str, field: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(ErrorBody(error=error, message=message, field=field).model_dump(),
-                        status_code=status, headers=headers)
+    return SafeJSONResponse(ErrorBody(error=error, message=message, field=field).model_dump(),
+                            status_code=status, headers=headers)
 
 
 class ApiError(Exception):
@@ -133,7 +143,8 @@ class EdgeMiddleware:
         total = 0
         too_large = declared is not None and declared > self.max_body_bytes
         cap = self.max_body_bytes * DRAIN_CAP_FACTOR
-        more = True
+        # drain a moderately oversized body so the client reads the 413 instead of a reset
+        more = not (declared is not None and declared > cap)
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -168,8 +179,20 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _authenticate(request: Request, registry: TokenRegistry) -> Producer:
+def _pop_body_token(body: Any) -> str | None:
+    """A single TradingView alert may carry its token as ``"token"`` (TradingView cannot set
+    headers); it is taken out before the alert is read, so it is never stored or echoed."""
+    if isinstance(body, dict) and "ticker" in body and "token" in body:
+        token = body.pop("token")
+        return token if isinstance(token, str) and token else ""
+    return None
+
+
+def _authenticate(request: Request, registry: TokenRegistry,
+                  body_token: str | None = None) -> Producer:
     token = _bearer(request)
+    if token is None and body_token is not None:
+        token = body_token or None
     if token is None:
         raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)",
                        "Authorization", {"WWW-Authenticate": "Bearer"})
@@ -192,7 +215,7 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
     """The ASGI app, wired to a signal sink and a token registry."""
     metrics = metrics or IngestMetrics()
     limiter = RateLimiter(rate_limit, clock)
-    app = FastAPI(title=API_TITLE, version="1",
+    app = FastAPI(title=API_TITLE, version="1", default_response_class=SafeJSONResponse,
                   description="Signals from external producers (TradingView alerts, ML servers, "
                               "research UIs) into the crypto_signals store, through the same "
                               "contract, idempotently, with an audit record per request.")
@@ -234,7 +257,10 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
               responses={**results, **error_responses},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": body_schema}}}},
-              summary="Store one signal or a batch (contract shape or TradingView alert)")
+              summary="Store one signal or a batch (contract shape or TradingView alert)",
+              description="Auth: `Authorization: Bearer <token>`; a single TradingView alert "
+                          "may instead carry `\"token\": \"<token>\"` in its body (never "
+                          "stored). See the per-status descriptions for the answers.")
     async def post_signals(
         request: Request,
         align: Annotated[Align, Query(description="off-grid ts: reject (default) or floor")]
@@ -242,19 +268,24 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
     ) -> Response:
         t0 = time.perf_counter()
         received_at = datetime.now(UTC)
-        producer = _authenticate(request, registry)
+        raw = await request.body()
+        body: Any = None
+        parse_error: ApiError | None = None
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            parse_error = ApiError(400, "invalid", f"body is not valid JSON: {exc}", "body")
+        except RecursionError:
+            parse_error = ApiError(400, "invalid", "body is nested too deeply", "body")
+        body_token = _pop_body_token(body)
+        producer = _authenticate(request, registry, body_token)
         wait = limiter.acquire(producer.name, producer.rate_limit)
         if wait > 0:
             raise ApiError(429, "rate_limited", f"producer {producer.name!r} is over its rate "
                            f"limit; retry in {wait:.1f} s", None,
                            {"Retry-After": retry_after_header(wait)})
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise ApiError(400, "invalid", f"body is not valid JSON: {exc}", "body") from None
-        except RecursionError:
-            raise ApiError(400, "invalid", "body is nested too deeply", "body") from None
+        if parse_error is not None:
+            raise parse_error
         client = request.client.host if request.client else None
         try:
             outcome = await run_in_threadpool(
@@ -278,7 +309,7 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
         payload = outcome.as_dict()
         log.info("ingest from %s: %s", producer.name, payload["counts"],
                  extra={"producer": producer.name, "run_id": outcome.run_id})
-        return JSONResponse(payload, status_code=outcome.http_status)
+        return SafeJSONResponse(payload, status_code=outcome.http_status)
 
     @app.get("/v1/signals/latest", response_model=LatestSignal,
              responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
@@ -307,7 +338,7 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
         if doc is None:
             raise ApiError(404, "not_found", f"no signal for strategy_id={strategy_id!r} "
                            f"pair={pair!r} timeframe={timeframe!r}")
-        return JSONResponse(doc)
+        return SafeJSONResponse(doc)
 
     @app.get("/v1/health", response_model=Health, responses={503: {"model": Health}},
              summary="Liveness and MongoDB connectivity (no token needed)")
@@ -322,7 +353,7 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
         mongo = await run_in_threadpool(ping)
         ok = mongo == "ok"
         body = Health(status="ok" if ok else "degraded", mongo=mongo, producers=len(registry))
-        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+        return SafeJSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

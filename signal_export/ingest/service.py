@@ -17,6 +17,7 @@ Not for: auth, limits, status codes' transport (see :mod:`signal_export.ingest.a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +50,8 @@ from signal_export.ingest.tradingview import (
 from signal_export.validate import validate_records
 
 CHANNEL = "ingest-api"
+#: Contract fields an alert does not have, named by the alert field they came from.
+TV_FIELD_NAMES = {"ts": "time", "symbol": "ticker", "pair": "ticker"}
 
 
 class BodyError(ValueError):
@@ -153,44 +156,52 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Deeper JSON than this is refused per item (the contract allows a flat ``extra`` only).
+MAX_DEPTH = 16
 
 
-def unstorable_value(value: Any, path: str = "") -> tuple[str, str] | None:
+def _path_text(path: str) -> str:
+    """A field path safe to echo (NUL and lone surrogates escaped)."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def unstorable_value(value: Any) -> tuple[str, str] | None:
     """``(field, why)`` for the first JSON value BSON cannot store, else ``None``.
 
     JSON allows what MongoDB does not: integers beyond 64 bits, strings with
-    lone surrogates (``"\\ud800"``), NUL in key names. Checked per item so the
+    lone surrogates (``"\\ud800"``), NUL in key names, and nesting deep enough
+    to exhaust recursion further on. Checked per item (iteratively) so the
     answer names the field instead of failing the write.
     """
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return None
-    if isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            return path or "document", "integer out of the 64-bit range MongoDB stores"
-        return None
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "document", "string is not valid UTF-8 (lone surrogate)"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
-                return sub.replace("\x00", "\\x00"), "field name contains a NUL character"
-            bad_key = unstorable_value(key, sub)
-            if bad_key:
-                return bad_key
-            bad = unstorable_value(item, sub)
-            if bad:
-                return bad
-        return None
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            bad = unstorable_value(item, f"{path}[{i}]")
-            if bad:
-                return bad
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        where = _path_text(path) or "document"
+        if isinstance(item, bool) or item is None or isinstance(item, float):
+            continue
+        if isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                return where, "integer out of the 64-bit range MongoDB stores"
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where, "string is not valid UTF-8 (lone surrogate)"
+        elif isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                return where, f"nested deeper than {MAX_DEPTH} levels"
+            if isinstance(item, list):
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+                continue
+            for key, sub in item.items():
+                sub_path = f"{path}.{key}" if path else key
+                if "\x00" in key:
+                    return _path_text(sub_path), "field name contains a NUL character"
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    return _path_text(sub_path), "field name is not valid UTF-8"
+                stack.append((sub, sub_path, depth + 1))
     return None
 
 
@@ -225,6 +236,10 @@ def _authorise(doc: dict[str, Any], state: ItemState, producer: Producer) -> boo
     if sid is None:
         state.reject("rejected", "strategy_id", "strategy_id: required")
         return False
+    if not isinstance(sid, str):
+        state.reject("rejected", "strategy_id",
+                     f"strategy_id: expected a string, got {type(sid).__name__}")
+        return False
     if not producer.may_write(sid):
         state.reject("forbidden", "strategy_id",
                      f"strategy_id {sid!r}: the token of producer {producer.name!r} may not "
@@ -256,6 +271,7 @@ def ingest_body(body: Any, producer: Producer, sink: SignalSink, *, received_at:
     states = [ItemState(i) for i in range(len(items))]
     docs: list[dict[str, Any]] = []
     positions: list[int] = []
+    alerts = {i for i, item in enumerate(items) if is_tradingview_body(item)}
     for state, item in zip(states, items, strict=True):
         doc = _as_document(item, state, sink, received_at)
         if doc is not None and _authorise(doc, state, producer):
@@ -265,7 +281,8 @@ def ingest_body(body: Any, producer: Producer, sink: SignalSink, *, received_at:
     checked = validate_records(docs, indices=positions, align=align, now=received_at,
                                exchange=sink.exchange, quotes=sink.quotes)
     for err in checked.errors:
-        states[err.index].reject("rejected", err.field, err.message)
+        field_name = TV_FIELD_NAMES.get(err.field, err.field) if err.index in alerts else err.field
+        states[err.index].reject("rejected", field_name, err.message)
     valid = [(i, r) for i, r in zip(checked.indices, checked.records, strict=True)
              if states[i].status == "accepted"]
     if not valid:
@@ -309,5 +326,19 @@ def latest_signal(coll: Collection, strategy_id: str, pair: str, timeframe: str,
         return None
     doc.pop(CONTENT_HASH_FIELD, None)
     doc.pop(CREATED_RUN_ID_FIELD, None)
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()
-            if v is not None}
+    return {k: _jsonable(v) for k, v in doc.items() if v is not None}
+
+
+def _jsonable(value: Any) -> Any:
+    """Stored values as JSON (storage is not trusted: NaN -> null, odd types -> text)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return str(value)

@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma list of collections in the signals DB the strategy may write "
                         "(trades/positions write-back); empty = strategy is read-only")
     p.add_argument("--plan", action="store_true", help="print users and roles, change nothing")
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--json-logs", action="store_true")
+    p.add_argument("--log-level", help="default LOG_LEVEL or INFO")
+    p.add_argument("--json-logs", action="store_true", default=None,
+                   help="JSON lines (default: LOG_JSON)")
     return p
 
 

@@ -47,7 +47,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                                  r"(?P<value>[A-Za-z0-9]{16,})")),
     ("Discord webhook", re.compile(r"discord(?:app)?\.com/api/webhooks/\d+/"
                                    r"(?P<value>[\w-]{30,})")),
-    ("Telegram bot token", re.compile(r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b")),
+    ("Telegram bot token", re.compile(r"\b\d{8,10}:AA[A-Za-z0-9_-]{30,40}\b")),
     ("JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
     ("URI with password", re.compile(
         r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]+:(?P<value>[^\s@/'\"]+)@[^\s'\"]", re.IGNORECASE)),
@@ -93,10 +93,14 @@ def _is_placeholder(value: str) -> bool:
     return bool(PLACEHOLDER_RE.match(value)) or "${" in value or "{{" in value
 
 
+_CODE_RE = re.compile(r"(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*)"
+                      r"(?:\(.*)?")
+
+
 def _is_literal_secret(path: str, rule: str, value: str, bare: bool) -> bool:
     if _is_placeholder(value) or value.startswith("{") or "%(" in value:
         return False  # a placeholder, an f-string field or a %-format field
-    if bare and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*(?:\(.*)?", value):
+    if bare and _CODE_RE.fullmatch(value):
         return False  # a variable, attribute or call, not a literal
     entropy = shannon_entropy(value)
     if path.startswith(TEST_DIRS):

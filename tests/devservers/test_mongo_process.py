@@ -40,7 +40,8 @@ def test_help_says_it_is_a_development_server():
         assert flag in out
 
 
-def test_cli_prints_the_uri_first_and_stops_on_sigterm(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_prints_the_uri_first_and_stops_cleanly(tmp_path, stop_signal):
     proc = subprocess.Popen(
         [sys.executable, "-m", "devservers.mongo", "--port", "0", "--data-dir",
          str(tmp_path / "d"), "--log-file", str(tmp_path / "log.txt")],
@@ -51,7 +52,7 @@ def test_cli_prints_the_uri_first_and_stops_on_sigterm(tmp_path):
         client = pymongo.MongoClient(first, serverSelectionTimeoutMS=5000)
         assert client.admin.command("ping")["ok"] == 1.0
         client.close()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:
@@ -137,3 +138,11 @@ def test_ttl_uses_expire_after_seconds(tmp_path):
             time.sleep(0.1)
         assert [d["_id"] for d in coll.find()] == ["fresh"]
         client.close()
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path):
+    with LocalMongoProcess(tmp_path / "data"):
+        second = LocalMongoProcess(tmp_path / "data", startup_timeout=10)
+        with pytest.raises(RuntimeError, match="did not start"):
+            second.start()
+        assert "in use by another local-mongod" in second.log_file.read_text()

@@ -60,6 +60,8 @@ def start_ingest(db: Database, **app_kwargs: Any) -> tuple[BackgroundServer, Ing
     ensure_runs_indexes(runs)
     sink = SignalSink(coll, runs, grace_seconds=app_kwargs.pop("grace_seconds", 5.0),
                       max_items=app_kwargs.pop("max_items", 600))
+    if "quotes" in app_kwargs:
+        sink.quotes = app_kwargs.pop("quotes")
     app_kwargs.setdefault("max_body_bytes", MAX_BODY_BYTES)
     app_kwargs.setdefault("rate_limit", RateLimit(per_second=10_000.0, burst=10_000))
     server = BackgroundServer(create_app(sink, registry(), **app_kwargs)).start()

@@ -77,3 +77,32 @@ def test_tokens_never_reach_the_logs(ingest, caplog) -> None:
     assert "ingest from desk" in text  # the producer name is logged ...
     for token in (*TOKENS.values(), "wrong-tok"):
         assert token not in text        # ... its token never
+
+
+def tv_alert(**fields):
+    return {"ticker": "BINANCE:BTCUSDT", "action": "buy", "time": "2026-11-20T11:00:03Z",
+            "strategy_id": "tv_trend", "timeframe": "60", **fields}
+
+
+def test_a_tradingview_alert_may_carry_its_token_in_the_body(ingest) -> None:
+    r = ingest.post(tv_alert(token=TOKENS["desk"]), producer=None)
+    assert r.status_code == 200, r.text
+    doc = ingest.signals.find_one()
+    assert doc["source"] == "desk"
+    assert TOKENS["desk"] not in repr(doc) and TOKENS["desk"] not in r.text
+    assert TOKENS["desk"] not in repr(list(ingest.runs.find()))
+
+
+def test_a_wrong_or_misplaced_body_token_is_not_accepted(ingest) -> None:
+    assert ingest.post(tv_alert(token="wrong"), producer=None).status_code == 401
+    assert ingest.post(tv_alert(token=7), producer=None).status_code == 401
+    # only a single alert object carries a token; elsewhere it is an unknown field
+    assert ingest.post([tv_alert(token=TOKENS["desk"])], producer=None).status_code == 401
+    r = ingest.post(signal(token=TOKENS["desk"]))
+    assert r.status_code == 422 and r.json()["items"][0]["errors"][0]["field"] == "token"
+
+
+def test_a_body_token_is_bound_to_its_strategies_like_a_header_token(ingest) -> None:
+    r = ingest.post(tv_alert(token=TOKENS["other"]), producer=None)
+    assert r.status_code == 403
+    assert r.json()["items"][0]["errors"][0]["field"] == "strategy_id"

@@ -35,9 +35,10 @@ scalars = st.one_of(
     st.sampled_from(["\ud800", "a\x00b", "2026-11-20T10:00:00Z", "2026-11-20T10:00:00",
                      "BTC/USDT", "BINANCE:BTCUSDT", "1h", "buy", "enter_long", "", "$set"]),
 )
+keys = st.text(max_size=8) | st.sampled_from(["\ud800", "a\x00", "$set", "a.b", "", "ts"])
 json_values = st.recursive(
     scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                     st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                                     st.dictionaries(keys, inner, max_size=4)),
     max_leaves=12)
 SIGNAL_FIELDS = ["ts", "timeframe", "pair", "symbol", "strategy_id", "action", "score", "weight",
                  "valid_until", "note", "source", "version", "extra", "ticker", "time"]
@@ -88,6 +89,24 @@ def post_raw(ingest: Ingest, content: bytes):
 @given(body=json_values)
 def test_random_json_bodies_never_get_a_5xx(fuzz_ingest, body) -> None:
     assert_clean(post_raw(fuzz_ingest, json.dumps(body).encode()))
+
+
+@pytest.mark.parametrize("depth", [17, 200, 900])
+def test_deeply_nested_items_are_refused_by_field_not_by_a_crash(fuzz_ingest, depth) -> None:
+    nested: object = 1
+    for _ in range(depth):
+        nested = {"a": nested}
+    r = post_raw(fuzz_ingest, json.dumps(signal(extra=nested)).encode())
+    assert_clean(r)
+    assert r.status_code == 422
+    assert r.json()["items"][0]["errors"][0]["message"] == "nested deeper than 16 levels"
+
+
+def test_odd_field_names_are_echoed_safely(fuzz_ingest) -> None:
+    for name in ("\ud800", "bad\x00name"):
+        r = post_raw(fuzz_ingest, json.dumps(signal(**{name: 1})).encode())
+        assert_clean(r)
+        assert r.status_code == 422
 
 
 @FUZZ

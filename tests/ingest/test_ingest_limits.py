@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from ingest_helpers import MAX_BODY_BYTES, TOKENS
 from signal_bodies import batch, signal
 
@@ -72,3 +73,42 @@ def test_ingest_latency_and_counts_are_exported_as_prometheus_metrics(ingest) ->
     assert 'signal_ingest_signals_total{producer="desk",status="accepted"} 3.0' in text
     assert 'signal_ingest_signals_total{producer="desk",status="rejected"} 1.0' in text
     assert 'signal_ingest_requests_total{code="422"} 1.0' in text
+
+
+def test_a_declared_body_far_over_the_limit_is_refused_without_reading_it(ingest) -> None:
+    import socket
+
+    request = (b"POST /v1/signals HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 999999999\r\n\r\n[")
+    with socket.create_connection((ingest.url.split("//")[1].split(":")[0],
+                                   int(ingest.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(request)
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413"), answer[:200]
+    assert '"too_large"' in answer
+
+
+def test_a_bug_behind_the_api_is_a_clean_logged_500_not_a_crash(make_ingest, caplog) -> None:
+    # a misconfigured sink (quote currencies that are not strings) makes the contract code
+    # raise TypeError: the edge turns it into a JSON 500 with a request id, and logs it
+    ingest = make_ingest(quotes=(1, 2))
+    r = ingest.post(signal())
+    assert r.status_code == 500
+    assert r.json()["error"] == "internal" and "request" in r.json()["message"]
+    assert any("unhandled error on POST /v1/signals" in rec.getMessage()
+               for rec in caplog.records)
+    assert ingest.client.get("/v1/health").status_code == 200  # the server lives on
+
+
+def test_the_bucket_refills_at_its_rate() -> None:
+    from signal_export.ingest.ratelimit import RateLimiter, retry_after_header
+    from signal_export.ingest.tokens import RateLimit
+
+    now = [100.0]
+    limiter = RateLimiter(RateLimit(per_second=2.0, burst=2), clock=lambda: now[0])
+    assert [limiter.acquire("p") for _ in range(2)] == [0.0, 0.0]
+    assert limiter.acquire("p") == pytest.approx(0.5)
+    now[0] += 0.5
+    assert limiter.acquire("p") == 0.0
+    assert limiter.acquire("other") == 0.0  # its own bucket
+    assert retry_after_header(0.01) == "1" and retry_after_header(2.2) == "3"

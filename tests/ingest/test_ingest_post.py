@@ -99,6 +99,7 @@ BAD_FIELDS = [
     ("pair", {"pair": "BTC/XYZ"}),
     ("symbol", {"pair": None, "symbol": "BTCUSDT"}),
     ("strategy_id", {"strategy_id": None}),
+    ("strategy_id", {"strategy_id": ["alpha"]}),
     ("action", {"action": "short"}),
     ("weight", {"weight": 1.5}),
     ("weight", {"weight": "heavy"}),

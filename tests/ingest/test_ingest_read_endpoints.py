@@ -26,6 +26,20 @@ def test_latest_accepts_a_symbol_for_the_pair(ingest) -> None:
     assert latest(ingest, pair="BINANCE:BTCUSDT").json()["pair"] == "BTC/USDT"
 
 
+def test_latest_survives_a_malformed_document_written_by_someone_else(ingest) -> None:
+    from datetime import UTC, datetime
+
+    from bson import Decimal128
+
+    ingest.signals.insert_one({"strategy_id": "alpha", "pair": "BTC/USDT", "timeframe": "1h",
+                               "ts": datetime(2026, 11, 20, 10, tzinfo=UTC),
+                               "score": float("nan"), "extra": {"px": Decimal128("1.5")}})
+    r = latest(ingest)
+    assert r.status_code == 200, r.text
+    assert "score" in r.json() and r.json()["score"] is None
+    assert r.json()["extra"] == {"px": "1.5"}
+
+
 def test_latest_without_any_signal_is_a_404(ingest) -> None:
     r = latest(ingest)
     assert r.status_code == 404 and r.json()["error"] == "not_found"

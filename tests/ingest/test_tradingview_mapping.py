@@ -149,6 +149,7 @@ def test_the_grace_window_is_configurable(make_ingest) -> None:
     ("ticker", {"ticker": "BINANCE:BTCXYZ"}),
     ("action", {"action": "short"}),
     ("time", {"time": "2026-11-20 11:00"}),
+    ("time", {"time": "2099-01-01T00:00:00Z"}),   # from the future: the contract's ts rule
     ("timeframe", {"timeframe": "7"}),
     ("weight", {"weight": 3}),
     ("weight", {"action": "sell", "weight": 0.5}),

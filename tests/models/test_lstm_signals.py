@@ -20,6 +20,7 @@ from research.models.signals import (
 )
 from research.signals import SIGNAL_COLUMNS, build_generator
 from research.signals.base import GeneratorError
+from signal_export.validate import validate_batch
 
 
 def test_rsi_filter_blocks_entries_when_overbought_and_exits_when_oversold():
@@ -66,6 +67,8 @@ def test_generator_builds_from_config_and_emits_contract_frame(model_path, artif
     assert signals["score"].between(0, 1).all()
     assert set(signals["weight"].unique()) <= {0.0, 0.3, 1.0}
     assert set(signals["pair"]) == {"BTC/USDT", "ETH/USDT"}
+    batch = validate_batch(signals)  # the exporter's own validation accepts every row
+    assert not batch.errors and len(batch.records) == len(signals)
     acts = signals.dropna(subset=["action"])
     assert len(acts) > 0 and set(acts["action"]) <= {"enter_long", "exit_long"}
     for _, per in signals.groupby("symbol"):  # an enter always opens a probe, an exit goes flat

@@ -6,11 +6,20 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from pipeline_data import make_config
 
+from research.data.market_store import upsert_candles
 from research.data.synthetic import SyntheticMarket, generate_ohlcv
 from research.factors import compute_factors
-from research.pipeline import REPORT_FILES, RUN_INFO_FILE, run_pipeline
+from research.pipeline import (
+    REPORT_FILES,
+    RUN_INFO_FILE,
+    factor_frame,
+    generate_signals,
+    load_market,
+    run_pipeline,
+)
 from signal_export.contract import (
     SIGNAL_FIELDS,
     SIGNALS_COLLECTION,
@@ -132,3 +141,50 @@ def test_weight_signals_drive_positions(mongo_db, settings, tmp_path):
     assert result.export.inserted == len(result.signals)
     doc = mongo_db[SIGNALS_COLLECTION].find_one({"strategy_id": "pipe_test", "weight": 1.0})
     assert doc is not None and doc["action"] is None
+
+
+def _generated_signals(tmp_path, **overrides) -> pd.DataFrame:
+    config = make_config(tmp_path, **overrides)
+    return generate_signals(config, factor_frame(config, load_market(config)))
+
+
+def test_file_source_gives_the_same_signals_as_the_generator(tmp_path):
+    market = generate_ohlcv(SyntheticMarket(seed=11, symbols=("BTC/USDT", "ETH/USDT",
+                                                               "SOL/USDT")),
+                            pd.Timestamp("2024-01-01", tz="UTC"),
+                            pd.Timestamp("2025-01-01", tz="UTC"), "1d")
+    path = tmp_path / "candles.csv"
+    market.assign(datetime=market["datetime"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(
+        path, index=False)
+    from_file = _generated_signals(tmp_path, data={"kind": "file", "path": str(path)})
+    assert len(from_file) > 0
+    pd.testing.assert_frame_equal(from_file, _generated_signals(tmp_path))
+
+
+def test_mongo_source_builds_hourly_bars_from_stored_minutes(mongo_db, settings, tmp_path):
+    symbols = ("BTC/USDT", "ETH/USDT")
+    minutes = generate_ohlcv(SyntheticMarket(seed=11, symbols=symbols),
+                             pd.Timestamp("2024-03-01", tz="UTC"),
+                             pd.Timestamp("2024-03-04", tz="UTC"), "1m")
+    upsert_candles(minutes, mongo_db, "1m")
+    hourly = {"universe": list(symbols), "timeframe": "1h", "start": "2024-03-01",
+              "end": "2024-03-03", "factors": [{"name": "rsi", "params": {"period": 6}}],
+              "generator": {"type": "threshold",
+                            "params": {"enter": "rsi_6 > 60", "exit": "rsi_6 < 40"}}}
+    config = make_config(tmp_path, data={"kind": "mongo"}, **hourly)
+    result = run_pipeline(config, db=mongo_db, settings=settings, export=False)
+    assert len(result.market) == 2 * 72
+    assert len(result.signals) > 4
+    pd.testing.assert_frame_equal(result.signals, _generated_signals(tmp_path, **hourly))
+
+
+def test_configured_weights_size_the_sleeves(tmp_path):
+    weights = {"BTC/USDT": 0.5, "BINANCE:ETHUSDT": 0.3, "SOL/USDT": 0.2}
+    config = make_config(tmp_path, backtest={"fee": 0.0, "weights": weights})
+    result = run_pipeline(config, export=False)
+    assert result.backtest.weights.to_dict() == {
+        "BINANCE:BTCUSDT": 0.5, "BINANCE:ETHUSDT": 0.3, "BINANCE:SOLUSDT": 0.2}
+    first = result.backtest.equity_by_symbol.iloc[0]
+    assert first.to_dict() == pytest.approx({"BINANCE:BTCUSDT": 5000.0,
+                                             "BINANCE:ETHUSDT": 3000.0,
+                                             "BINANCE:SOLUSDT": 2000.0})

@@ -17,6 +17,7 @@ from research.pipeline import (
     run_latest,
 )
 from signal_export.contract import SIGNALS_COLLECTION
+from signal_export.settings import Settings
 
 LAST_BARS = [pd.Timestamp(d, tz="UTC") for d in ("2024-12-29", "2024-12-30", "2024-12-31")]
 FULL = {"start": "2022-06-01", "end": "2024-12-31"}
@@ -86,15 +87,19 @@ def test_newest_closed_bar_is_the_bar_that_closed_before_now():
     assert newest_closed_bar(now, "1m") == pd.Timestamp("2024-05-02 23:59", tz="UTC")
 
 
-def test_latest_export_is_idempotent(mongo_db, settings, tmp_path):
+def test_latest_export_is_idempotent(mongo_client, mongo_db, settings, tmp_path):
     config = make_config(tmp_path, generator={
         "type": "rank", "params": {"factor": "rsi_14", "top_n": 2}}, **FULL)
     now = pd.Timestamp("2025-01-01 00:00:05", tz="UTC")
     first = run_latest(config, now=now, db=mongo_db, settings=settings)
     assert first.bar == LAST_BARS[-1]
     assert first.export.inserted == len(first.signals) == 3
-    again = run_latest(config, now=now, db=mongo_db, settings=settings)
+    # the scheduler's way: its own long-lived client, databases named by the settings
+    scheduler_settings = Settings(db=mongo_db.name, market_db=mongo_db.name)
+    again = run_latest(config, now=now, client=mongo_client, settings=scheduler_settings)
     assert (again.export.inserted, again.export.updated, again.export.unchanged) == (0, 0, 3)
+    assert again.export.target == f"{mongo_db.name}.{SIGNALS_COLLECTION}"
+    # the caller's client is still open
     assert mongo_db[SIGNALS_COLLECTION].count_documents({"ts": LAST_BARS[-1]}) == 3
 
 
@@ -107,3 +112,31 @@ def test_the_1m_example_config_is_exact_for_its_newest_bars():
     for bar in last:
         latest = run_latest(config, bar=bar, export=False)
         _assert_same_signals(latest.signals, _rows_at(full, bar))
+
+
+def test_a_symbol_without_the_newest_candle_is_reported(mongo_db, settings, tmp_path):
+    from research.data.market_store import upsert_candles
+    from research.data.synthetic import SyntheticMarket, generate_ohlcv
+
+    config = make_config(tmp_path, data={"kind": "mongo"}, generator={
+        "type": "rank", "params": {"factor": "rsi_14", "top_n": 1}}, **FULL)
+    market = generate_ohlcv(SyntheticMarket(seed=11, symbols=tuple(config.universe)),
+                            pd.Timestamp("2022-06-01", tz="UTC"),
+                            pd.Timestamp("2025-01-01", tz="UTC"), "1d")
+    late = (market["symbol"] == "BINANCE:SOLUSDT") & (market["datetime"] == LAST_BARS[-1])
+    upsert_candles(market[~late], mongo_db, "1d")
+    latest = run_latest(config, bar=LAST_BARS[-1], db=mongo_db, settings=settings, export=False)
+    assert latest.missing_symbols == ["BINANCE:SOLUSDT"]
+    assert sorted(latest.signals["symbol"]) == ["BINANCE:BTCUSDT", "BINANCE:ETHUSDT"]
+
+
+def test_backfill_of_missed_bars_equals_the_full_run(tmp_path):
+    config = make_config(tmp_path, latest={"context_bars": 120}, **FULL)
+    full = _full_run_signals(config)
+    bar = pd.Timestamp("2024-12-31", tz="UTC")
+    latest = run_latest(config, bar=bar, bars=40, export=False)
+    expected = full[full["ts"] > bar - pd.Timedelta(days=40)].reset_index(drop=True)
+    assert len(expected) >= 2
+    pd.testing.assert_frame_equal(latest.signals.astype({"ts": "datetime64[ns, UTC]"}),
+                                  expected.astype({"ts": "datetime64[ns, UTC]"}),
+                                  check_exact=False, rtol=1e-9, atol=1e-12)

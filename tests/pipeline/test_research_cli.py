@@ -36,7 +36,8 @@ def _write_config(tmp_path: Path, **overrides) -> Path:
 
 def test_pipeline_command_exports_then_rerun_changes_nothing(mongo_uri, mongo_db, tmp_path,
                                                              capsys):
-    config = _write_config(tmp_path)
+    # --db on the command line beats the file's export.db
+    config = _write_config(tmp_path, export={"strategy_id": "pipe_test", "db": "not_this_db"})
     assert main(["pipeline", str(config), *_mongo_args(mongo_uri, mongo_db)]) == EXIT_OK
     out = capsys.readouterr().out
     stored = mongo_db[SIGNALS_COLLECTION].count_documents({"strategy_id": "pipe_test"})
@@ -47,6 +48,7 @@ def test_pipeline_command_exports_then_rerun_changes_nothing(mongo_uri, mongo_db
 
     assert main(["pipeline", str(config), *_mongo_args(mongo_uri, mongo_db)]) == EXIT_OK
     assert f"inserted=0 updated=0 unchanged={stored}" in capsys.readouterr().out
+    assert "not_this_db" not in mongo_db.client.list_database_names()
 
 
 def test_pipeline_command_rejects_a_bad_config_with_exit_2(tmp_path, capsys):
@@ -73,13 +75,24 @@ def test_factors_command_writes_the_factor_frame(tmp_path, capsys):
     assert code == EXIT_OK
     frame = pd.read_parquet(out)
     market = generate_ohlcv(SyntheticMarket(seed=3, symbols=("BTC/USDT", "ETH/USDT")),
-                            pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-04-01", tz="UTC"), "1d")
+                            pd.Timestamp("2024-01-01", tz="UTC"),
+                            pd.Timestamp("2024-04-01", tz="UTC"), "1d")
     direct = compute_factors(market, ["rsi", "macd"])
     assert list(frame.columns) == list(direct.columns)
     assert len(frame) == 2 * 91
     assert np.array_equal(frame["rsi_14"].to_numpy(), direct["rsi_14"].to_numpy(),
                           equal_nan=True)
     assert "182 rows" in capsys.readouterr().out
+
+
+def test_factor_parameters_on_the_command_line(tmp_path):
+    out = tmp_path / "f.parquet"
+    code = main(["factors", "--symbols", "BTC/USDT", "--start", "2024-01-01", "--end",
+                 "2024-03-31", "--factors", "sma:period=5,bbands:period=10:nbdev=1.5",
+                 "--synthetic-seed", "3", "--out", str(out), "--quiet"])
+    assert code == EXIT_OK
+    assert list(pd.read_parquet(out).columns) == [
+        "datetime", "symbol", "sma_5", "sma_dist_5", "bb_pctb_10", "bb_width_10"]
 
 
 def test_factors_command_names_an_unknown_factor(tmp_path, capsys):
@@ -169,3 +182,19 @@ def test_console_script_runs_a_dry_run(tmp_path):
                           timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "nothing written (dry run)" in proc.stdout and "rejected=0" in proc.stdout
+
+
+def test_pipeline_latest_exports_the_newest_bar(mongo_uri, mongo_db, tmp_path, capsys):
+    import json
+
+    config = _write_config(tmp_path, start="2022-06-01", generator={
+        "type": "rank", "params": {"factor": "rsi_14", "top_n": 1}})
+    args = ["pipeline", str(config), "--latest", "--now", "2024-12-31T00:00:05Z", "--json",
+            *_mongo_args(mongo_uri, mongo_db)]
+    assert main(args) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["bar"] == "2024-12-30T00:00:00+00:00"
+    assert summary["export"]["inserted"] == summary["signals"] == 3
+    stored = mongo_db[SIGNALS_COLLECTION].distinct("ts")
+    assert [t.isoformat() for t in stored] == ["2024-12-30T00:00:00+00:00"]
+    assert not (tmp_path / "report").exists()  # the newest-bar run writes no report

@@ -185,3 +185,27 @@ def test_stake_from_weight_is_capped(tag, fraction, expected):
 def test_weight_ignored_for_stake_when_disabled():
     logic = make_logic("mongodb://127.0.0.1:9", "x", live=True, use_weight_for_stake=False)
     assert logic.stake(100.0, 1000.0, "ext:demo:v1:w0.25") == pytest.approx(100.0)
+
+
+def test_metrics_served_for_the_monitor(mongo_uri, mongo_db):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mongo_db["crypto_signals"].insert_one(doc("ETH/USDT", LAST_ROW, "enter_long"))
+    logic = make_logic(mongo_uri, mongo_db.name, live=True, metrics_port=port)
+    logic.bot_loop_start(PAIRS, T0 + N * H + timedelta(seconds=30))
+    analyse(logic, "ETH/USDT")
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'ext_signals_last_evaluation{outcome="matched",pair="ETH/USDT"} 1.0' in body
+    assert 'ext_signals_lag_seconds{pair="ETH/USDT"} 30.0' in body
+
+
+def test_empty_window_is_not_an_outage(mongo_uri, mongo_db, caplog):
+    logic = make_logic(mongo_uri, mongo_db.name, live=True)
+    with caplog.at_level(logging.WARNING):
+        assert logic.source.refresh(PAIRS, T0 + N * H) is True
+    assert logic.source.available and not caplog.records
+    assert analyse(logic, "BTC/USDT")["enter_long"].sum() == 0

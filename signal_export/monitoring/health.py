@@ -1,0 +1,125 @@
+"""Health readings from MongoDB: connectivity, exporter success and write latency, job counts,
+signal lag. Each function reads one thing and returns plain data; the monitor combines them.
+
+Not the alert rules (:mod:`.rules`) nor Freqtrade (:mod:`.freqtrade_api`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from signal_export.logs import redact_text
+from signal_export.monitoring.lag import signal_lag
+from signal_export.store import latest_signals
+
+
+@dataclass
+class MongoHealth:
+    reachable: bool
+    ping_ms: float | None
+    error: str | None = None
+
+
+@dataclass
+class ExporterHealth:
+    runs: int = 0
+    ok: int = 0
+    failed: int = 0
+    write_latency_p50_ms: float | None = None
+    write_latency_p99_ms: float | None = None
+
+    @property
+    def success_rate(self) -> float:
+        return self.ok / self.runs if self.runs else 1.0
+
+
+@dataclass
+class JobHealth:
+    job: str
+    strategy_id: str | None
+    runs: int
+    ok: int
+    failed: int
+    signals: int
+    last_bar: datetime | None
+    last_export: datetime | None
+    last_latency_s: float | None
+    over_budget: int
+    newest: dict[str, Any] = field(default_factory=dict)
+
+
+def mongo_health(client: MongoClient) -> MongoHealth:
+    """``ping`` round trip; unreachable is a value, not an exception."""
+    t0 = time.perf_counter()
+    try:
+        client.admin.command("ping")
+    except PyMongoError as exc:
+        return MongoHealth(False, None, redact_text(f"{type(exc).__name__}: {exc}")[:300])
+    return MongoHealth(True, round((time.perf_counter() - t0) * 1000, 3))
+
+
+def exporter_health(runs: Collection, since: datetime) -> ExporterHealth:
+    """Export audit records since ``since``: success counts and write-latency percentiles."""
+    docs = list(runs.find({"started_at": {"$gte": since}}, {"status": 1, "latency_ms": 1}))
+    out = ExporterHealth(runs=len(docs), ok=sum(d.get("status") == "ok" for d in docs),
+                         failed=sum(d.get("status") in ("failed", "partial") for d in docs))
+    lat = np.array([d["latency_ms"] for d in docs if d.get("latency_ms") is not None], float)
+    if lat.size:
+        out.write_latency_p50_ms = float(np.percentile(lat, 50))
+        out.write_latency_p99_ms = float(np.percentile(lat, 99))
+    return out
+
+
+def job_health(runs: Collection, since: datetime) -> tuple[list[JobHealth], list[dict]]:
+    """Per scheduled job since ``since``: run counts, signals exported, newest bar and latency.
+
+    Also returns each job's newest run document (for the export-run alert rules).
+    """
+    docs = list(runs.find({"bar": {"$gte": since}}))
+    out: list[JobHealth] = []
+    newest_docs: list[dict] = []
+    by_job: dict[str, list[dict]] = {}
+    for d in docs:
+        by_job.setdefault(d["job"], []).append(d)
+    for job, rows in sorted(by_job.items()):
+        rows.sort(key=lambda d: d["bar"])
+        ok_rows = [d for d in rows if d.get("status") == "ok"]
+        newest = rows[-1]
+        newest_docs.append(newest)
+        out.append(JobHealth(
+            job=job, strategy_id=newest.get("strategy_id"), runs=len(rows), ok=len(ok_rows),
+            failed=len(rows) - len(ok_rows),
+            signals=sum(int((d.get("counts") or {}).get("submitted", 0)) for d in rows),
+            last_bar=ok_rows[-1]["bar"] if ok_rows else None,
+            last_export=ok_rows[-1]["finished_at"] if ok_rows else None,
+            last_latency_s=newest.get("latency_s"),
+            over_budget=sum(bool(d.get("over_budget")) for d in rows), newest=newest))
+    return out, newest_docs
+
+
+def lag_frame(signals: Collection, now: datetime,
+              watched: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Signal lag per strategy/pair of the watched strategies (one aggregation per strategy)."""
+    frames = []
+    expected: dict[tuple[str, str], list[str]] = {}
+    for w in watched:
+        latest = latest_signals(signals, strategy_ids=w["strategy_id"], timeframe=w["timeframe"],
+                                pairs=w.get("pairs"), fields=("strategy_id", "pair",
+                                                              "timeframe", "ts"))
+        frames.append(latest)
+        if w.get("pairs"):
+            expected[(w["strategy_id"], w["timeframe"])] = list(w["pairs"])
+    if not frames:
+        frames = [pd.DataFrame(columns=["strategy_id", "pair", "timeframe", "ts"])]
+    latest = pd.concat(frames, ignore_index=True)
+    return signal_lag(latest, now, expected)

@@ -1,0 +1,99 @@
+"""``signal-scheduler``: run the export jobs of a jobs file at every bar close.
+
+``signal-scheduler --jobs configs/jobs.example.yaml`` runs until SIGTERM;
+``--once`` runs every job's due bars once and exits (cron-style use, tests);
+``--list`` prints each job's next fire time. MongoDB comes from the settings
+(``EXT_SIG_MONGO_URI``/``EXT_SIG_DB``, ``.env``); alerts for failed or
+over-budget runs go to the channels of ``--alerts`` (optional).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from signal_export.logs import configure_logging
+from signal_export.scheduler.jobs import JobsFileError, job_pipeline_config, load_jobs
+from signal_export.scheduler.runner import JobRunner, RunRecord, run_job
+from signal_export.scheduler.timing import next_fire_time
+from signal_export.settings import load_settings
+from signal_export.store import connect, ensure_indexes
+
+log = logging.getLogger("signal_export.scheduler")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="signal-scheduler", description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", required=True, type=Path, help="jobs YAML file")
+    p.add_argument("--alerts", type=Path, help="alerts YAML (channels, cooldown) for run alerts")
+    p.add_argument("--env-file", default=".env")
+    p.add_argument("--once", action="store_true", help="run due bars once and exit")
+    p.add_argument("--list", action="store_true", help="print jobs and next fire times")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-json", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        jobs_file = load_jobs(args.jobs)
+        configs = {j.name: job_pipeline_config(j) for j in jobs_file.jobs if j.enabled}
+    except (JobsFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        now = datetime.now(UTC)
+        for job in jobs_file.jobs:
+            cfg = configs.get(job.name)
+            when = next_fire_time(cfg.timeframe, job.offset_seconds, now) if cfg else "disabled"
+            print(f"{job.name}\t{cfg.timeframe if cfg else '-'}\t{job.pipeline}\tnext {when}")
+        return 0
+    settings = load_settings(args.env_file)
+    client = connect(settings.mongo_uri, app_name="signal-scheduler")
+    ensure_indexes(client, settings)
+    db = client[settings.db]
+    on_record = _alert_hook(args.alerts) if args.alerts else None
+    runners = [JobRunner(job, configs[job.name], db, lease_seconds=jobs_file.lease_seconds,
+                         runs_collection=jobs_file.runs_collection,
+                         leases_collection=jobs_file.leases_collection,
+                         job_fn=lambda cfg, bar, now: run_job(cfg, bar, now, settings=settings),
+                         on_record=on_record)
+               for job in jobs_file.jobs if job.enabled]
+    try:
+        if args.once:
+            failed = sum(r.status != "ok" for runner in runners for r in runner.tick())
+            return 1 if failed else 0
+        from signal_export.scheduler.service import build_scheduler, install_shutdown
+
+        scheduler = build_scheduler(runners, blocking=True)
+        install_shutdown(scheduler)
+        log.info("scheduler started with %d jobs", len(runners))
+        scheduler.start()
+        return 0
+    finally:
+        client.close()
+
+
+def _alert_hook(path: Path):
+    """Run records -> export-failure / over-budget alerts through the configured channels."""
+    from signal_export.monitoring.config import load_monitor_config
+    from signal_export.monitoring.manager import AlertManager
+    from signal_export.monitoring.rules import export_run_conditions
+
+    config = load_monitor_config(path)
+    manager = AlertManager.from_config(config)
+
+    def hook(record: RunRecord) -> None:
+        manager.process(export_run_conditions([record.as_doc()]), rules={
+            "export_failure", "export_latency"}, scope={record.job})
+
+    return hook
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The scheduled job's run: due bars -> newest-bar pipeline -> idempotent export -> run record.
+
+:class:`JobRunner.tick` is what APScheduler calls at every bar close + offset
+(and once at start-up). Under the job's lease it finds the last bar exported
+successfully (from the scheduler's runs collection), computes the bars due
+since then (the bar that just closed, plus missed bars after a restart or an
+outage, bounded by ``max_backfill_bars``) and runs each through
+:func:`run_job` (:func:`research.pipeline.run_latest`: incremental factors for
+that bar only, exported with :func:`signal_export.exporter.export_signals`).
+Each bar leaves one run record keyed by job and bar, with the counts, the
+exporter's run id and the latency "bar close -> signals acknowledged by
+MongoDB" measured with the injected clock against the job's budget. So a bar
+is exported once however often ``tick`` is called, a re-run after a crash
+stores nothing twice (the exporter is idempotent), and tests run under a fake
+clock. Not the process (see :mod:`signal_export.scheduler.service`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+
+from research.pipeline import PipelineConfig, run_latest
+from research.pipeline.run import ExportSummary
+from signal_export.contract import timeframe_delta
+from signal_export.logs import redact_text
+from signal_export.scheduler.jobs import JobSpec, budget_seconds
+from signal_export.scheduler.lease import JobLease
+from signal_export.scheduler.timing import bar_close, bars_due
+from signal_export.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+#: ``(config, bar, now) -> ExportSummary``: one bar's pipeline run and export.
+JobFn = Callable[[PipelineConfig, pd.Timestamp, datetime], ExportSummary | None]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_job(config: PipelineConfig, bar: datetime, now: datetime, *, db: Database | None = None,
+            settings: Settings | None = None) -> ExportSummary | None:
+    """Run the pipeline for ``bar`` only (incremental newest-bar path) and export its signals."""
+    return run_latest(config, now=now, bar=bar, db=db, settings=settings, export=True,
+                      dry_run=False).export
+
+
+@dataclass
+class RunRecord:
+    """One bar of one job, as stored in the scheduler's runs collection."""
+
+    job: str
+    strategy_id: str
+    timeframe: str
+    bar: datetime
+    bar_close: datetime
+    started_at: datetime
+    finished_at: datetime
+    status: str  # "ok" | "failed"
+    latency_s: float
+    budget_s: float
+    over_budget: bool
+    backfill: bool
+    duration_s: float
+    owner: str
+    counts: dict[str, int] = field(default_factory=dict)
+    export_run_id: str | None = None
+    error: str | None = None
+
+    def as_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["_id"] = f"{self.job}|{self.bar.isoformat()}"
+        return doc
+
+
+def default_owner() -> str:
+    """``host:pid:random`` - unique per scheduler process."""
+    import os
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def ensure_runs_indexes(db: Database, runs_collection: str) -> None:
+    db[runs_collection].create_index([("job", ASCENDING), ("status", ASCENDING),
+                                      ("bar", DESCENDING)], name="job_status_bar")
+
+
+class JobRunner:
+    """Runs one job's due bars under its lease; ``tick()`` is safe to call at any time."""
+
+    def __init__(self, job: JobSpec, config: PipelineConfig, db: Database, *,
+                 clock: Clock = system_clock, owner: str | None = None,
+                 lease_seconds: float = 120.0, runs_collection: str = "scheduler_runs",
+                 leases_collection: str = "scheduler_leases", job_fn: JobFn | None = None,
+                 on_record: Callable[[RunRecord], None] | None = None) -> None:
+        self.job = job
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.owner = owner or default_owner()
+        self.runs = db[runs_collection]
+        self.lease = JobLease(db[leases_collection], job.name, self.owner,
+                              ttl_seconds=lease_seconds, clock=clock)
+        self.job_fn = job_fn or (lambda cfg, bar, now: run_job(cfg, bar, now))
+        self.on_record = on_record
+        self.budget_s = budget_seconds(job, config.timeframe)
+        ensure_runs_indexes(db, runs_collection)
+
+    @property
+    def timeframe(self) -> str:
+        return self.config.timeframe
+
+    def last_done_bar(self) -> pd.Timestamp | None:
+        """The bar after which exporting resumes (survives restarts).
+
+        The newest bar exported successfully; with none yet, the bar before the
+        oldest failed one (so a first run that failed is retried, not forgotten).
+        """
+        doc = self.runs.find_one({"job": self.job.name, "status": "ok"}, sort=[("bar", -1)],
+                                 projection={"bar": 1})
+        if doc is not None:
+            return pd.Timestamp(doc["bar"]).tz_convert(UTC)
+        failed = self.runs.find_one({"job": self.job.name, "status": "failed"},
+                                    sort=[("bar", 1)], projection={"bar": 1})
+        if failed is None:
+            return None
+        return pd.Timestamp(failed["bar"]).tz_convert(UTC) - timeframe_delta(self.timeframe)
+
+    def due(self) -> list[pd.Timestamp]:
+        return bars_due(self.last_done_bar(), self.clock(), self.timeframe,
+                        offset_seconds=self.job.offset_seconds,
+                        max_backfill=self.job.max_backfill_bars)
+
+    def tick(self) -> list[RunRecord]:
+        """Export every due bar (oldest first) if this process gets the lease; the records."""
+        if not self.lease.acquire():
+            return []
+        records: list[RunRecord] = []
+        try:
+            due = self.due()
+            for i, bar in enumerate(due):
+                if i and not self.lease.acquire():  # renew between bars of a long back-fill
+                    break
+                records.append(self.run_bar(bar, backfill=i < len(due) - 1))
+        finally:
+            self.lease.release()
+        return records
+
+    def run_bar(self, bar: pd.Timestamp, *, backfill: bool = False) -> RunRecord:
+        """One bar: pipeline + export, timed against the budget, recorded."""
+        started = self.clock()
+        t0 = time.perf_counter()
+        summary: ExportSummary | None = None
+        error: str | None = None
+        try:
+            summary = self.job_fn(self.config, bar, started)
+            if summary is not None and summary.failed:
+                error = f"{summary.failed} signals not stored: {'; '.join(summary.errors[:3])}"
+        except Exception as exc:  # a failed run is recorded and alerted, never kills the loop
+            error = redact_text(f"{type(exc).__name__}: {exc}")
+            log.exception("job %s bar %s failed", self.job.name, bar.isoformat(),
+                          extra={"job": self.job.name, "bar": bar.isoformat()})
+        finished = self.clock()
+        close = bar_close(bar, self.timeframe).to_pydatetime()
+        latency = (finished - close).total_seconds()
+        record = RunRecord(
+            job=self.job.name, strategy_id=self.config.export.strategy_id,
+            timeframe=self.timeframe, bar=bar.to_pydatetime(), bar_close=close,
+            started_at=started, finished_at=finished, status="failed" if error else "ok",
+            latency_s=round(latency, 6), budget_s=self.budget_s,
+            over_budget=error is None and not backfill and latency > self.budget_s,
+            backfill=backfill, duration_s=round(time.perf_counter() - t0, 6), owner=self.owner,
+            counts={} if summary is None else summary.counts(),
+            export_run_id=None if summary is None else summary.run_id, error=error)
+        self.runs.replace_one({"_id": record.as_doc()["_id"]}, record.as_doc(), upsert=True)
+        log.info("job %s bar %s %s latency %.3fs (budget %.1fs)%s", self.job.name,
+                 bar.isoformat(), record.status, latency, self.budget_s,
+                 " backfill" if backfill else "",
+                 extra={"job": self.job.name, "bar": bar.isoformat(), "status": record.status,
+                        "latency_s": latency, **record.counts})
+        if self.on_record is not None:
+            self.on_record(record)
+        return record

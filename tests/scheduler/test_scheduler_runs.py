@@ -1,0 +1,141 @@
+"""A scheduled job exports each bar exactly once, back-fills after a restart, never runs twice."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pandas as pd
+from scheduler_data import T0, FakeClock, job_spec, pipeline_config
+
+from research.pipeline.run import ExportSummary
+from signal_export.contract import SIGNALS_COLLECTION
+from signal_export.scheduler import JobRunner
+from signal_export.scheduler.runner import run_job
+
+
+def _runner(mongo_db, tmp_path, clock, **kwargs) -> JobRunner:
+    config = pipeline_config(tmp_path)
+    return JobRunner(job_spec(**kwargs.pop("job", {})), config, mongo_db, clock=clock,
+                     job_fn=lambda cfg, bar, now: run_job(cfg, bar, now, db=mongo_db), **kwargs)
+
+
+def _signal_bars(mongo_db) -> list[pd.Timestamp]:
+    return sorted(pd.Timestamp(t) for t in mongo_db[SIGNALS_COLLECTION].distinct("ts"))
+
+
+def test_each_bar_is_exported_exactly_once_however_often_the_job_ticks(mongo_db, tmp_path,
+                                                                       clock):
+    runner = _runner(mongo_db, tmp_path, clock)
+    clock.now = T0 + timedelta(seconds=2)
+    exported: list = []
+    for _ in range(4 * 3):  # 3 minutes, a tick every 15 s
+        exported.extend(runner.tick())
+        clock.advance(15)
+    bars = [r.bar for r in exported]
+    assert bars == [T0 - timedelta(minutes=1), T0, T0 + timedelta(minutes=1)]
+    assert all(r.status == "ok" for r in exported)
+    assert [r.counts["inserted"] for r in exported] == [3, 3, 3]  # one signal per pair and bar
+    assert mongo_db[SIGNALS_COLLECTION].count_documents({}) == 9
+    assert mongo_db["scheduler_runs"].count_documents({"job": "sched_test_1m"}) == 3
+    assert _signal_bars(mongo_db) == [pd.Timestamp(b) for b in bars]
+
+
+def test_latency_is_bar_close_to_acknowledgement_and_over_budget_is_flagged(mongo_db, tmp_path,
+                                                                           clock):
+    runner = _runner(mongo_db, tmp_path, clock)
+    clock.now = T0 + timedelta(seconds=7)
+    (on_time,) = runner.tick()
+    assert on_time.bar_close == T0 and on_time.latency_s == 7.0
+    assert on_time.budget_s == 30.0 and not on_time.over_budget
+    clock.now = T0 + timedelta(seconds=60 + 45)  # next bar, 45 s after its close: over 30 s
+    (late,) = runner.tick()
+    assert late.latency_s == 45.0 and late.over_budget
+    stored = mongo_db["scheduler_runs"].find_one({"_id": late.as_doc()["_id"]})
+    assert stored["over_budget"] is True and stored["latency_s"] == 45.0
+    assert stored["export_run_id"] and mongo_db["export_runs"].count_documents(
+        {"run_id": stored["export_run_id"]}) == 1
+
+
+def test_restarted_scheduler_backfills_missed_bars_without_duplicates(mongo_db, tmp_path, clock):
+    first = _runner(mongo_db, tmp_path, clock)
+    clock.now = T0 + timedelta(seconds=3)
+    assert [r.bar for r in first.tick()] == [T0 - timedelta(minutes=1)]
+    # the process dies; 5 minutes later a new process (new owner) starts
+    clock.advance(5 * 60)
+    second = _runner(mongo_db, tmp_path, clock)
+    assert second.owner != first.owner
+    records = second.tick()
+    assert [r.bar for r in records] == [T0 + timedelta(minutes=i) for i in range(5)]
+    assert [r.backfill for r in records] == [True, True, True, True, False]
+    assert second.tick() == []  # nothing left
+    assert mongo_db[SIGNALS_COLLECTION].count_documents({}) == 3 * 6
+    per_key = mongo_db[SIGNALS_COLLECTION].aggregate([
+        {"$group": {"_id": {"p": "$pair", "t": "$ts"}, "n": {"$sum": 1}}},
+        {"$match": {"n": {"$gt": 1}}}])
+    assert list(per_key) == []
+
+
+def test_backfill_is_bounded_by_max_backfill_bars(mongo_db, tmp_path, clock):
+    runner = _runner(mongo_db, tmp_path, clock, job={"max_backfill_bars": 2})
+    clock.now = T0 + timedelta(seconds=3)
+    runner.tick()
+    clock.advance(10 * 60)
+    assert [r.bar for r in runner.tick()] == [T0 + timedelta(minutes=i) for i in (7, 8, 9)]
+
+
+def test_a_failed_bar_is_recorded_and_retried_at_the_next_tick(mongo_db, tmp_path, clock):
+    calls: list = []
+
+    def flaky(cfg, bar, now):
+        calls.append(bar)
+        if len(calls) == 1:
+            raise ConnectionError("mongodb://u:hunter22@db down")
+        return ExportSummary(target="x", dry_run=False, submitted=0, run_id="r")
+
+    runner = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                       job_fn=flaky)
+    clock.now = T0 + timedelta(seconds=3)
+    (failed,) = runner.tick()
+    assert failed.status == "failed" and "down" in failed.error
+    assert "hunter22" not in failed.error  # secrets never reach records or logs
+    clock.advance(60)
+    assert [(r.bar, r.status) for r in runner.tick()] == [
+        (T0 - timedelta(minutes=1), "ok"), (T0, "ok")]
+
+
+def test_two_schedulers_never_run_the_same_job_at_once(mongo_db, tmp_path):
+    clock = FakeClock(T0 + timedelta(seconds=3))
+    inside = threading.Event()
+    proceed = threading.Event()
+    running: list[str] = []
+
+    def slow(cfg, bar, now):
+        running.append(bar.isoformat())
+        inside.set()
+        proceed.wait(10)
+        return ExportSummary(target="x", dry_run=False, run_id="r")
+
+    a = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock, job_fn=slow)
+    b = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock, job_fn=slow)
+    result_a: list = []
+    worker = threading.Thread(target=lambda: result_a.extend(a.tick()))
+    worker.start()
+    assert inside.wait(10)
+    assert b.tick() == []  # lease held by a: b does not run the job
+    proceed.set()
+    worker.join(10)
+    assert len(result_a) == 1 and running == [result_a[0].bar.isoformat()]
+    assert b.tick() == []  # a released the lease, and the bar is done: nothing due
+
+
+def test_an_expired_lease_of_a_crashed_owner_is_taken_over(mongo_db, tmp_path, clock):
+    crashed = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                        lease_seconds=60)
+    assert crashed.lease.acquire()  # and never released
+    other = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                      job_fn=lambda cfg, bar, now: ExportSummary("x", False, run_id="r"))
+    clock.now = T0 + timedelta(seconds=3)
+    assert other.tick() == []
+    clock.advance(61)
+    assert [r.bar for r in other.tick()] == [T0]  # no history yet: the newest closed bar
