@@ -5,7 +5,7 @@ file at each bar close (+ offset) with APScheduler; :class:`JobRunner` is the
 clock-injected core that the tests drive under a fake clock.
 """
 
-from signal_export.scheduler.jobs import JobSpec, JobsFile, JobsFileError, load_jobs
+from signal_export.scheduler.jobs import JobsFile, JobsFileError, JobSpec, load_jobs
 from signal_export.scheduler.lease import JobLease
 from signal_export.scheduler.runner import JobRunner, RunRecord, run_job
 from signal_export.scheduler.timing import bar_close, bars_due, next_fire_time

@@ -10,6 +10,7 @@ re-validated through the pipeline's own model. Timing is "bar close + offset":
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,8 @@ def _describe(exc: ValidationError, data: Any) -> str:
     for err in exc.errors():
         loc = list(err["loc"])
         if len(loc) >= 2 and loc[0] == "jobs" and isinstance(loc[1], int):
-            try:
+            with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
                 loc[1] = f"[{data['jobs'][loc[1]].get('name', loc[1])}]"
-            except (KeyError, IndexError, TypeError, AttributeError):
-                pass
         where = ".".join(str(p) for p in loc)
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].replace(
             "Value error, ", "")
