@@ -188,15 +188,18 @@ class Monitor:
             except PyMongoError as exc:
                 log.error("monitor: reading signals failed: %s", redact_text(str(exc)))
                 continue
-            mine = trades[trades["strategy_id"].isna() | (trades["strategy_id"] == w.strategy_id)]
+            ours = trades["strategy_id"] == w.strategy_id
             if w.pairs:
-                mine = mine[mine["pair"].isin(w.pairs)]
+                ours &= trades["pair"].isin(w.pairs)
+            mine = trades[ours | trades["strategy_id"].isna()]  # untagged trades: extra
             frames.append(reconcile.reconcile(signals, mine, w.timeframe, now,
                                               late_bars=self.config.thresholds.late_bars))
         frames = [f for f in frames if not f.empty]
         if not frames:
             return pd.DataFrame(columns=list(reconcile.OUTCOME_COLUMNS))
-        return pd.concat(frames, ignore_index=True)
+        out = pd.concat(frames, ignore_index=True)
+        extra = out["kind"].eq("extra")  # an untagged trade is reported once, not per strategy
+        return out[~(extra & out.duplicated(["kind", "trade_id"]))].reset_index(drop=True)
 
     def _write_back(self, bots: list[BotState], now: datetime) -> None:
         try:

@@ -199,9 +199,9 @@ def bootstrap(client: MongoClient, config: BootstrapConfig) -> BootstrapReport:
     report = BootstrapReport()
     plan = plan_user_roles(config.signals_db, config.market_db, config.writeback_collections)
     try:
-        ensure_databases(client, config, report)
-        if config.writeback_collections and "strategy" in config.users:
+        if config.writeback_collections and "strategy" in config.users:  # first: may refuse
             ensure_writeback_role(client[config.signals_db], config.writeback_collections, report)
+        ensure_databases(client, config, report)
         auth_db = client[config.auth_db]
         for key, name in config.users.items():
             ensure_user(auth_db, name, config.passwords[key], plan[key], report)

@@ -34,7 +34,7 @@ def describe_uri(uri: str) -> str:
     user = parsed.get("username")
     if not user:
         return f"no user (unauthenticated) at {hosts}"
-    options = parsed.get("options") or {}
+    options = {str(k).lower(): v for k, v in (parsed.get("options") or {}).items()}
     source = options.get("authsource") or parsed.get("database") or "admin"
     return f"user {user!r} (authSource {source!r}) at {hosts}"
 

@@ -94,7 +94,7 @@ def _is_placeholder(value: str) -> bool:
 
 
 _CODE_RE = re.compile(r"(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*)"
-                      r"(?:\(.*)?")
+                      r"(?:[(\[].*)?")
 
 
 def _is_literal_secret(path: str, rule: str, value: str, bare: bool) -> bool:

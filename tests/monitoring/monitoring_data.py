@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from signal_export.monitoring.alerts import Alert
+
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
@@ -52,3 +54,15 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class Recorder:
+    """A channel that keeps what it was given (the real channels have their own tests)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.sent.append(alert)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,9 +54,12 @@ class _Sink:
 def smtp_receiver() -> Iterator[tuple[int, _Sink]]:
     """``(port, sink)``: a local SMTP server on 127.0.0.1 collecting messages."""
     sink = _Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:  # aiosmtpd's start-up check cannot use port 0
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield controller.server.sockets[0].getsockname()[1], sink
+        yield port, sink
     finally:
         controller.stop()

@@ -71,7 +71,7 @@ def test_email_alert_and_resolve_reach_a_local_smtp_server():
     assert [m["Subject"] for m in sink.messages] == [
         "[FIRING] lag_over_budget alpha BTC/USDT", "[RESOLVED] lag_over_budget alpha BTC/USDT"]
     assert sink.envelopes[0] == ("bridge@example.org", ["ops@example.org"])
-    body = sink.messages[0].get_payload()
+    body = sink.messages[0].get_payload(decode=True).decode()
     assert "strategy_id=alpha pair=BTC/USDT" in body and "value=95" in body
 
 

@@ -66,6 +66,9 @@ def test_scanner_flags_each_kind_of_secret(line, rule):
     '"key": "",',
     "password = read_secret('MONGO_EXPORTER_PASSWORD')",
     "api_key=settings.api_key",
+    'api_key = os.environ["BINANCE_KEY"]',
+    'secret = config["exchange"]["secret"]',
+    "token = secrets.token_urlsafe(32)",
     "password: <your-password>",
     f"password = '{_KEY}'  # pragma: allowlist secret",
 ])

@@ -131,6 +131,7 @@ def test_writeback_role_is_created_or_the_missing_feature_is_named(admin_client,
             info = admin_client.admin.command("usersInfo", {"user": f"strategy_{tag}",
                                                             "db": "admin"})
             assert info["users"] == []
+            assert db_names[0] not in admin_client.list_database_names()
     finally:
         _cleanup(admin_client, tag, db_names)
 
@@ -156,3 +157,12 @@ def test_secret_errors_name_the_variable_and_never_the_value(tmp_path):
     assert read_secret("X_TOKEN", environ={}, required=False) is None
     assert read_secret("X_TOKEN", environ={}, env_file_values={"X_TOKEN": "dotenv-Tok-1"}) \
         == "dotenv-Tok-1"
+
+
+def test_uri_descriptions_name_user_and_source_but_never_the_password():
+    from signal_export.security.login import describe_uri
+
+    assert describe_uri("mongodb://u:pw-123456@h:1/?authSource=signals") == \
+        "user 'u' (authSource 'signals') at h:1"
+    assert describe_uri("mongodb://h:1/") == "no user (unauthenticated) at h:1"
+    assert "pw-123456" not in describe_uri("mongodb://u:pw-123456@")

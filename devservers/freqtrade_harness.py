@@ -1,0 +1,148 @@
+"""Driving the real ``freqtrade`` CLI offline: config merging, backtests and dry-run bots.
+
+A development tool for the demo and the tests: it layers a project config from
+``configs/`` with the exchange stand-in's overlay and run-specific settings,
+then runs an unmodified ``freqtrade`` subcommand in a subprocess. Users run
+``freqtrade`` themselves with ``configs/*.json``; nothing in the product
+imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+FREQTRADE = str(Path(sys.executable).with_name("freqtrade"))
+STRATEGY_PATH = REPO / "user_data" / "strategies"
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Freqtrade's own left-to-right config merge semantics, for dicts in memory."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def freqtrade_env(**extra: str) -> dict[str, str]:
+    """Subprocess env: the repo importable, no EXT_SIG_* / FREQTRADE__* leaking from the shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXT_SIG_", "FREQTRADE__"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def write_config(path: Path, base: str, *layers: Mapping[str, Any]) -> Path:
+    """``configs/<base>`` merged with ``layers`` (stand-in overlay, run settings) into ``path``."""
+    config = json.loads((REPO / "configs" / base).read_text())
+    for layer in layers:
+        config = deep_merge(config, layer)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def run_backtest(config_path: Path, userdir: Path, datadir: Path, timeframe: str, timerange: str,
+                 env: Mapping[str, str], timeout: int = 300) -> pd.DataFrame:
+    """``freqtrade backtesting`` of ExternalSignalStrategy; the trades it exported, as a frame."""
+    from freqtrade.data.btanalysis import load_backtest_data
+
+    results = userdir / "backtest_results"
+    results.mkdir(parents=True, exist_ok=True)
+    cmd = [FREQTRADE, "backtesting", "-c", str(config_path), "--userdir", str(userdir),
+           "--datadir", str(datadir), "--strategy", "ExternalSignalStrategy",
+           "--strategy-path", str(STRATEGY_PATH), "--timeframe", timeframe,
+           "--timerange", timerange, "--cache", "none", "--export", "trades",
+           "--backtest-directory", str(results)]
+    proc = subprocess.run(cmd, cwd=userdir, capture_output=True, text=True, timeout=timeout,
+                          env=dict(env))
+    log = proc.stdout + proc.stderr
+    (userdir / "freqtrade-backtesting.log").write_text(log)
+    if proc.returncode != 0:
+        raise RuntimeError(f"freqtrade backtesting failed ({proc.returncode}):\n{log[-4000:]}")
+    trades = load_backtest_data(results)
+    trades.attrs["log"] = log
+    return trades
+
+
+class DryRunBot:
+    """``freqtrade trade --dry-run`` in a subprocess; trades read from its sqlite database."""
+
+    def __init__(self, config_path: Path, userdir: Path, db_path: Path, env: Mapping[str, str]):
+        self.config_path, self.userdir, self.db_path = config_path, userdir, db_path
+        self.env = dict(env)
+        self.log_path = userdir / "freqtrade-dry-run.log"
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> DryRunBot:
+        cmd = [FREQTRADE, "trade", "--dry-run", "-c", str(self.config_path),
+               "--userdir", str(self.userdir), "--strategy-path", str(STRATEGY_PATH)]
+        self._log = self.log_path.open("w")
+        self._proc = subprocess.Popen(cmd, cwd=self.userdir, stdout=self._log,
+                                      stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def trades(self) -> list[dict[str, Any]]:
+        if not self.db_path.exists():
+            return []
+        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute(
+                "select id, pair, is_open, open_date, close_date, open_rate, close_rate, "
+                "enter_tag, exit_reason from trades order by id")]
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+        finally:
+            con.close()
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"freqtrade exited while waiting for {what}:\n"
+                                   f"{self.log_text()[-4000:]}")
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise TimeoutError(f"timed out waiting for {what}:\n{self.log_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> DryRunBot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
