@@ -86,12 +86,15 @@ def parity_table(research_trades: pd.DataFrame, ft_trades: pd.DataFrame) -> bool
                  and abs(r["entry_price"] / f["open_rate"] - 1) < 1e-9
                  and abs(r["exit_price"] / f["close_rate"] - 1) < 1e-9)
         same &= bool(match)
+        def fill(t, time_col: str, price_col: str) -> str | None:
+            return None if t is None else f"{t[time_col]:%Y-%m-%d} @ {t[price_col]:.4f}"
+
         rows.append({
             "pair": (r if r is not None else f)["pair"],
-            "research entry": None if r is None else f"{r['entry_time']:%Y-%m-%d} @ {r['entry_price']:.4f}",
-            "freqtrade entry": None if f is None else f"{f['open_date']:%Y-%m-%d} @ {f['open_rate']:.4f}",
-            "research exit": None if r is None else f"{r['exit_time']:%Y-%m-%d} @ {r['exit_price']:.4f}",
-            "freqtrade exit": None if f is None else f"{f['close_date']:%Y-%m-%d} @ {f['close_rate']:.4f}",
+            "research entry": fill(r, "entry_time", "entry_price"),
+            "freqtrade entry": fill(f, "open_date", "open_rate"),
+            "research exit": fill(r, "exit_time", "exit_price"),
+            "freqtrade exit": fill(f, "close_date", "close_rate"),
             "same": "yes" if match else "NO",
         })
     table = pd.DataFrame(rows)

@@ -97,7 +97,7 @@ BAD_SIGNALS: tuple[BadSignal, ...] = (
     BadSignal("ts 08:00 in +05:30 is 02:30 UTC, off the grid",
               good_signal(ts=datetime(2026, 1, 5, 8, tzinfo=timezone(timedelta(hours=5.5)))),
               "ts", "acted"),
-    BadSignal("valid_until naive", good_signal(valid_until=(T + H).replace(tzinfo=None)),
+    BadSignal("valid_until naive", good_signal(valid_until=(T + 3 * H).replace(tzinfo=None)),
               "valid_until", "acted"),
     BadSignal("valid_until as text", good_signal(valid_until="tomorrow"), "valid_until",
               "malformed"),
@@ -224,6 +224,7 @@ class BadFile:
     suffix: str
     content: str | pd.DataFrame
     must_mention: tuple[str, ...]
+    timeframe: str = "1m"
 
 
 def _csv(*times: str, header: str = _HEADER, row: str = _ROW) -> str:
@@ -245,6 +246,8 @@ BAD_FILES: tuple[BadFile, ...] = (
             ("naive",)),
     BadFile("csv bad date string", ".csv", _csv("2026-13-05T00:00:00Z"),
             ("time column", "2026-13-05")),
+    BadFile("1d csv with an impossible YYYYMMDD", ".csv",
+            _csv("20260105", "20261305"), ("time column", "20261305"), "1d"),
     BadFile("csv close as text", ".csv",
             _csv("2026-01-05T00:00:00Z", row="{t},BTC/USDT,100,101,99,abc,10\n"), ("close",)),
     BadFile("parquet close as text", ".parquet", pd.DataFrame({
