@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from signal_export.logs import configure_logging
 from signal_export.scheduler.jobs import JobsFileError, job_pipeline_config, load_jobs
@@ -21,6 +23,9 @@ from signal_export.scheduler.runner import JobRunner, RunRecord, run_job
 from signal_export.scheduler.timing import next_fire_time
 from signal_export.settings import load_settings
 from signal_export.store import connect, ensure_indexes
+
+if TYPE_CHECKING:
+    from signal_export.monitoring.manager import AlertManager
 
 log = logging.getLogger("signal_export.scheduler")
 
@@ -79,18 +84,23 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
 
 
-def _alert_hook(path: Path):
-    """Run records -> export-failure / over-budget alerts through the configured channels."""
+def _alert_hook(path: Path) -> Callable[[RunRecord], None]:
     from signal_export.monitoring.config import load_monitor_config
     from signal_export.monitoring.manager import AlertManager
+
+    return run_alert_hook(AlertManager.from_config(load_monitor_config(path)))
+
+
+def run_alert_hook(manager: AlertManager) -> Callable[[RunRecord], None]:
+    """Run records -> EXPORT_FAILURE / EXPORT_LATENCY alerts (fire, dedupe, resolve)."""
+    from signal_export.monitoring.alerts import Rule
     from signal_export.monitoring.rules import export_run_conditions
 
-    config = load_monitor_config(path)
-    manager = AlertManager.from_config(config)
-
     def hook(record: RunRecord) -> None:
-        manager.process(export_run_conditions([record.as_doc()]), rules={
-            "export_failure", "export_latency"}, scope={record.job})
+        conditions = export_run_conditions([record.as_doc()])
+        if record.backfill:  # a back-filled bar is late by construction: failures only
+            conditions = [c for c in conditions if c.rule is Rule.EXPORT_FAILURE]
+        manager.process(conditions)
 
     return hook
 

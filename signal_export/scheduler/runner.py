@@ -9,7 +9,10 @@ outage, bounded by ``max_backfill_bars``) and runs each through
 that bar only, exported with :func:`signal_export.exporter.export_signals`).
 Each bar leaves one run record keyed by job and bar, with the counts, the
 exporter's run id and the latency "bar close -> signals acknowledged by
-MongoDB" measured with the injected clock against the job's budget. So a bar
+MongoDB" measured with the injected clock against the job's budget (a run
+that was slow is ``over_budget``; one that started after the budget had
+passed - back-fill, start-up catch-up - is ``late_start``, and the lag rules
+report it). So a bar
 is exported once however often ``tick`` is called, a re-run after a crash
 stores nothing twice (the exporter is idempotent), and tests run under a fake
 clock. Not the process (see :mod:`signal_export.scheduler.service`).
@@ -73,6 +76,7 @@ class RunRecord:
     budget_s: float
     over_budget: bool
     backfill: bool
+    late_start: bool
     duration_s: float
     owner: str
     counts: dict[str, int] = field(default_factory=dict)
@@ -175,13 +179,18 @@ class JobRunner:
         finished = self.clock()
         close = bar_close(bar, self.timeframe).to_pydatetime()
         latency = (finished - close).total_seconds()
+        # started after the budget had already passed (a back-fill, a start-up catch-up, a
+        # stalled scheduler): the lag rules report that; "over budget" means a slow run
+        late_start = (started - close).total_seconds() > self.budget_s
         record = RunRecord(
             job=self.job.name, strategy_id=self.config.export.strategy_id,
             timeframe=self.timeframe, bar=bar.to_pydatetime(), bar_close=close,
             started_at=started, finished_at=finished, status="failed" if error else "ok",
             latency_s=round(latency, 6), budget_s=self.budget_s,
-            over_budget=error is None and not backfill and latency > self.budget_s,
-            backfill=backfill, duration_s=round(time.perf_counter() - t0, 6), owner=self.owner,
+            over_budget=(error is None and not backfill and not late_start
+                         and latency > self.budget_s),
+            backfill=backfill, late_start=late_start,
+            duration_s=round(time.perf_counter() - t0, 6), owner=self.owner,
             counts={} if summary is None else summary.counts(),
             export_run_id=None if summary is None else summary.run_id, error=error)
         self.runs.replace_one({"_id": record.as_doc()["_id"]}, record.as_doc(), upsert=True)

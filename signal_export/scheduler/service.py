@@ -4,8 +4,9 @@ Each job of the jobs file becomes one APScheduler job calling
 :meth:`JobRunner.tick` with ``coalesce=True`` (missed fire times collapse into
 one run, which back-fills every missed bar anyway), ``max_instances=1`` and the
 job's ``misfire_grace_time``; the lease in MongoDB covers a second process.
-Every job also runs once right at start-up, so a restarted scheduler catches
-up before the next bar. SIGTERM/SIGINT shut down after the running bar
+Every job also runs once right at start-up (a one-shot catch-up job; the
+lease keeps it from overlapping the regular one), so a restarted scheduler
+catches up before the next bar. SIGTERM/SIGINT shut down after the running bar
 finishes. Not the per-bar logic (:mod:`signal_export.scheduler.runner`).
 """
 
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.date import DateTrigger
 
 from signal_export.scheduler.runner import JobRunner
 from signal_export.scheduler.timing import make_trigger
@@ -34,11 +36,15 @@ def build_scheduler(runners: Sequence[JobRunner], *, blocking: bool = False,
         timezone=UTC)
     for runner in runners:
         job = runner.job
-        kwargs = {"next_run_time": datetime.now(UTC)} if run_at_start else {}
         scheduler.add_job(runner.tick, trigger=make_trigger(runner.timeframe, job.offset_seconds),
                           id=job.name, name=job.name, coalesce=True, max_instances=1,
-                          misfire_grace_time=job.misfire_grace_seconds, replace_existing=True,
-                          **kwargs)
+                          misfire_grace_time=job.misfire_grace_seconds, replace_existing=True)
+        if run_at_start:
+            # a separate one-shot job: giving the interval job a next_run_time of "now" would
+            # shift its grid (interval triggers count from the previous fire time)
+            scheduler.add_job(runner.tick, trigger=DateTrigger(datetime.now(UTC)),
+                              id=f"{job.name}:catch-up", name=f"{job.name} catch-up",
+                              misfire_grace_time=None, replace_existing=True)
     return scheduler
 
 

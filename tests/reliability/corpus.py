@@ -160,7 +160,7 @@ def good_candles(n: int = 5, symbol: str = "BTC/USDT") -> pd.DataFrame:
 
 def _set(column: str, row: int, value: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
-        if frame[column].dtype != object and not isinstance(value, (int, float)):
+        if isinstance(value, str):
             frame[column] = frame[column].astype(object)
         frame.loc[row, column] = value
         return frame
@@ -205,7 +205,7 @@ BAD_CANDLES: tuple[BadCandles, ...] = (
     BadCandles("off-grid datetime", _set("datetime", 3,
                                          pd.Timestamp("2026-01-05 00:03:30", tz="UTC")),
                ("datetime", "row 3")),
-    BadCandles("duplicate bar", _duplicate_row, ("datetime", "duplicated", "row 5")),
+    BadCandles("duplicate bar", _duplicate_row, ("datetime", "duplicated", "row 6")),
     BadCandles("naive datetimes", _naive, ("datetime", "tz-aware")),
     BadCandles("missing volume column", _drop("volume"), ("volume",)),
     BadCandles("unknown symbol format", _set("symbol", 3, "BTCUSDT"), ("BTCUSDT",)),
@@ -247,7 +247,7 @@ BAD_FILES: tuple[BadFile, ...] = (
     BadFile("csv bad date string", ".csv", _csv("2026-13-05T00:00:00Z"),
             ("time column", "2026-13-05")),
     BadFile("1d csv with an impossible YYYYMMDD", ".csv",
-            _csv("20260105", "20261305"), ("time column", "20261305"), "1d"),
+            _csv("20260105", "20261305"), ("time column",), "1d"),
     BadFile("csv close as text", ".csv",
             _csv("2026-01-05T00:00:00Z", row="{t},BTC/USDT,100,101,99,abc,10\n"), ("close",)),
     BadFile("parquet close as text", ".parquet", pd.DataFrame({

@@ -45,3 +45,15 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class RecordingChannel:
+    """An alert channel that keeps what it was given (real channels: tests/monitoring)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def send(self, alert) -> None:
+        self.sent.append(alert)

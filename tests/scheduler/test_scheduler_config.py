@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from scheduler_data import PIPELINE, T0, job_spec, pipeline_config
+from scheduler_data import PIPELINE, T0, RecordingChannel, job_spec, pipeline_config
 
 from signal_export.contract import SIGNALS_COLLECTION
 from signal_export.monitoring.config import load_monitor_config
@@ -70,13 +71,34 @@ def test_apscheduler_jobs_coalesce_single_instance_and_catch_up_at_start(mongo_d
     scheduler = build_scheduler([runner])
     scheduler.start(paused=True)
     try:
-        (job,) = scheduler.get_jobs()
+        jobs = {j.id: j for j in scheduler.get_jobs()}
+        assert set(jobs) == {"sched_test_1m", "sched_test_1m:catch-up"}
+        job = jobs["sched_test_1m"]
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == 17
-        assert job.next_run_time <= datetime.now(UTC)  # runs right away: restart catch-up
         assert job.trigger.interval == timedelta(minutes=1)
+        # the regular job stays on the bar grid: hh:mm:02
+        assert job.next_run_time.second == 2 and job.next_run_time.microsecond == 0
+        assert jobs["sched_test_1m:catch-up"].next_run_time <= datetime.now(UTC)
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_a_started_scheduler_runs_the_catch_up_at_once(mongo_db, tmp_path):
+    from research.pipeline.run import ExportSummary
+
+    done = threading.Event()
+    runner = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db,
+                       job_fn=lambda cfg, bar, now: ExportSummary("x", False, run_id="r"),
+                       on_record=lambda record: done.set())
+    scheduler = build_scheduler([runner])
+    scheduler.start()
+    try:
+        assert done.wait(30)
+    finally:
+        scheduler.shutdown(wait=True)
+    (record,) = list(mongo_db["scheduler_runs"].find())
+    assert record["status"] == "ok" and record["job"] == "sched_test_1m"
 
 
 def test_cli_once_exports_the_newest_bar_and_records_the_run(mongo_uri, mongo_client, tmp_path,
@@ -106,3 +128,69 @@ def test_cli_rejects_a_bad_jobs_file_with_exit_code_2(tmp_path, capsys):
     bad.write_text("jobs: [{name: x, pipeline: nowhere.yaml}]\n")
     assert main(["--jobs", str(bad), "--once"]) == 2
     assert "nowhere.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_over_budget_and_failed_runs_raise_alerts_that_resolve(mongo_db, tmp_path, clock):
+    from research.pipeline.run import ExportSummary
+    from signal_export.monitoring.manager import AlertManager
+    from signal_export.scheduler.cli import run_alert_hook
+
+    rec = RecordingChannel()
+    outcomes = iter(["slow", "fail", "ok", "ok"])
+
+    def job_fn(cfg, bar, now):
+        outcome = next(outcomes)
+        if outcome == "fail":
+            raise RuntimeError("market data missing for BINANCE:SOLUSDT")
+        if outcome == "slow":
+            clock.advance(38)  # the run itself took 38 s
+        return ExportSummary("x", False, run_id="r")
+
+    runner = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                       job_fn=job_fn, on_record=run_alert_hook(AlertManager([rec], clock=clock)))
+    clock.now = T0 + timedelta(seconds=2)
+    runner.tick()  # finishes 40 s after the close: over the 30 s budget
+    clock.now = T0 + timedelta(seconds=63 + 38)
+    runner.tick()  # fails
+    clock.now = T0 + timedelta(seconds=125 + 38)
+    runner.tick()  # retries the failed bar (backfill, ok) and runs the newest (ok)
+    titles = [a.title for a in rec.sent]
+    assert titles == ["[FIRING] export_latency sched_test sched_test_1m",
+                      "[FIRING] export_failure sched_test sched_test_1m",
+                      "[RESOLVED] export_latency sched_test sched_test_1m",
+                      "[RESOLVED] export_failure sched_test sched_test_1m"], titles
+    assert "took 40.000 s (budget 30.0 s)" in rec.sent[0].message()
+    assert "market data missing for BINANCE:SOLUSDT" in rec.sent[1].message()
+
+
+def test_sigterm_stops_the_scheduler_process_cleanly(mongo_uri, mongo_client, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(yaml.safe_dump({**PIPELINE, "report": {"output_dir": str(tmp_path)}}))
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"jobs": [{"name": "term_job", "pipeline": str(pipeline)}]}))
+    db = f"t_sched_term_{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXT_SIG_")}
+    env |= {"EXT_SIG_MONGO_URI": mongo_uri, "EXT_SIG_DB": db, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "signal_export.scheduler.cli", "--jobs",
+                             str(jobs), "--env-file", str(tmp_path / "none")], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not mongo_client[db]["scheduler_runs"].find_one():
+            time.sleep(0.3)
+        assert mongo_client[db]["scheduler_runs"].find_one()["job"] == "term_job"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert "shutting the scheduler down" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        mongo_client.drop_database(db)

@@ -41,20 +41,37 @@ def test_each_bar_is_exported_exactly_once_however_often_the_job_ticks(mongo_db,
     assert _signal_bars(mongo_db) == [pd.Timestamp(b) for b in bars]
 
 
-def test_latency_is_bar_close_to_acknowledgement_and_over_budget_is_flagged(mongo_db, tmp_path,
-                                                                           clock):
-    runner = _runner(mongo_db, tmp_path, clock)
+def test_latency_is_bar_close_to_acknowledgement_and_a_slow_run_is_over_budget(mongo_db, tmp_path,
+                                                                              clock):
+    slow = {"seconds": 0}
+
+    def job_fn(cfg, bar, now):
+        summary = run_job(cfg, bar, now, db=mongo_db)
+        clock.advance(slow["seconds"])  # the export took this long (fake clock)
+        return summary
+
+    runner = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                       job_fn=job_fn)
     clock.now = T0 + timedelta(seconds=7)
     (on_time,) = runner.tick()
     assert on_time.bar_close == T0 and on_time.latency_s == 7.0
-    assert on_time.budget_s == 30.0 and not on_time.over_budget
-    clock.now = T0 + timedelta(seconds=60 + 45)  # next bar, 45 s after its close: over 30 s
+    assert on_time.budget_s == 30.0 and not on_time.over_budget and not on_time.late_start
+    clock.now = T0 + timedelta(seconds=60 + 3)  # next bar: fired 3 s after its close ...
+    slow["seconds"] = 42                         # ... and took 42 s
     (late,) = runner.tick()
-    assert late.latency_s == 45.0 and late.over_budget
+    assert late.latency_s == 45.0 and late.over_budget and not late.late_start
     stored = mongo_db["scheduler_runs"].find_one({"_id": late.as_doc()["_id"]})
     assert stored["over_budget"] is True and stored["latency_s"] == 45.0
     assert stored["export_run_id"] and mongo_db["export_runs"].count_documents(
         {"run_id": stored["export_run_id"]}) == 1
+
+
+def test_a_run_that_starts_after_the_budget_is_late_start_not_over_budget(mongo_db, tmp_path,
+                                                                          clock):
+    runner = _runner(mongo_db, tmp_path, clock)
+    clock.now = T0 + timedelta(seconds=50)  # e.g. the scheduler process started just now
+    (record,) = runner.tick()
+    assert record.latency_s == 50.0 and record.late_start and not record.over_budget
 
 
 def test_restarted_scheduler_backfills_missed_bars_without_duplicates(mongo_db, tmp_path, clock):

@@ -24,6 +24,10 @@ from signal_export.consumer.logic import (
     apply_entry,
     apply_exit,
 )
+from signal_export.logs import install_redaction_filter
+
+# Freqtrade sets up its own log handlers: mask secrets (Mongo URI passwords, keys) in them too.
+install_redaction_filter()
 
 
 class ExternalSignalStrategy(IStrategy):
@@ -42,6 +46,7 @@ class ExternalSignalStrategy(IStrategy):
 
     def __init__(self, config: dict) -> None:
         super().__init__(config)
+        install_redaction_filter(config)  # also masks the secrets found in this config
         runmode = getattr(config.get("runmode"), "value", config.get("runmode"))
         try:
             self.ext = ExternalSignalLogic(config, live=runmode in LIVE_RUNMODES,
