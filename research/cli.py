@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -52,7 +51,8 @@ from research.signals.base import GeneratorError
 from research.signals.expression import RuleError
 from signal_export.contract import OHLCV_FIELDS, ContractError, to_symbol
 from signal_export.exporter import ExportError
-from signal_export.settings import Settings, install_redaction, load_settings, redact_uri
+from signal_export.logs import configure_logging, redact_uri
+from signal_export.settings import Settings, load_settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO = 0, 1, 2, 3
 INPUT_ERRORS = (PipelineConfigError, MarketDataError, PositionsError, ContractError, FactorError,
@@ -362,9 +362,7 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()
+    configure_logging(args.log_level)
     return _run(args.func, args)
 
 

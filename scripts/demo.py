@@ -43,7 +43,8 @@ from research.pipeline.run import run_pipeline  # noqa: E402
 from signal_export import demo as export_demo  # noqa: E402
 from signal_export.contract import symbol_to_pair  # noqa: E402
 from signal_export.exporter import export_signals  # noqa: E402
-from signal_export.settings import load_settings, redact_uri  # noqa: E402
+from signal_export.logs import redact_uri  # noqa: E402
+from signal_export.settings import load_settings  # noqa: E402
 from signal_export.store import signals_collection  # noqa: E402
 
 WORK = REPO / ".demo"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,8 @@ import pandas as pd
 
 from signal_export.contract import ContractError
 from signal_export.exporter import ExportError, export_signals, result_as_dict
-from signal_export.settings import Settings, install_redaction, load_settings, redact_uri
+from signal_export.logs import configure_logging, redact_uri
+from signal_export.settings import Settings, load_settings
 from signal_export.store import (
     connect,
     ensure_indexes,
@@ -169,9 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()
+    configure_logging(args.log_level)
     return args.func(args)
 
 

@@ -33,8 +33,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from signal_export.settings import redact_uri
-
 MASK = "***"
 #: Literal secrets shorter than this are not registered (they would mask ordinary words).
 MIN_SECRET_LENGTH = 6
@@ -137,6 +135,22 @@ def register_config_secrets(config: Mapping[str, Any] | None) -> None:
                 register_secret(match.group(1))
         else:
             register_secret(node if isinstance(node, str) else str(node) if node else None)
+
+
+_URI_PASSWORD_RE = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)",
+                              re.IGNORECASE)
+_QUERY_SECRET_RE = re.compile(
+    r"(?P<head>[?&](?:password|authMechanismProperties|tlsCertificateKeyFilePassword)=)[^&\s]*",
+    re.IGNORECASE,
+)
+
+
+def redact_uri(text: str) -> str:
+    """``mongodb://user:secret@host`` -> ``mongodb://user:***@host`` (anywhere in ``text``)."""
+    if not isinstance(text, str):
+        return text
+    text = _URI_PASSWORD_RE.sub(lambda m: f"{m['head']}***", text)
+    return _QUERY_SECRET_RE.sub(lambda m: f"{m['head']}***", text)
 
 
 def redact_text(text: str) -> str:

@@ -3,7 +3,7 @@
 Precedence: explicit keyword arguments > process environment > ``.env`` file >
 defaults. The ``.env`` file is read with python-dotenv without changing
 ``os.environ``. Every variable is documented in ``configs/.env.example``.
-Also here: :func:`redact_uri` and :class:`RedactingFilter`, so that a Mongo
+URI passwords are masked by :func:`signal_export.logs.redact_uri`, so that a Mongo
 password never reaches a log line.
 
 Not for: Freqtrade strategy options (tolerance, thresholds), which live with the strategy.
@@ -11,9 +11,7 @@ Not for: Freqtrade strategy options (tolerance, thresholds), which live with the
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from signal_export.contract import (
     ContractError,
     parse_quotes,
 )
+from signal_export.logs import redact_uri
 
 DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
 
@@ -136,52 +135,3 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
             value = tuple(value)
         values[name] = value
     return replace(Settings(), **values)
-
-
-# --- secrets never logged -------------------------------------------------
-
-_URI_PASSWORD_RE = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)",
-                              re.IGNORECASE)
-_QUERY_SECRET_RE = re.compile(
-    r"(?P<head>[?&](?:password|authMechanismProperties|tlsCertificateKeyFilePassword)=)[^&\s]*",
-    re.IGNORECASE,
-)
-
-
-def redact_uri(text: str) -> str:
-    """``mongodb://user:secret@host`` -> ``mongodb://user:***@host`` (anywhere in ``text``)."""
-    if not isinstance(text, str):
-        return text
-    text = _URI_PASSWORD_RE.sub(lambda m: f"{m['head']}***", text)
-    return _QUERY_SECRET_RE.sub(lambda m: f"{m['head']}***", text)
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks URI passwords in the message and its arguments.
-
-    Attach it to handlers (``handler.addFilter(RedactingFilter())``) so records
-    from every library are covered; see :func:`install_redaction`.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to logging to report
-            return True
-        redacted = redact_uri(message)
-        if redacted != message:
-            record.msg = redacted
-            record.args = None
-        return True
-
-
-def install_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
-    """Add one :class:`RedactingFilter` to every handler of ``logger`` (root by default)."""
-    logger = logger or logging.getLogger()
-    filt = RedactingFilter()
-    for handler in logger.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(filt)
-    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(filt)
-    return filt

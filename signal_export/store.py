@@ -20,7 +20,8 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from signal_export.contract import SIGNAL_FIELDS, SIGNAL_KEY, ensure_utc
-from signal_export.settings import Settings, redact_uri
+from signal_export.logs import redact_uri
+from signal_export.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ MongoDB instead (e.g. ``MONGO_TEST_URI=mongodb://localhost:27017``).
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mongo_client(mongo_uri: str) -> Iterator[pymongo.MongoClient]:
-    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
     yield client
     client.close()
 
@@ -42,3 +44,15 @@ def mongo_db(mongo_client: pymongo.MongoClient) -> Iterator[pymongo.database.Dat
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield mongo_client[name]
     mongo_client.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """Entry points called in-process (``main(argv)``) configure the root logger; undo it
+    so no test leaves a handler on a stream pytest has closed, or a level others depend on."""
+    root = logging.getLogger()
+    handlers, filters, level = list(root.handlers), list(root.filters), root.level
+    yield
+    root.handlers[:] = handlers
+    root.filters[:] = filters
+    root.setLevel(level)

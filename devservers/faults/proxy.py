@@ -30,6 +30,7 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.host = host
         self._listener = socket.create_server((host, port))
+        self._listener.settimeout(0.1)  # the accept loop notices close() promptly
         self.port = self._listener.getsockname()[1]
         self._latency_s = 0.0
         self._refuse = False
@@ -110,8 +111,11 @@ class FaultProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             if self._refuse:
                 client.close()
                 continue

@@ -25,12 +25,11 @@ from signal_export.contract import (
     timeframe_delta,
     timeframe_seconds,
 )
+from signal_export.settings import ENV_VARS
 
+#: Environment variable -> setting; the names are the exporter's (one list, in settings.py).
 ENV_KEYS: dict[str, str] = {
-    "EXT_SIG_MONGO_URI": "mongo_uri",
-    "EXT_SIG_DB": "db",
-    "EXT_SIG_COLLECTION": "collection",
-    "EXT_SIG_STRATEGY_ID": "strategy_ids",
+    ENV_VARS[name]: name for name in ("mongo_uri", "db", "collection", "strategy_ids")
 }
 
 

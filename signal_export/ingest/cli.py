@@ -37,7 +37,8 @@ from signal_export.ingest.tokens import (
     load_token_file,
     new_token,
 )
-from signal_export.settings import Settings, install_redaction, load_settings, redact_uri
+from signal_export.logs import configure_logging, redact_uri
+from signal_export.settings import Settings, load_settings
 from signal_export.store import (
     connect,
     ensure_runs_indexes,
@@ -91,9 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()
+    configure_logging(args.log_level)
     try:
         settings = load_settings(args.env_file, mongo_uri=args.mongo_uri, db=args.db)
         config = load_ingest_config(args.env_file, tokens_file=args.tokens, host=args.host,

@@ -8,6 +8,7 @@ delivery (:mod:`.channels`) nor the dedupe (:mod:`.manager`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -85,6 +86,9 @@ class Alert:
         c = asdict(self.condition)
         c["rule"] = str(self.condition.rule)
         c["time"] = self.condition.time.isoformat()
+        for name in ("value", "threshold"):  # JSON has no inf/NaN ("never seen" is inf)
+            if c[name] is not None and not math.isfinite(c[name]):
+                c[name] = None
         return {"status": str(self.status), "title": self.title, "key": self.condition.key,
                 "first_seen": self.first_seen.isoformat(), "repeat": self.repeat, **c}
 

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 from signal_export.logs import configure_logging
 from signal_export.scheduler.jobs import JobsFileError, job_pipeline_config, load_jobs
-from signal_export.scheduler.runner import JobRunner, RunRecord, run_job
+from signal_export.scheduler.runner import JobRunner, RunRecord
 from signal_export.scheduler.timing import next_fire_time
+from signal_export.scheduler.window import WindowedJob
 from signal_export.settings import load_settings
 from signal_export.store import connect, ensure_indexes
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = [JobRunner(job, configs[job.name], db, lease_seconds=jobs_file.lease_seconds,
                          runs_collection=jobs_file.runs_collection,
                          leases_collection=jobs_file.leases_collection,
-                         job_fn=lambda cfg, bar, now: run_job(cfg, bar, now, settings=settings),
+                         job_fn=WindowedJob(client=client, settings=settings),
                          on_record=on_record)
                for job in jobs_file.jobs if job.enabled]
     try:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 
 from research.pipeline import PipelineConfig, run_latest
@@ -54,10 +54,15 @@ def system_clock() -> datetime:
 
 
 def run_job(config: PipelineConfig, bar: datetime, now: datetime, *, db: Database | None = None,
-            settings: Settings | None = None) -> ExportSummary | None:
-    """Run the pipeline for ``bar`` only (incremental newest-bar path) and export its signals."""
-    return run_latest(config, now=now, bar=bar, db=db, settings=settings, export=True,
-                      dry_run=False).export
+            client: MongoClient | None = None, settings: Settings | None = None
+            ) -> ExportSummary | None:
+    """Run the pipeline for ``bar`` only (incremental newest-bar path) and export its signals.
+
+    Stateless (reads the whole history window each time); the scheduler process uses
+    :class:`signal_export.scheduler.window.WindowedJob`, which keeps the window.
+    """
+    return run_latest(config, now=now, bar=bar, db=db, client=client, settings=settings,
+                      export=True, dry_run=False).export
 
 
 @dataclass

@@ -82,3 +82,17 @@ def test_email_to_a_closed_port_fails_with_a_clear_error():
                            recipients=["d@e.f"], timeout_s=2)
     with pytest.raises(ChannelError, match="mail: delivery to 127.0.0.1"):
         channel.send(AlertManager([]).process([_lag_condition()])[0])
+
+
+def test_a_pair_never_seen_infinite_lag_is_delivered_as_valid_json(monkeypatch):
+    never = Condition(Rule.MISSING_SIGNALS, True, T0, float("inf"), 180.0,
+                      "no 1m signal for SOL/USDT in 3 bars (newest ts never)",
+                      strategy_id="alpha", pair="SOL/USDT")
+    with webhook_receiver() as (url, received):
+        monkeypatch.setenv("TEST_HOOK_URL", url)
+        manager = AlertManager([WebhookChannel("hook", url_env="TEST_HOOK_URL")],
+                               clock=lambda: T0)
+        manager.process([never])
+    assert manager.delivery_failures == 0
+    (got,) = received
+    assert got["json"]["alert"]["value"] is None and "value=inf" in got["json"]["text"]

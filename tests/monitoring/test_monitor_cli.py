@@ -54,3 +54,21 @@ def test_metrics_endpoint_serves_prometheus_text():
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert "# TYPE signal_bridge_signal_lag_seconds gauge" in text
     assert "signal_bridge_mongo_up 1.0" in text
+
+
+def test_run_once_sends_the_alerts_of_one_cycle(mongo_uri, mongo_db, tmp_path, monkeypatch):
+    from receivers import webhook_receiver
+
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump({
+        "strategies": [{"strategy_id": "alpha", "timeframe": "1m", "pairs": ["SOL/USDT"]}],
+        "channels": [{"kind": "webhook", "style": "slack", "url_env": "TEST_RUN_HOOK"}]}))
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", mongo_uri)
+    monkeypatch.setenv("EXT_SIG_DB", mongo_db.name)
+    with webhook_receiver() as (url, received):
+        monkeypatch.setenv("TEST_RUN_HOOK", url)
+        assert main(["run", "--once", "--config", str(config), "--env-file",
+                     str(tmp_path / "none")]) == 0
+    texts = [r["json"]["text"] for r in received]
+    assert any(t.startswith("[FIRING] missing_signals alpha SOL/USDT") for t in texts), texts
+    assert mongo_db["monitor_alerts"].count_documents({"rule": "missing_signals"}) == 1

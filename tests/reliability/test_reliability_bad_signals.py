@@ -8,7 +8,7 @@ audit record must list the rejection (nothing lost or half-written silently).
 from __future__ import annotations
 
 import random
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 
 import pytest
 from corpus import BAD_SIGNALS, NOW, STRATEGY, H, T, good_signal
@@ -30,7 +30,7 @@ def stored_keys(coll) -> list[tuple]:
 
 
 def expected_keys(docs: list[dict]) -> list[tuple]:
-    return sorted((d["strategy_id"], d["pair"], d["timeframe"], d["ts"].astimezone(timezone.utc))
+    return sorted((d["strategy_id"], d["pair"], d["timeframe"], d["ts"].astimezone(UTC))
                   for d in docs)
 
 

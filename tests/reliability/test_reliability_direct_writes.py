@@ -86,7 +86,8 @@ def test_a_bad_document_in_the_collection_is_ignored_counted_and_warned_once(
 def test_the_whole_corpus_at_once_without_indexes_never_crashes(mongo_client, mongo_db, caplog):
     """Someone else's collection (no unique index): every storable defect plus duplicates."""
     coll = mongo_db["crypto_signals"]
-    coll.insert_many([dict(c.doc) for c in STORABLE] + [good_signal(pair="BTC/USDT") for _ in range(3)])
+    copies = [good_signal(pair="BTC/USDT") for _ in range(3)]
+    coll.insert_many([dict(c.doc) for c in STORABLE] + copies)
     logic = make_logic(mongo_client, mongo_db.name)
     with caplog.at_level(logging.WARNING):
         run_loops(logic, 1)

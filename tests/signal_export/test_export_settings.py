@@ -7,12 +7,11 @@ import logging
 import pytest
 
 from signal_export.contract import ContractError
+from signal_export.logs import SecretRedactingFilter, redact_uri
 from signal_export.settings import (
     ENV_VARS,
-    RedactingFilter,
     Settings,
     load_settings,
-    redact_uri,
 )
 
 
@@ -68,7 +67,7 @@ def test_settings_can_be_printed_without_secrets(clean_env):
 
 def test_logging_filter_redacts_messages_and_arguments(caplog):
     logger = logging.getLogger("test.redaction")
-    logger.addFilter(RedactingFilter())
+    logger.addFilter(SecretRedactingFilter())
     with caplog.at_level(logging.INFO, logger="test.redaction"):
         logger.info("connecting to %s", "mongodb://exporter:hunter2@db:27017")
         logger.info("plain mongodb://reader:pw@db message")
