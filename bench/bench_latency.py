@@ -155,7 +155,8 @@ def render(m: dict, server: str) -> str:
         "(add the job's `offset_seconds`). The pipeline: RSI-14 + 30-bar return, rank "
         f"generator, one score signal per pair and bar; its factors need {m['window']} bars "
         f"of history per pair (TA-Lib RSI warm-up + margin), i.e. "
-        f"{m['window'] * m['pairs']:,} candles per run. Candles are read from "
+        f"{m['window'] * m['pairs']:,} candles for a run that reads the whole window. "
+        "Candles are read from "
         f"`crypto_market_1m` ({m['candles']:,} stored before timing, "
         f"{m['t_load']:.1f} s). Goal: p99 <= {GOAL_P99_S:.0f} s per bar (the budget is "
         "timeframe/2 = 30 s).",

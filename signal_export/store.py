@@ -29,6 +29,8 @@ SIGNAL_KEY_INDEX = "signal_key"
 SIGNAL_TTL_INDEX = "signal_ts_ttl"
 MARKET_1D_INDEX = "symbol_date"
 MARKET_1M_INDEX = "symbol_datetime"
+#: "The newest minutes of every symbol" is a time range: the scheduler's read.
+MARKET_1M_TIME_INDEX = "datetime"
 RUNS_STARTED_INDEX = "started_at"
 RUNS_STRATEGY_INDEX = "strategy_ids_started_at"
 RUNS_ID_INDEX = "run_id"
@@ -84,12 +86,15 @@ def ensure_signal_indexes(coll: Collection, expire_after_seconds: int | None = N
 
 
 def ensure_market_indexes(db: Database, settings: Settings) -> list[str]:
-    """Unique ``{symbol, date}`` on ``crypto_market``, ``{symbol, datetime}`` on ``_1m``."""
+    """Unique ``{symbol, date}`` on ``crypto_market``, ``{symbol, datetime}`` on ``_1m``,
+    plus ``{datetime}`` on ``_1m`` for newest-bars reads across all symbols."""
     return [
         db[settings.market_1d_collection].create_index(
             [("symbol", ASCENDING), ("date", ASCENDING)], name=MARKET_1D_INDEX, unique=True),
         db[settings.market_1m_collection].create_index(
             [("symbol", ASCENDING), ("datetime", ASCENDING)], name=MARKET_1M_INDEX, unique=True),
+        db[settings.market_1m_collection].create_index(
+            [("datetime", ASCENDING)], name=MARKET_1M_TIME_INDEX),
     ]
 
 

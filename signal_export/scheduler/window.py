@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime
 
 import pandas as pd
-from pymongo import ASCENDING, MongoClient
+from pymongo import MongoClient
 from pymongo.database import Database
 
 from research.data.market_store import MarketStore
@@ -42,10 +42,10 @@ from research.pipeline.run import (
 )
 from signal_export.contract import OHLCV_FIELDS, floor_to_bar, timeframe_delta
 from signal_export.settings import Settings
+from signal_export.store import MARKET_1M_TIME_INDEX
 
 log = logging.getLogger(__name__)
 
-MINUTE_TIME_INDEX = "datetime"
 
 
 class WindowedJob:
@@ -94,7 +94,7 @@ class WindowedJob:
                 or last < first or last > target
                 or self._runs_since_full >= self.full_reload_every)
         if config.timeframe == "1m" and not self._time_index:  # once, at the cold start
-            ensure_minute_time_index(store)
+            store.ensure_indexes()
             self._time_index = True
         if not full:
             since = max(first, last - (self.reread_bars - 1) * step)
@@ -118,16 +118,6 @@ class WindowedJob:
         return window
 
 
-def ensure_minute_time_index(store: MarketStore) -> str:
-    """A ``{datetime: 1}`` index on the 1m collection (idempotent) for the newest-bars read.
-
-    The unique ``{symbol, datetime}`` index answers one symbol's history; "the
-    last two minutes of every symbol" is a time range, which this index serves.
-    """
-    return store.collection("1m").create_index([("datetime", ASCENDING)],
-                                               name=MINUTE_TIME_INDEX)
-
-
 def read_minute_bars(store: MarketStore, universe: list[str], start: pd.Timestamp,
                      end: pd.Timestamp) -> pd.DataFrame:
     """Stored 1m candles of ``universe`` opening in ``[start, end)``: one time-range query.
@@ -140,7 +130,7 @@ def read_minute_bars(store: MarketStore, universe: list[str], start: pd.Timestam
     cursor = store.collection("1m").find(
         {"datetime": {"$gte": start.to_pydatetime(), "$lt": end.to_pydatetime()}},
         {"_id": 0, "datetime": 1, "symbol": 1, **dict.fromkeys(OHLCV_FIELDS, 1)},
-    ).hint(MINUTE_TIME_INDEX)
+    ).hint(MARKET_1M_TIME_INDEX)
     frame = pd.DataFrame(list(cursor), columns=list(MARKET_COLUMNS))
     frame = frame[frame["symbol"].isin(universe)]
     frame["datetime"] = pd.to_datetime(frame["datetime"], utc=True)

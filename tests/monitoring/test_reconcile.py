@@ -62,3 +62,10 @@ def test_reconciliation_condition_names_strategy_pair_and_counts():
     (cond,) = reconciliation_conditions(out, T0 + 10 * MIN)
     assert cond.firing and cond.strategy_id == "alpha" and cond.pair == "ETH/USDT"
     assert cond.value == 1.0 and "1 missed" in cond.detail
+
+
+def test_no_signals_and_no_trades_reconcile_to_nothing():
+    empty = signal_rows([]).reindex(columns=["strategy_id", "pair", "timeframe", "ts", "action"])
+    out = reconcile(empty, trades_frame([]), "1m", T0)
+    assert out.empty and list(out.columns)[:3] == ["kind", "side", "strategy_id"]
+    assert reconciliation_conditions(out, T0) == []

@@ -88,10 +88,13 @@ def test_kill_9_mid_export_with_mixed_changes_ends_exact_and_audited(own_server)
 
             threading.Timer(0.05, crash_and_restart).start()
 
-    result = export_signals(after, coll, runs_collection=runs, now=NOW, batch_size=2000,
-                            on_batch=crash_during_second_batch,
-                            retry=RetryPolicy(max_retries=8, base_s=0.2, max_s=2.0))
-    assert restarted.wait(10)
+    try:
+        result = export_signals(after, coll, runs_collection=runs, now=NOW, batch_size=2000,
+                                on_batch=crash_during_second_batch,
+                                retry=RetryPolicy(max_retries=8, base_s=0.2, max_s=2.0))
+    finally:
+        restarted.wait(15)  # never leave a restart pending past the fixture's teardown
+    assert restarted.is_set()
     assert result.retries >= 1
     same = {"retries": 0, "batches": 0}
     assert result.counts() | same == expected.counts() | same
@@ -188,7 +191,7 @@ def test_read_path_survives_slow_hung_and_cut_connections(proxy, proxied, caplog
     unknown = {"BTC/USDT": 0, "ETH/USDT": 0, "SOL/USDT": 0}
     with caplog.at_level(logging.WARNING):
         assert loop(logic) == healthy
-        proxy.set_latency(0.2)                      # slow but inside the timeouts
+        proxy.set_latency(0.1)                      # slow, round trip inside all timeouts
         assert loop(logic) == healthy and logic.source.available
         proxy.set_latency(1.5)                      # slower than the socket timeout
         started = time.monotonic()
