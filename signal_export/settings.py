@@ -109,20 +109,30 @@ def _convert(name: str, text: str) -> Any:
     return text.strip()
 
 
+def read_env(env_vars: Mapping[str, str], env_file: str | Path | None = ".env") -> dict[str, str]:
+    """``{setting: raw text}`` for the variables set in ``os.environ`` (first) or ``env_file``.
+
+    Empty values count as unset; a missing ``env_file`` is fine; ``os.environ`` is not changed.
+    """
+    file_values: Mapping[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        file_values = dotenv_values(env_file)
+    found = {}
+    for name, env in env_vars.items():
+        text = os.environ.get(env) or file_values.get(env)
+        if text is not None and str(text).strip():
+            found[name] = str(text)
+    return found
+
+
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Build :class:`Settings` from ``overrides`` > ``os.environ`` > ``env_file`` > defaults.
 
     ``env_file=None`` skips the file; a missing file is fine (defaults apply).
     Empty values count as unset. Overrides that are ``None`` are ignored.
     """
-    file_values: Mapping[str, str | None] = {}
-    if env_file is not None and Path(env_file).is_file():
-        file_values = dotenv_values(env_file)
-    values: dict[str, Any] = {}
-    for name, env in ENV_VARS.items():
-        text = os.environ.get(env) or file_values.get(env)
-        if text is not None and str(text).strip():
-            values[name] = _convert(name, str(text))
+    values: dict[str, Any] = {
+        name: _convert(name, text) for name, text in read_env(ENV_VARS, env_file).items()}
     for name, value in overrides.items():
         if name not in ENV_VARS:
             raise TypeError(f"unknown setting {name!r}")

@@ -22,15 +22,12 @@ Not for: the token file format (:mod:`signal_export.ingest.tokens`).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
 from signal_export.ingest.tokens import RateLimit
+from signal_export.settings import read_env
 
 ENV_VARS: dict[str, str] = {
     "tokens_file": "EXT_SIG_INGEST_TOKENS_FILE",
@@ -94,14 +91,8 @@ def _convert(name: str, text: str) -> Any:
 
 def load_ingest_config(env_file: str | Path | None = ".env", **overrides: Any) -> IngestConfig:
     """``overrides`` > ``os.environ`` > ``env_file`` > defaults; ``None`` overrides are ignored."""
-    file_values: Mapping[str, str | None] = {}
-    if env_file is not None and Path(env_file).is_file():
-        file_values = dotenv_values(env_file)
-    values: dict[str, Any] = {}
-    for name, env in ENV_VARS.items():
-        text = os.environ.get(env) or file_values.get(env)
-        if text is not None and str(text).strip():
-            values[name] = _convert(name, str(text))
+    values: dict[str, Any] = {
+        name: _convert(name, text) for name, text in read_env(ENV_VARS, env_file).items()}
     for name, value in overrides.items():
         if name not in ENV_VARS:
             raise TypeError(f"unknown ingest setting {name!r}")
