@@ -49,6 +49,7 @@ class ReplaySize:
 @dataclass
 class ReplayReport:
     size: ReplaySize
+    socket_timeout_ms: int = 0
     exported: int = 0
     rejected: int = 0
     stored: int = 0
@@ -123,23 +124,33 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def run_replay(uri: str, db_name: str, size: ReplaySize, *, seed: int = 7,
-               collection: str = "crypto_signals") -> ReplayReport:
-    """Replay ``size`` bars through exporter -> ``uri`` -> read path; see the module doc."""
+               collection: str = "crypto_signals",
+               socket_timeout_ms: int | None = None) -> ReplayReport:
+    """Replay ``size`` bars through exporter -> ``uri`` -> read path; see the module doc.
+
+    The reader's client has the strategy's live timeouts (``ext_signals`` defaults);
+    ``socket_timeout_ms`` overrides the read timeout (e.g. to measure a slow server).
+    """
     pairs, strategies = pair_names(size.pairs), strategy_names(size.strategies)
     rng = np.random.default_rng(seed)
     writer = pymongo.MongoClient(uri, tz_aware=True)
-    counter = _CommandCounter()
-    reader = pymongo.MongoClient(uri, tz_aware=True, event_listeners=[counter],
-                                 appname="ExternalSignalStrategy")
     coll = writer[db_name][collection]
     runs = writer[db_name]["export_runs"]
     ensure_signal_indexes(coll)
     ensure_runs_indexes(runs)
-    cfg = load_config({"timeframe": "1m", "ext_signals": {"strategy_ids": strategies}},
+    block: dict = {"strategy_ids": strategies}
+    if socket_timeout_ms is not None:
+        block["socket_timeout_ms"] = socket_timeout_ms
+    cfg = load_config({"timeframe": "1m", "ext_signals": block},
                       env={"EXT_SIG_MONGO_URI": uri, "EXT_SIG_DB": db_name,
                            "EXT_SIG_COLLECTION": collection})
+    counter = _CommandCounter()
+    reader = pymongo.MongoClient(  # the options SignalSource gives its own live client
+        uri, tz_aware=True, appname="ExternalSignalStrategy", event_listeners=[counter],
+        serverSelectionTimeoutMS=cfg.server_selection_timeout_ms,
+        socketTimeoutMS=cfg.socket_timeout_ms, connectTimeoutMS=cfg.connect_timeout_ms)
     source = SignalSource(cfg, client=reader, live=True)
-    report = ReplayReport(size)
+    report = ReplayReport(size, socket_timeout_ms=cfg.socket_timeout_ms)
     unverified: list[pd.Timestamp] = []
     started = time.perf_counter()
     for m in range(size.minutes):

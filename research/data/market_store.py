@@ -120,6 +120,8 @@ def validate_candles(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
         except (TypeError, ValueError) as exc:
             raise ContractError(f"candles: column {name!r} is not numeric: {exc}") from exc
         _fail_first(out, ~np.isfinite(out[name].to_numpy()), name, "is NaN or infinite")
+    for name in ("open", "high", "low", "close"):
+        _fail_first(out, out[name] <= 0, name, "is not a positive price")
     _fail_first(out, out["volume"] < 0, "volume", "is negative")
     bad = (out["high"] < out[["open", "close", "low"]].max(axis=1)) | (
         out["low"] > out[["open", "close"]].min(axis=1))

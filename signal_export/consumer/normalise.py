@@ -97,6 +97,10 @@ def normalise_signals(
             [s is not None and not _finite_number(s) for s in score]),
         "weight not a finite number in [0, 1]": np.array(
             [w is not None and not (_finite_number(w) and 0.0 <= float(w) <= 1.0) for w in weight]),
+        "action conflicts with weight (exit_long needs weight 0, enter_long weight > 0)": np.array(
+            [a is not None and _finite_number(w) and (
+                (a == "exit_long" and float(w) > 0) or (a == "enter_long" and float(w) == 0))
+             for a, w in zip(action, weight, strict=True)]),
         "none of action/score/weight given": np.array(
             [a is None and s is None and w is None for a, s, w in zip(action, score, weight,
                                                                       strict=True)]),

@@ -3,7 +3,8 @@
 50 pairs x 3 strategies x 60 simulated 1m bars (9,000 signals) through the real
 exporter, the session server and the live read path (``SignalSource``), bars back
 to back under a simulated clock. The full size (500 pairs) is
-bench/bench_load_replay.py. No timing thresholds here: counts only.
+bench/bench_load_replay.py (which also runs it with the strategy's live read timeout).
+No timing thresholds here: counts only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def test_replay_loses_and_duplicates_nothing_with_one_query_per_loop(mongo_uri, 
     size = ReplaySize(pairs=50, strategies=3, minutes=60)
     db = f"replay_{uuid.uuid4().hex[:8]}"
     try:
-        report = run_replay(mongo_uri, db, size)
+        # a generous read timeout: this test counts, it does not time (the bench does)
+        report = run_replay(mongo_uri, db, size, socket_timeout_ms=30_000)
     finally:
         mongo_client.drop_database(db)
     assert report.failed_loops == 0 and report.loops == size.minutes
@@ -48,7 +50,7 @@ def test_the_replay_check_sees_a_signal_the_exporter_never_stored(mongo_uri, mon
     size = ReplaySize(pairs=5, strategies=2, minutes=6)
     db = f"replay_{uuid.uuid4().hex[:8]}"
     try:
-        report = run_replay(mongo_uri, db, size)
+        report = run_replay(mongo_uri, db, size, socket_timeout_ms=30_000)
     finally:
         mongo_client.drop_database(db)
     assert (report.missing, report.duplicates) == (1, 0)
