@@ -2,10 +2,12 @@
 
 One ``torch.save`` file holding the state dict and a JSON metadata string
 (loaded back with ``weights_only=True``: no pickled code). A SHA-256 content
-hash over the metadata and every tensor's bytes identifies the model; its
-first 52 bits + 1 are the signal ``version`` the generator stamps on exported
-signals. Loading verifies the hash (a corrupted or edited file is refused)
-and, given the data's feature columns, that they match the model's feature
+hash over the metadata and every tensor's bytes identifies the model. The
+signal ``version`` the generator stamps on exported signals must grow with
+retraining (the exporter never lets a lower version overwrite a higher one), so
+it is the training data's last bar in epoch minutes x 1000 plus three digits of
+the hash (a tie-break between models trained on the same range). Loading
+verifies the hash (a corrupted or edited file is refused) and, given the data's feature columns, that they match the model's feature
 list, failing with an error that names the missing/extra columns. The
 artefact also keeps a sample of the training window's features, the
 reference for drift checks. Not a trainer (see :mod:`research.models.fitting`).
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from research.models.config import LSTMConfig
@@ -69,8 +72,10 @@ class LSTMArtifact:
 
     @property
     def version(self) -> int:
-        """Signal ``version``: an int >= 1 derived from the content hash (52 bits, JSON-safe)."""
-        return int(self.content_hash[:13], 16) + 1
+        """Signal ``version``: newer training data -> higher version (JSON-safe int >= 1)."""
+        end = pd.Timestamp(self.data_range["end"])
+        minutes = int(end.value // 60_000_000_000)
+        return max(minutes, 0) * 1000 + int(self.content_hash[:8], 16) % 1000 + 1
 
     @cached_property
     def model(self) -> LSTMClassifier:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from lstm_data import planted_ohlcv
@@ -77,3 +78,13 @@ def test_newest_bar_batch_equals_last_row_of_history(artifact, config):
     partial = predict_latest(artifact, broken)
     assert partial["symbol"].tolist() == ["BINANCE:ETHUSDT"]
     assert partial.attrs["skipped"] == ["BINANCE:BTCUSDT"]
+
+
+def test_version_grows_with_the_training_range(artifact):
+    """The exporter keeps the higher version per key, so a retrain on newer data must win."""
+    import dataclasses
+
+    later_end = (pd.Timestamp(artifact.data_range["end"]) + pd.Timedelta(hours=1)).isoformat()
+    retrained = dataclasses.replace(artifact, data_range={**artifact.data_range, "end": later_end})
+    assert retrained.version > artifact.version >= 1
+    assert retrained.version < 2**53  # JSON- and BSON-safe
