@@ -10,7 +10,8 @@ the hash (a tie-break between models trained on the same range). Loading
 verifies the hash (a corrupted or edited file is refused) and, given the
 data's feature columns, that they match the model's feature list, failing
 with an error that names the missing/extra columns. The artefact also keeps a
-sample of the training window's features, the reference for drift checks. Not a trainer (see :mod:`research.models.fitting`).
+sample of the training window's features, the reference for drift checks. Not
+a trainer (see :mod:`research.models.fitting`).
 """
 
 from __future__ import annotations
