@@ -49,6 +49,13 @@ def _decode(raw: bytes) -> dict:
     return bson.decode(raw, DECODE_OPTS)
 
 
+def _decode_rows(rows: list[tuple[int, bytes, dict | None]]) -> list[dict]:
+    """Decoded documents of ``rows``; the undecoded ones in one ``decode_all`` call."""
+    if all(doc is None for _, _, doc in rows):
+        return bson.decode_all(b"".join([raw for _, raw, _ in rows]), DECODE_OPTS)
+    return [doc if doc is not None else _decode(raw) for _, raw, doc in rows]
+
+
 def _doc_size(doc: Any) -> int:
     if isinstance(doc, RawBSONDocument):
         return len(doc.raw)
@@ -365,8 +372,10 @@ class CommandHandler:
         rows = self._select(meta, cmd.get("filter") or {}, sort, skip, limit)
         projection = cmd.get("projection")
         if projection:
-            docs = [queries.project(doc if doc is not None else _decode(raw), projection)
-                    for _, raw, doc in rows]
+            apply = queries.projector(projection)
+            # Encoded once here: batching reads their size, the reply copies the bytes.
+            encode = bson.encode
+            docs = [RawBSONDocument(encode(apply(doc))) for doc in _decode_rows(rows)]
         else:
             docs = [RawBSONDocument(raw) for _, raw, _ in rows]
         return self._new_cursor(ns, docs, cmd.get("batchSize"), bool(cmd.get("singleBatch")))

@@ -10,7 +10,7 @@ to look at is decided in :mod:`storage`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mongomock_ng.filtering import filter_applies
@@ -87,6 +87,36 @@ def sort_docs(docs: list, sort: list[tuple[str, int]], decode=None) -> list:
             reverse=direction == -1,
         )
     return items
+
+
+def projector(projection: Mapping | None) -> Callable[[Mapping], dict]:
+    """A function applying ``projection`` to one document, checked once for a whole result.
+
+    Projections on top-level fields only (the common case) become one dict comprehension
+    per document; anything else (dotted paths) goes through :func:`project`.
+    """
+    if not projection:
+        return dict
+    spec = dict(projection)
+    include_id = bool(spec.pop("_id", True))
+    if any(isinstance(v, Mapping) for v in spec.values()) or any("." in k for k in spec):
+        return lambda doc: project(doc, projection)
+    inclusion = {k for k, v in spec.items() if v not in (0, False)}
+    exclusion = {k for k, v in spec.items() if v in (0, False)}
+    if inclusion and exclusion:
+        return lambda doc: project(doc, projection)
+    if inclusion:
+        keep = frozenset(inclusion | ({"_id"} if include_id else set()))
+        if include_id:
+            def include(doc: Mapping) -> dict:
+                out = {k: v for k, v in doc.items() if k in keep}
+                if "_id" in out and next(iter(out)) != "_id":
+                    out = {"_id": out.pop("_id"), **out}
+                return out
+            return include
+        return lambda doc: {k: v for k, v in doc.items() if k in keep}
+    drop = frozenset(exclusion | (set() if include_id else {"_id"}))
+    return lambda doc: {k: v for k, v in doc.items() if k not in drop}
 
 
 def project(doc: Mapping, projection: Mapping | None) -> dict:

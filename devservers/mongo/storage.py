@@ -33,6 +33,8 @@ from devservers.mongo.errors import DuplicateKeyError, MongoError
 
 DECODE_OPTS = CodecOptions(document_class=dict)
 _RANGE_OPS = {"$gt", "$gte", "$lt", "$lte"}
+_UNSET = object()
+MAX_PLAN_RANGES = 10_000
 _UNIQUE_FAILED = re.compile(r"UNIQUE constraint failed: [^.]+\.(\w+)")
 
 
@@ -96,6 +98,8 @@ class Plan:
     exact: bool = False
     order_by: str = ""
     index: IndexMeta | None = None
+    ranges: list[tuple[bytes, bytes]] | None = None
+    """Several key ranges (``where`` then has two placeholders), ascending, disjoint."""
 
 
 class Storage:
@@ -371,12 +375,7 @@ class Storage:
 
         The caller then retries the chunk one document at a time to report exact write errors.
         """
-        rows = []
-        for doc in docs:
-            self._check_multikey(meta, doc)
-            row = [keys.encode_value(doc["_id"]), bson.encode(doc)]
-            row.extend([ix.key_of(doc) for ix in meta.indexes if ix.column != "idk"])
-            rows.append(row)
+        rows = [self._fast_row(meta, doc) or self._row(meta, doc) for doc in docs]
         self.conn.execute("SAVEPOINT chunk")
         try:
             self.conn.executemany(self._insert_sql(meta), rows)
@@ -386,6 +385,46 @@ class Storage:
             return False
         self.conn.execute("RELEASE chunk")
         return True
+
+    def _row(self, meta: CollectionMeta, doc: dict) -> list:
+        """The insert row of ``doc``: _id key, BSON, one key per other index (marks multikey)."""
+        self._check_multikey(meta, doc)
+        row = [keys.encode_value(doc["_id"]), bson.encode(doc)]
+        row.extend([ix.key_of(doc) for ix in meta.indexes if ix.column != "idk"])
+        return row
+
+    def _fast_row(self, meta: CollectionMeta, doc: dict) -> list | None:
+        """:meth:`_row` for the common case, or None (then :meth:`_row` decides).
+
+        Applies when every indexed field is top-level and holds a str, datetime, number or
+        ObjectId: then no index can become multikey and each key is a join of fast encodings.
+        """
+        fields_list = meta.sql_cache.get("fast_fields", _UNSET)
+        if fields_list is _UNSET:
+            others = [ix for ix in meta.indexes if ix.column != "idk"]
+            simple = all(not ix.sparse and all("." not in f for f in ix.fields) for ix in others)
+            fields_list = [ix.fields for ix in others] if simple else None
+            meta.sql_cache["fast_fields"] = fields_list
+        if fields_list is None:
+            return None
+        fast = keys.FAST_ENCODERS
+        missing = keys.MISSING
+        doc_id = doc["_id"]
+        enc = fast.get(type(doc_id))
+        if enc is None:
+            return None
+        row: list = [enc(doc_id), None]
+        for fields in fields_list:
+            parts = []
+            for f in fields:
+                value = doc.get(f, missing)
+                enc = fast.get(type(value))
+                if enc is None:
+                    return None
+                parts.append(enc(value))
+            row.append(b"".join(parts))
+        row[1] = bson.encode(doc)
+        return row
 
     def replace_row(self, meta: CollectionMeta, rid: int, doc: dict, raw: bytes) -> None:
         """Rewrite one row with a new document version; raises DuplicateKeyError."""
@@ -448,16 +487,38 @@ class Storage:
         sql = f'SELECT rid, doc FROM "{meta.table}"'
         if plan.where:
             sql += f" WHERE {plan.where}"
+        if plan.ranges is not None:
+            return self._scan_ranges(sql, plan, limit)
         if plan.order_by:
             sql += f" ORDER BY {plan.order_by}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return iter(self.conn.execute(sql, plan.params).fetchall())
 
+    def _scan_ranges(self, sql: str, plan: Plan, limit: int | None
+                     ) -> Iterator[tuple[int, bytes]]:
+        """One indexed range read per key range, concatenated in the plan's order."""
+        assert plan.ranges is not None and plan.index is not None
+        ranges = plan.ranges
+        descending = plan.order_by.endswith("DESC")
+        if descending:
+            ranges = ranges[::-1]
+        sql += f' ORDER BY "{plan.index.column}" {"DESC" if descending else "ASC"}'
+        out: list[tuple[int, bytes]] = []
+        execute = self.conn.execute
+        for low, high in ranges:
+            out.extend(execute(sql, (low, high)).fetchall())
+            if limit is not None and len(out) >= limit:
+                del out[limit:]
+                break
+        return iter(out)
+
     def count_plan(self, meta: CollectionMeta, plan: Plan) -> int:
         sql = f'SELECT COUNT(*) FROM "{meta.table}"'
         if plan.where:
             sql += f" WHERE {plan.where}"
+        if plan.ranges is not None:
+            return sum(int(self.conn.execute(sql, r).fetchone()[0]) for r in plan.ranges)
         return int(self.conn.execute(sql, plan.params).fetchone()[0])
 
     # ------------------------------------------------------------------ users
@@ -619,60 +680,69 @@ def _eq_prefix_len(ix: IndexMeta, conds: Mapping) -> int:
 
 
 def _plan_for_index(ix: IndexMeta, conds: dict, complete: bool) -> tuple[Plan | None, float]:
+    """Plan over one index: equality / ``$in`` on a prefix of its fields, then a range.
+
+    Each ``$in`` multiplies the key prefixes (a union of point lookups / prefix ranges,
+    at most ``MAX_PLAN_RANGES``); the result is one byte range per prefix, in key order.
+    """
     if not conds:
         return None, 0.0
     fields = ix.fields
-    prefix = b""
+    prefixes = [b""]
     used: set[str] = set()
     for f in fields:
         c = conds.get(f)
-        if c is None or c[0] != "eq":
+        if c is None or c[0] == "range":
             break
-        prefix += keys.encode_value(c[1])
+        if c[0] == "eq":
+            enc = keys.encode_value(c[1])
+            prefixes = [p + enc for p in prefixes]
+        else:
+            encs = sorted({keys.encode_value(v) for v in c[1]})
+            if len(prefixes) * len(encs) > MAX_PLAN_RANGES:
+                break
+            prefixes = [p + e for p in prefixes for e in encs]
         used.add(f)
     nxt = fields[len(used)] if len(used) < len(fields) else None
     col = f'"{ix.column}"'
     plan = Plan(index=ix)
     score = float(len(used))
     cond = conds.get(nxt) if nxt else None
+    ranges: list[tuple[bytes, bytes]] = []
     if cond is not None and cond[0] == "range":
         ops = cond[1]
         tag = next(keys.type_tag(v) for v in ops.values())
-        low = prefix + bytes((tag,))
-        high = keys.bracket_upper_bound(prefix, tag)
-        for op, v in ops.items():
-            enc = prefix + keys.encode_value(v)
-            if op == "$gte":
-                low = max(low, enc)
-            elif op == "$gt":
-                low = max(low, enc + b"\xff")
-            elif op == "$lte":
-                high = min(high, enc + b"\xff")
-            elif op == "$lt":
-                high = min(high, enc)
-        plan.where = f"{col} >= ? AND {col} < ?"
-        plan.params = [low, high]
-        used.add(nxt)
-        score += 0.5
-    elif cond is not None and cond[0] == "in":
-        parts, params = [], []
-        for v in cond[1]:
-            enc = prefix + keys.encode_value(v)
-            parts.append(f"({col} >= ? AND {col} < ?)")
-            params.extend([enc, keys.prefix_upper_bound(enc)])
-        plan.where = "(" + " OR ".join(parts) + ")"
-        plan.params = params
+        bounds = [(op, keys.encode_value(v)) for op, v in ops.items()]
+        for prefix in prefixes:
+            low = prefix + bytes((tag,))
+            high = keys.bracket_upper_bound(prefix, tag)
+            for op, value in bounds:
+                enc = prefix + value
+                if op == "$gte":
+                    low = max(low, enc)
+                elif op == "$gt":
+                    low = max(low, enc + b"\xff")
+                elif op == "$lte":
+                    high = min(high, enc + b"\xff")
+                elif op == "$lt":
+                    high = min(high, enc)
+            if low < high:
+                ranges.append((low, high))
         used.add(nxt)
         score += 0.5
     elif used:
-        if len(used) == len(fields):
-            plan.where = f"{col} = ?"
-            plan.params = [prefix]
-        else:
-            plan.where = f"{col} >= ? AND {col} < ?"
-            plan.params = [prefix, keys.prefix_upper_bound(prefix)]
+        ranges = [(p, keys.prefix_upper_bound(p)) for p in prefixes]
     else:
         return None, 0.0
+    if len(prefixes) == 1 and len(used) == len(fields) and cond is None:
+        plan.where = f"{col} = ?"
+        plan.params = [prefixes[0]]
+    elif len(ranges) == 1:
+        plan.where = f"{col} >= ? AND {col} < ?"
+        plan.params = list(ranges[0])
+    else:
+        plan.where = f"{col} >= ? AND {col} < ?"
+        plan.ranges = ranges  # may be empty: nothing can match
     if ix.unique and len(used) == len(fields) and all(conds[f][0] == "eq" for f in used):
         score += 100  # a point lookup beats everything
     plan.exact = complete and used == set(conds)

@@ -10,18 +10,14 @@ signal reconciliation must report.
 
 from __future__ import annotations
 
-import json
-import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pymongo
 import pytest
 
+from devservers.freqtrade_harness import DryRunBot, freqtrade_env, write_config
 from signal_export.contract import EXPORT_RUNS_COLLECTION, SIGNALS_COLLECTION
 from signal_export.exporter import export_signals
 from signal_export.monitoring.config import parse_monitor_config
@@ -33,8 +29,6 @@ from signal_export.settings import Settings
 
 pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-FREQTRADE = str(Path(sys.executable).with_name("freqtrade"))
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 API_USER, API_PASSWORD = "ops", "dry-run-api-pass"
 
@@ -43,31 +37,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _env(**extra: str) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXT_SIG_", "FREQTRADE__"))}
-    env["PYTHONPATH"] = str(REPO)
-    return env | extra
-
-
-def _wait(predicate, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
 
 
 def _closed_minute() -> datetime:
@@ -83,27 +52,20 @@ def test_monitor_reconciles_a_real_dry_run_and_reports_the_missed_signal(tmp_pat
     client = pymongo.MongoClient(server.uri, tz_aware=True)
     db = client["recon"]
     standin = ExchangeStandIn(pairs=PAIRS).__enter__()
-    base = json.loads((REPO / "configs" / "config.dry-run.json").read_text())
-    cfg = _merge(_merge(base, standin.overlay()), {
+    cfg_path = write_config(tmp_path / "config.json", "config.dry-run.json", standin.overlay(), {
         "timeframe": "1m", "db_url": f"sqlite:///{tmp_path / 'trades.sqlite'}",
         "internals": {"process_throttle_secs": 1},
         "exchange": {"pair_whitelist": list(PAIRS)},
         "api_server": {"enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": port,
                        "username": API_USER, "password": API_PASSWORD, "verbosity": "error",
-                       "jwt_secret_key": "x" * 40, "CORS_origins": []}})
-    cfg["ext_signals"] = {"strategy_ids": ["recon"], "server_selection_timeout_ms": 500}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    log = tmp_path / "freqtrade.log"
-    log_file = log.open("w")
-    bot = subprocess.Popen(
-        [FREQTRADE, "trade", "--dry-run", "-c", str(tmp_path / "config.json"), "--userdir",
-         str(tmp_path), "--strategy-path", str(REPO / "user_data" / "strategies")],
-        cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT,
-        env=_env(EXT_SIG_MONGO_URI=server.uri, EXT_SIG_DB="recon"))
+                       "jwt_secret_key": "x" * 40, "CORS_origins": []},
+        "ext_signals": {"strategy_ids": ["recon"], "server_selection_timeout_ms": 500}})
+    bot = DryRunBot(cfg_path, tmp_path, tmp_path / "trades.sqlite",
+                    freqtrade_env(EXT_SIG_MONGO_URI=server.uri, EXT_SIG_DB="recon")).start()
     api = FreqtradeApi("dry", f"http://127.0.0.1:{port}", API_USER, API_PASSWORD)
     try:
-        _wait(lambda: "ExternalSignalStrategy reads" in log.read_text() and api.ping(), 150,
-              "bot start", log)
+        bot.wait_for(lambda: "ExternalSignalStrategy reads" in bot.log_text() and api.ping(), 150,
+                     "bot start")
         bar = _closed_minute()
         docs = [{"strategy_id": "recon", "pair": "BTC/USDT", "timeframe": "1m", "ts": bar,
                  "action": "enter_long", "version": 1},
@@ -112,8 +74,8 @@ def test_monitor_reconciles_a_real_dry_run_and_reports_the_missed_signal(tmp_pat
         res = export_signals(docs, db[SIGNALS_COLLECTION],
                              runs_collection=db[EXPORT_RUNS_COLLECTION])
         assert res.inserted == 2
-        _wait(lambda: [t for t in api.open_trades() if t["pair"] == "BTC/USDT"], 30,
-              "the BTC trade", log)
+        bot.wait_for(lambda: [t for t in api.open_trades() if t["pair"] == "BTC/USDT"], 30,
+                     "the BTC trade")
         time.sleep(3)  # a few more loops: the stale ETH enter must stay untraded
 
         monkeypatch.setenv("TEST_DRY_API_PASSWORD", API_PASSWORD)
@@ -139,13 +101,7 @@ def test_monitor_reconciles_a_real_dry_run_and_reports_the_missed_signal(tmp_pat
         assert stored["pair"] == "BTC/USDT" and stored["is_open"] is True
         assert stored["signal"]["strategy_id"] == "recon" and stored["signal"]["version"] == 1
     finally:
-        bot.send_signal(signal.SIGTERM)
-        try:
-            bot.wait(30)
-        except subprocess.TimeoutExpired:
-            bot.kill()
-            bot.wait()
-        log_file.close()
+        bot.stop()
         standin.__exit__(None, None, None)
         client.close()
         server.stop()
