@@ -271,11 +271,9 @@ Live read per bot loop, {loop['pairs']} pairs, {loop['docs']:,} signals in the w
 | `SignalSource.refresh`: one query for all pairs + normalise | {loop['one'] * 1000:.1f} \
 | {speed:.1f}x | one query per loop (no figure set) |
 
-The single query is slower here because the local dev server evaluates a 500-value `$in` on
-`pair` far more slowly than 500 indexed point lookups; against mongod (not available on this
-machine, not measured) one query saves 499 round trips. The one-query-per-loop design is kept
-(checked by a test with pymongo command monitoring); the dev server's `$in` is the thing to
-speed up.
+One query for all pairs saves 499 round trips per loop; the dev server answers the 500-value
+`$in` on `pair` from its index (one indexed range per value). The one-query-per-loop design is
+checked by a test with pymongo command monitoring. mongod was not available here to compare.
 
 Run: `python bench/bench_strategy.py` (`--quick` for a small run).
 """

@@ -203,9 +203,13 @@ def content_hash(content: Mapping[str, Any]) -> str:
     Field order is fixed by :data:`SIGNAL_CONTENT_FIELDS`; datetimes count as
     UTC ISO strings, floats by ``repr`` (exact), ``extra`` with sorted keys.
     """
-    parts = tuple([content.get(name) for name in SIGNAL_CONTENT_FIELDS])
+    return _hash_parts(tuple([content.get(name) for name in SIGNAL_CONTENT_FIELDS]))
+
+
+def _hash_parts(parts: tuple) -> str:
+    """:func:`content_hash` of the content values in :data:`SIGNAL_CONTENT_FIELDS` order."""
     # only valid_until (datetime) and extra (dict) need a canonical text form
-    if content.get("valid_until") is not None or content.get("extra") is not None:
+    if parts[_VALID_UNTIL] is not None or parts[_EXTRA] is not None:
         parts = tuple(
             _canonical(v) if isinstance(v, datetime)
             else json.dumps(v, sort_keys=True, default=_canonical) if isinstance(v, dict)
@@ -214,11 +218,17 @@ def content_hash(content: Mapping[str, Any]) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
+_VALID_UNTIL = SIGNAL_CONTENT_FIELDS.index("valid_until")
+_EXTRA = SIGNAL_CONTENT_FIELDS.index("extra")
+
+
 def _prepare(record: Mapping[str, Any], index: Any) -> _Prepared:
     key = {"strategy_id": record["strategy_id"], "pair": record["pair"],
            "timeframe": record["timeframe"], "ts": record["ts"]}
-    content = {name: record.get(name) for name in SIGNAL_CONTENT_FIELDS}
-    return _Prepared(index, key, content, content_hash(content), int(content["version"]))
+    get = record.get
+    content = {name: get(name) for name in SIGNAL_CONTENT_FIELDS}
+    return _Prepared(index, key, content, _hash_parts(tuple(content.values())),
+                     int(content["version"]))
 
 
 @contextmanager

@@ -184,10 +184,14 @@ class CommandHandler:
         chunk = 1000
         with self.storage.transaction():
             meta, _ = self.storage.create_collection(db, name)
+            # The client's bytes of each document, where the server adds no _id (see server.py).
+            sent = getattr(docs, "raws", None) or [None] * len(docs)
+            raws = [raw if "_id" in doc else None for doc, raw in zip(docs, sent, strict=True)]
             docs = [doc if "_id" in doc else {"_id": ObjectId(), **doc} for doc in docs]
             for start in range(0, len(docs), chunk):
                 part = docs[start:start + chunk]
-                if len(part) > 1 and self.storage.insert_many_fast(meta, part):
+                if len(part) > 1 and self.storage.insert_many_fast(
+                        meta, part, raws[start:start + chunk]):
                     n += len(part)
                     continue
                 stop = False

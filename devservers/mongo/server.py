@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import struct
 import threading
 import time
 import weakref
@@ -65,6 +66,59 @@ mockupdb.CODEC_OPTIONS = CodecOptions(document_class=dict)
 for _cls in (mockupdb.Request, mockupdb.OpQuery, mockupdb.Reply, mockupdb.OpReply,
              mockupdb.OpMsgReply):
     _cls.__repr__ = _cheap_repr
+
+
+_INT32 = struct.Struct("<i").unpack_from
+_ORIGINAL_OP_MSG_UNPACK = mockupdb.OpMsg.unpack.__func__
+
+
+class RawDocList(list):
+    """An OP_MSG document sequence, decoded, plus each document's bytes as the client sent them.
+
+    ``insert`` stores those bytes as they are instead of encoding the documents again.
+    """
+
+    raws: list[bytes]
+
+
+def _document_sequences(msg: bytes) -> dict[str, list[bytes]]:
+    """Kind-1 sections of an OP_MSG body: identifier -> the raw BSON of each document."""
+    out: dict[str, list[bytes]] = {}
+    pos, end = 4, len(msg)
+    while pos < end - 4:
+        kind = msg[pos]
+        pos += 1
+        size = _INT32(msg, pos)[0]
+        if kind == 1:
+            name_end = msg.index(b"\x00", pos + 4)
+            identifier = msg[pos + 4:name_end].decode("utf-8")
+            docs = []
+            doc_pos = name_end + 1
+            stop = pos + size
+            while doc_pos < stop:
+                doc_len = _INT32(msg, doc_pos)[0]
+                docs.append(msg[doc_pos:doc_pos + doc_len])
+                doc_pos += doc_len
+            out[identifier] = docs
+        elif kind != 0:
+            break
+        pos += size
+    return out
+
+
+def _unpack_op_msg(cls: Any, msg: bytes, client: Any, server: Any, request_id: int) -> Any:
+    """mockupdb's OP_MSG parser, keeping the raw bytes of document sequences (insert docs)."""
+    request = _ORIGINAL_OP_MSG_UNPACK(cls, msg, client, server, request_id)
+    for identifier, raws in _document_sequences(msg).items():
+        docs = request.doc.get(identifier)
+        if isinstance(docs, list) and len(docs) == len(raws):
+            wrapped = RawDocList(docs)
+            wrapped.raws = raws
+            request.doc[identifier] = wrapped
+    return request
+
+
+mockupdb.OpMsg.unpack = classmethod(_unpack_op_msg)
 
 
 class LocalMongoServer:

@@ -3,8 +3,9 @@
 One SQLite file (WAL mode) holds every database: a catalog of collections and
 indexes, and one table per collection with the BSON-encoded documents. Each
 MongoDB index is a BLOB column of order-preserving keys (:mod:`keys`) with a
-real SQLite index (``UNIQUE`` for unique indexes), so equality and range
-filters on an index prefix are answered by the SQLite B-tree and duplicate keys
+real SQLite index (``UNIQUE`` for unique indexes), so equality, ``$in`` and range
+filters on an index prefix are answered by the SQLite B-tree (an ``$in`` as one
+range read per value) and duplicate keys
 are rejected in O(log n). Filters the indexes do not answer exactly are
 checked with mongomock's matcher. Every public method is one SQLite
 transaction committed before it returns (durable against ``kill -9``), guarded
@@ -370,12 +371,17 @@ class Storage:
         except sqlite3.IntegrityError as exc:
             raise self._dup_from_integrity(meta, exc, doc) from None
 
-    def insert_many_fast(self, meta: CollectionMeta, docs: list[dict]) -> bool:
+    def insert_many_fast(self, meta: CollectionMeta, docs: list[dict],
+                         raws: list[bytes | None] | None = None) -> bool:
         """Insert a chunk in one ``executemany``; False (nothing written) on any conflict.
 
+        ``raws``: each document's BSON where already known (as the client sent it), else None.
         The caller then retries the chunk one document at a time to report exact write errors.
         """
-        rows = [self._fast_row(meta, doc) or self._row(meta, doc) for doc in docs]
+        if raws is None:
+            raws = [None] * len(docs)
+        rows = [self._fast_row(meta, doc, raw) or self._row(meta, doc, raw)
+                for doc, raw in zip(docs, raws, strict=True)]
         self.conn.execute("SAVEPOINT chunk")
         try:
             self.conn.executemany(self._insert_sql(meta), rows)
@@ -386,14 +392,15 @@ class Storage:
         self.conn.execute("RELEASE chunk")
         return True
 
-    def _row(self, meta: CollectionMeta, doc: dict) -> list:
+    def _row(self, meta: CollectionMeta, doc: dict, raw: bytes | None = None) -> list:
         """The insert row of ``doc``: _id key, BSON, one key per other index (marks multikey)."""
         self._check_multikey(meta, doc)
-        row = [keys.encode_value(doc["_id"]), bson.encode(doc)]
+        row = [keys.encode_value(doc["_id"]), raw if raw is not None else bson.encode(doc)]
         row.extend([ix.key_of(doc) for ix in meta.indexes if ix.column != "idk"])
         return row
 
-    def _fast_row(self, meta: CollectionMeta, doc: dict) -> list | None:
+    def _fast_row(self, meta: CollectionMeta, doc: dict, raw: bytes | None = None
+                  ) -> list | None:
         """:meth:`_row` for the common case, or None (then :meth:`_row` decides).
 
         Applies when every indexed field is top-level and holds a str, datetime, number or
@@ -423,7 +430,7 @@ class Storage:
                     return None
                 parts.append(enc(value))
             row.append(b"".join(parts))
-        row[1] = bson.encode(doc)
+        row[1] = raw if raw is not None else bson.encode(doc)
         return row
 
     def replace_row(self, meta: CollectionMeta, rid: int, doc: dict, raw: bytes) -> None:

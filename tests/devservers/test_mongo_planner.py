@@ -81,3 +81,54 @@ def test_indexed_answers_equal_a_full_scan(handler, q, sort_spec, limit):
     assert got == want
     count = handler.cmd_count("db", {"count": "c", "query": q})["n"]
     assert count == len(_expected(handler.all_docs, q, []))
+
+
+def _signals(coll) -> list[dict]:
+    t0 = datetime(2026, 1, 1)
+    docs = [{"strategy_id": sid, "pair": pair, "timeframe": "1h", "ts": t0 + timedelta(hours=h),
+             "action": "enter_long"}
+            for sid in ("a", "b", "c") for pair in ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT")
+            for h in range(24)]
+    coll.create_index([("strategy_id", 1), ("pair", 1), ("timeframe", 1), ("ts", 1)],
+                      unique=True)
+    coll.insert_many([dict(d) for d in docs])
+    return docs
+
+
+def test_in_on_two_index_fields_with_a_range_sort_and_limit(mongo_db):
+    """The strategy's query shape: $in strategy_ids x $in pairs x one timeframe x a ts range."""
+    docs = _signals(mongo_db["sig"])
+    lo, hi = datetime(2026, 1, 1, 5), datetime(2026, 1, 1, 9)
+    flt = {"strategy_id": {"$in": ["c", "a"]}, "pair": {"$in": ["SOL/USDT", "BTC/USDT", "NOPE"]},
+           "timeframe": "1h", "ts": {"$gt": lo, "$lte": hi}}
+    want = [d for d in docs if d["strategy_id"] in ("a", "c")
+            and d["pair"] in ("BTC/USDT", "SOL/USDT") and lo < d["ts"] <= hi]
+    key = ("strategy_id", "pair", "timeframe", "ts")
+    got = list(mongo_db["sig"].find(flt, {"_id": 0}).sort([(k, -1) for k in key]))
+    for d in got:  # the test client is tz-aware; the documents were written naive (UTC)
+        d["ts"] = d["ts"].replace(tzinfo=None)
+    assert [tuple(d[k] for k in key) for d in got] == sorted(
+        (tuple(d[k] for k in key) for d in want), reverse=True)
+    assert len(got) == 2 * 2 * 4
+    top = list(mongo_db["sig"].find(flt, {"_id": 0, "ts": 1}).sort("ts", -1).limit(3))
+    assert [d["ts"].replace(tzinfo=None) for d in top] == [hi, hi, hi]
+    assert mongo_db["sig"].count_documents(flt) == len(want)
+
+
+def test_unordered_insert_many_with_a_duplicate_key_stores_the_rest(mongo_db):
+    import pymongo.errors
+
+    coll = mongo_db["sig"]
+    coll.create_index([("k", 1)], unique=True)
+    with pytest.raises(pymongo.errors.BulkWriteError) as info:
+        coll.insert_many([{"k": 1}, {"k": 2}, {"k": 1}, {"k": 3}], ordered=False)
+    assert [e["index"] for e in info.value.details["writeErrors"]] == [2]
+    assert info.value.details["writeErrors"][0]["code"] == 11000
+    assert sorted(d["k"] for d in coll.find()) == [1, 2, 3]
+
+
+def test_raw_insert_command_without_id_gets_one(mongo_db):
+    reply = mongo_db.command("insert", "raw", documents=[{"x": 1}, {"x": 2}])
+    assert reply["n"] == 2
+    ids = [d["_id"] for d in mongo_db["raw"].find()]
+    assert len(ids) == 2 and len(set(ids)) == 2
