@@ -12,11 +12,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis==4.32.5 not installed")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-from ingest_helpers import Ingest, auth, start_ingest  # noqa: E402
+import schemathesis  # pinned in requirements.lock: a missing install must fail, not skip
+from hypothesis import HealthCheck, settings
+from ingest_helpers import Ingest, auth, start_ingest
 
 from signal_export.ingest.app import openapi_document  # noqa: E402
 
