@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mongo import on_server, write_section  # noqa: E402
 
 from signal_export.contract import SIGNAL_CONTENT_FIELDS, SIGNAL_KEY  # noqa: E402
 from signal_export.exporter import content_hash, export_signals  # noqa: E402
@@ -149,19 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else [])
     n_docs, n_loop = (2_000, 200) if args.quick else (args.docs, args.loop_docs)
     repeat = 1 if args.quick else args.repeat
-    if args.uri:
-        m = measure(args.uri, n_docs, n_loop, repeat)
-        server = "given by --uri"
-    else:
-        from devservers.mongo.process import LocalMongoProcess
-
-        with tempfile.TemporaryDirectory() as tmp, LocalMongoProcess(data_dir=tmp) as srv:
-            m = measure(srv.uri, n_docs, n_loop, repeat)
-        server = "local dev server (devservers.mongo) in a separate process"
-    text = render(m, server)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    m, server = on_server(args.uri, lambda uri: measure(uri, n_docs, n_loop, repeat))
+    write_section(RESULTS, render(m, server), quick=args.quick)
 
 
 if __name__ == "__main__":

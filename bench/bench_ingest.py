@@ -27,6 +27,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mongo import on_server, write_section  # noqa: E402
 
 from signal_export.exporter import export_signals  # noqa: E402
 from signal_export.ingest.server import bind_socket  # noqa: E402
@@ -183,19 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else [])
     sizes = {1: 60, 500: 2_000} if args.quick else {1: 400, 500: 10_000}
     repeat = 1 if args.quick else args.repeat
-    if args.uri:
-        rows = measure(args.uri, sizes, repeat)
-        server = "given by --uri"
-    else:
-        from devservers.mongo.process import LocalMongoProcess
-
-        with tempfile.TemporaryDirectory() as tmp, LocalMongoProcess(data_dir=tmp) as srv:
-            rows = measure(srv.uri, sizes, repeat)
-        server = "local dev server (devservers.mongo) in a separate process"
-    text = render(rows, server, repeat)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    rows, server = on_server(args.uri, lambda uri: measure(uri, sizes, repeat))
+    write_section(RESULTS, render(rows, server, repeat), quick=args.quick)
 
 
 if __name__ == "__main__":

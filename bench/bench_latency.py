@@ -30,6 +30,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mongo import on_server, write_section  # noqa: E402
 
 from research.data.market_store import upsert_candles  # noqa: E402
 from research.data.synthetic import SyntheticMarket, generate_ohlcv  # noqa: E402
@@ -193,19 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else [])
     n_pairs, n_bars = (100, 5) if args.quick else (args.pairs, args.bars)
     n_stateless = min(n_bars, 2 if args.quick else args.stateless_bars)
-    if args.uri:
-        m = measure(args.uri, n_pairs, n_bars, n_stateless)
-        server = "given by --uri"
-    else:
-        from devservers.mongo.process import LocalMongoProcess
-
-        with tempfile.TemporaryDirectory() as tmp, LocalMongoProcess(data_dir=tmp) as srv:
-            m = measure(srv.uri, n_pairs, n_bars, n_stateless)
-        server = "local dev server (devservers.mongo) in a separate process"
-    text = render(m, server)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    m, server = on_server(args.uri, lambda uri: measure(uri, n_pairs, n_bars, n_stateless))
+    write_section(RESULTS, render(m, server), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mongo import on_server, write_section  # noqa: E402
 
 from devservers.faults.replay import (  # noqa: E402
     ReplayReport,
@@ -146,19 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         size = ReplaySize(50, 3, 30)
     else:
         size = ReplaySize(args.pairs, args.strategies, 1440 if args.full_day else args.minutes)
-    if args.uri:
-        reports, baseline_s = measure(args.uri, size)
-        server = "given by --uri"
-    else:
-        from devservers.mongo.process import LocalMongoProcess
-
-        with tempfile.TemporaryDirectory() as tmp, LocalMongoProcess(data_dir=tmp) as proc:
-            reports, baseline_s = measure(proc.uri, size)
-        server = "local dev server (devservers.mongo) in a separate process"
-    text = render(reports, baseline_s, server)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    (reports, baseline_s), server = on_server(args.uri, lambda uri: measure(uri, size))
+    write_section(RESULTS, render(reports, baseline_s, server), quick=args.quick)
 
 
 if __name__ == "__main__":
