@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor = Monitor(config, client, settings)
         metrics = MonitorMetrics()
         if config.metrics_port and not args.once:
-            serve_metrics(metrics, config.metrics_port)
+            serve_metrics(metrics, config.metrics_port, config.metrics_address)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

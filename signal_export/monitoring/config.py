@@ -116,6 +116,8 @@ class MonitorConfig(_Model):
     channels: list[ChannelConfig] = Field(default_factory=list)
     interval_seconds: float = Field(default=30.0, gt=0)
     metrics_port: int | None = 9108
+    #: Address the metrics endpoint binds to (0.0.0.0 inside a container).
+    metrics_address: str = "127.0.0.1"
     #: Write Freqtrade trades back into MongoDB each cycle.
     writeback: bool = True
     #: Scheduler runs collection (job counts, export failures, latency).
