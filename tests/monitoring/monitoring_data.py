@@ -7,8 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from signal_export.monitoring.alerts import Alert
-
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
@@ -43,26 +41,3 @@ def ft_trade(trade_id: int, pair: str, open_at: datetime, *, close_at: datetime 
 def ft_order(pair: str, at: datetime, status: str, side: str = "buy") -> dict[str, Any]:
     return {"pair": pair, "order_id": f"o{ms(at)}{status}", "status": status,
             "ft_order_side": side, "order_timestamp": ms(at), "price": 100.0, "filled": 0.0}
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class Recorder:
-    """A channel that keeps what it was given (the real channels have their own tests)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.sent.append(alert)

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pandas as pd
 import pymongo
-from monitoring_data import MIN, T0, FakeClock, Recorder, ft_order, ft_trade
+from fakes import FakeClock, RecordingChannel
+from monitoring_data import MIN, T0, ft_order, ft_trade
 
 from signal_export.monitoring import execution, rules
 from signal_export.monitoring.alerts import Rule, Status
@@ -16,7 +17,7 @@ from signal_export.monitoring.manager import AlertManager
 
 
 def _manager(clock, cooldown=600.0):
-    rec = Recorder()
+    rec = RecordingChannel()
     return AlertManager([rec], cooldown_seconds=cooldown, clock=clock), rec
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from fake_freqtrade import PASSWORD, USER, fake_freqtrade, new_state
-from monitoring_data import MIN, T0, FakeClock, Recorder, ft_order, ft_trade
+from fakes import FakeClock, RecordingChannel
+from monitoring_data import MIN, T0, ft_order, ft_trade
 
 from signal_export.contract import EXPORT_RUNS_COLLECTION, SIGNALS_COLLECTION
 from signal_export.exporter import export_signals
@@ -58,7 +59,7 @@ def monitor_setup(mongo_client, mongo_db, monkeypatch):
             "thresholds": {"min_balance": 50, "consecutive_rejections": 3},
             "alerts": {"history_collection": "monitor_alerts"}})
         clock = FakeClock(T0 + 30 * MIN)
-        rec = Recorder()
+        rec = RecordingChannel()
         settings = Settings(db=mongo_db.name)
         monitor = Monitor(config, mongo_client, settings, clock=clock,
                           manager=AlertManager([rec], clock=clock,

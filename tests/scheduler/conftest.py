@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from scheduler_data import T0, FakeClock
+from fakes import FakeClock
+from scheduler_data import T0
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from research.pipeline import PipelineConfig, parse_config
@@ -32,28 +32,3 @@ def job_spec(**overrides: Any) -> JobSpec:
     data = {"name": "sched_test_1m", "pipeline": "unused.yaml", "offset_seconds": 2,
             "max_backfill_bars": 30, **overrides}
     return JobSpec.model_validate(data)
-
-
-class FakeClock:
-    """A settable clock: ``clock()`` returns the current fake time."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class RecordingChannel:
-    """An alert channel that keeps what it was given (real channels: tests/monitoring)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.sent: list = []
-
-    def send(self, alert) -> None:
-        self.sent.append(alert)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scheduler_data import PIPELINE, T0, RecordingChannel, job_spec, pipeline_config
+from fakes import RecordingChannel
+from scheduler_data import PIPELINE, T0, job_spec, pipeline_config
 
 from signal_export.contract import SIGNALS_COLLECTION
 from signal_export.monitoring.config import load_monitor_config

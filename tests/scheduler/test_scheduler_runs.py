@@ -6,7 +6,8 @@ import threading
 from datetime import timedelta
 
 import pandas as pd
-from scheduler_data import T0, FakeClock, job_spec, pipeline_config
+from fakes import FakeClock
+from scheduler_data import T0, job_spec, pipeline_config
 
 from research.pipeline.run import ExportSummary
 from signal_export.contract import SIGNALS_COLLECTION
