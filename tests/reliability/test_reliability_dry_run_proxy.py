@@ -18,10 +18,9 @@ import time
 import pymongo
 import pytest
 from strategy_helpers import PAIRS
-from test_dry_run_replay import doc, last_closed_minute, outage_lines
+from test_dry_run_replay import doc, last_closed_minute, outage_lines, start_dry_run_bot
 
 from devservers.faults import FaultProxy
-from devservers.freqtrade_harness import DryRunBot, freqtrade_env, write_config
 
 pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
 
@@ -38,17 +37,8 @@ def test_dry_run_behind_a_hung_then_slow_server_opens_nothing_blind_and_recovers
         tmp_path, standin, own_server):
     writer = pymongo.MongoClient(own_server.uri, tz_aware=True)
     coll = writer["proxied"]["crypto_signals"]
-    db_path = tmp_path / "trades.sqlite"
-    cfg_path = write_config(tmp_path / "config.json", "config.dry-run.json", standin.overlay(), {
-        "timeframe": "1m", "db_url": f"sqlite:///{db_path}",
-        "internals": {"process_throttle_secs": 1},
-        "exchange": {"pair_whitelist": list(PAIRS)},
-        "ext_signals": {"strategy_ids": ["replay"], "server_selection_timeout_ms": 500,
-                        "socket_timeout_ms": 1000, "connect_timeout_ms": 500},
-    })
     proxy = FaultProxy.for_uri(own_server.uri).start()
-    bot = DryRunBot(cfg_path, tmp_path, db_path,
-                    freqtrade_env(EXT_SIG_MONGO_URI=proxy.uri, EXT_SIG_DB="proxied")).start()
+    bot = start_dry_run_bot(tmp_path, standin, proxy.uri, "proxied")
 
     def pairs_traded() -> list[str]:
         return sorted(t["pair"] for t in bot.trades())

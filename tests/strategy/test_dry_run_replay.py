@@ -40,12 +40,9 @@ def outage_lines(log: Path) -> tuple[int, int]:
     return warnings, messages
 
 
-def test_dry_run_trades_exported_signals_and_survives_an_outage(tmp_path, standin):
-    from devservers.mongo.process import LocalMongoProcess
-
-    server = LocalMongoProcess(data_dir=tmp_path / "mongo").start()
-    writer = pymongo.MongoClient(server.uri, tz_aware=True)
-    coll = writer["replay"]["crypto_signals"]
+def start_dry_run_bot(tmp_path: Path, standin, mongo_uri: str, db: str) -> DryRunBot:
+    """A 1m dry-run bot on the stand-in, reading strategy ``replay`` from ``mongo_uri``/``db``
+    with low timeouts, so an outage shows within a loop or two."""
     db_path = tmp_path / "trades.sqlite"
     cfg_path = write_config(tmp_path / "config.json", "config.dry-run.json", standin.overlay(), {
         "timeframe": "1m", "db_url": f"sqlite:///{db_path}",
@@ -54,8 +51,17 @@ def test_dry_run_trades_exported_signals_and_survives_an_outage(tmp_path, standi
         "ext_signals": {"strategy_ids": ["replay"], "server_selection_timeout_ms": 500,
                         "socket_timeout_ms": 1000, "connect_timeout_ms": 500},
     })
-    bot = DryRunBot(cfg_path, tmp_path, db_path,
-                    freqtrade_env(EXT_SIG_MONGO_URI=server.uri, EXT_SIG_DB="replay")).start()
+    return DryRunBot(cfg_path, tmp_path, db_path,
+                     freqtrade_env(EXT_SIG_MONGO_URI=mongo_uri, EXT_SIG_DB=db)).start()
+
+
+def test_dry_run_trades_exported_signals_and_survives_an_outage(tmp_path, standin):
+    from devservers.mongo.process import LocalMongoProcess
+
+    server = LocalMongoProcess(data_dir=tmp_path / "mongo").start()
+    writer = pymongo.MongoClient(server.uri, tz_aware=True)
+    coll = writer["replay"]["crypto_signals"]
+    bot = start_dry_run_bot(tmp_path, standin, server.uri, "replay")
     log = bot.log_path
     try:
         bot.wait_for(lambda: "ExternalSignalStrategy reads" in bot.log_text(), 120, "bot start")
