@@ -16,6 +16,7 @@ Not for I/O: nothing here talks to MongoDB; see :mod:`signal_export.exporter`.
 from __future__ import annotations
 
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from signal_export.contract import (
     DEFAULT_EXCHANGE,
     DEFAULT_QUOTES,
     SIGNAL_FIELDS,
+    SIGNAL_KEY,
     Action,
     Align,
     ContractError,
@@ -144,13 +146,14 @@ def validate_records(
     return out
 
 
-def record_key(record: Mapping[str, Any]) -> tuple:
-    """The unique key ``(strategy_id, pair, timeframe, ts)`` of a normalised record."""
-    return (record["strategy_id"], record["pair"], record["timeframe"], record["ts"])
+#: The unique key ``(strategy_id, pair, timeframe, ts)`` of a normalised record.
+record_key = operator.itemgetter(*SIGNAL_KEY)
 
 
 def reject_duplicate_keys(batch: ValidatedBatch) -> None:
     """All rows sharing a unique key are rejected: which one is right is the producer's call."""
+    if len(set(map(record_key, batch.records))) == len(batch.records):
+        return  # the usual case, checked at C speed
     seen: dict[tuple, list[int]] = defaultdict(list)
     for pos, rec in enumerate(batch.records):
         seen[record_key(rec)].append(pos)

@@ -12,6 +12,8 @@ Authentication, authorization and the wire protocol live elsewhere
 from __future__ import annotations
 
 import itertools
+import os
+import struct
 import threading
 import time
 import uuid
@@ -54,6 +56,44 @@ def _decode_rows(rows: list[tuple[int, bytes, dict | None]]) -> list[dict]:
     if all(doc is None for _, _, doc in rows):
         return bson.decode_all(b"".join([raw for _, raw, _ in rows]), DECODE_OPTS)
     return [doc if doc is not None else _decode(raw) for _, raw, doc in rows]
+
+
+class _ObjectIdBlock:
+    """ObjectIds for a whole insert at once (a quarter of the cost of ``ObjectId()`` each).
+
+    Same layout as ``ObjectId()``: 4-byte seconds, 5 random bytes, 3-byte counter.
+    The random part is this server's own, so ids never collide with those bson
+    makes in this process; the counter is shared by all connections.
+    """
+
+    def __init__(self) -> None:
+        self._random = os.urandom(5)
+        self._counter = int.from_bytes(os.urandom(3), "big")
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int) -> list[ObjectId]:
+        if n == 0:
+            return []
+        with self._lock:
+            start = self._counter
+            self._counter = (start + n) & 0xFFFFFF
+        prefix = _UINT32_BE(int(time.time()) & 0xFFFFFFFF) + self._random
+        return [ObjectId(prefix + ((start + i) & 0xFFFFFF).to_bytes(3, "big")) for i in range(n)]
+
+
+_UINT32_BE = struct.Struct(">I").pack
+_new_object_ids = _ObjectIdBlock()
+
+
+def _with_id(raw: bytes | None, oid: ObjectId) -> bytes | None:
+    """``raw`` (one BSON document) with ``_id: oid`` as its first field."""
+    if raw is None:
+        return None
+    return _INT32_PACK(len(raw) + _ID_ELEMENT_SIZE) + b"\x07_id\x00" + oid.binary + raw[4:]
+
+
+_INT32_PACK = struct.Struct("<i").pack
+_ID_ELEMENT_SIZE = 1 + 4 + 12  # type byte, "_id\0", ObjectId
 
 
 def _doc_size(doc: Any) -> int:
@@ -184,10 +224,15 @@ class CommandHandler:
         chunk = 1000
         with self.storage.transaction():
             meta, _ = self.storage.create_collection(db, name)
-            # The client's bytes of each document, where the server adds no _id (see server.py).
+            # The client's bytes of each document (see server.py); where the server adds the
+            # _id (first field, as mongod does), it is spliced into those bytes.
             sent = getattr(docs, "raws", None) or [None] * len(docs)
-            raws = [raw if "_id" in doc else None for doc, raw in zip(docs, sent, strict=True)]
-            docs = [doc if "_id" in doc else {"_id": ObjectId(), **doc} for doc in docs]
+            raws = list(sent)
+            docs = list(docs)
+            missing = [i for i, doc in enumerate(docs) if "_id" not in doc]
+            for i, oid in zip(missing, _new_object_ids(len(missing)), strict=True):
+                docs[i] = {"_id": oid, **docs[i]}
+                raws[i] = _with_id(raws[i], oid)
             for start in range(0, len(docs), chunk):
                 part = docs[start:start + chunk]
                 if len(part) > 1 and self.storage.insert_many_fast(

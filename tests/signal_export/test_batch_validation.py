@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signal_export.contract import DEFAULT_QUOTES, ContractError
+from signal_export.contract import DEFAULT_QUOTES, SIGNAL_FIELDS, ContractError
 from signal_export.frame_fast import fast_accept
 from signal_export.validate import frame_to_records, validate_frame, validate_records
 
@@ -140,6 +140,8 @@ def assert_same_judgement(frame: pd.DataFrame, **kw):
     fast, ref = validate_frame(frame, **kw), model_only(frame, **kw)
     assert fast.indices == ref.indices
     assert fast.records == ref.records
+    # the exporter reads every key and content field of a record and stores nothing else
+    assert all(r.keys() == set(SIGNAL_FIELDS) for r in fast.records)
     assert sorted(map(str, fast.errors)) == sorted(map(str, ref.errors))
     return fast
 

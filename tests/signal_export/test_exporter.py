@@ -234,10 +234,17 @@ class CompetingWriter:
     def __getattr__(self, name):
         return getattr(self._coll, name)
 
-    def bulk_write(self, ops, **kwargs):
+    def _first_write(self):
         if not self.struck:
             self.struck = True
             self._strike()
+
+    def insert_many(self, docs, **kwargs):
+        self._first_write()
+        return self._coll.insert_many(docs, **kwargs)
+
+    def bulk_write(self, ops, **kwargs):
+        self._first_write()
         return self._coll.bulk_write(ops, **kwargs)
 
 

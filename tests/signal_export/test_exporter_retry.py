@@ -101,9 +101,9 @@ def test_gives_up_after_max_retries_with_counts_of_what_was_stored(server):
         if n == 1:
             server.kill()
 
-    with pytest.raises(ExportError) as info:
+    with pytest.raises(ExportError) as info:  # one batch at a time: exact retry count
         export_signals(data, coll, batch_size=100, on_batch=kill_after_first_batch,
-                       retry=RetryPolicy(max_retries=2, base_s=0.01))
+                       retry=RetryPolicy(max_retries=2, base_s=0.01), writers=1)
     result = info.value.result
     assert result.status == "failed" and result.retries == 2
     assert result.inserted == 100 and "stored so far" in str(info.value)
@@ -111,4 +111,29 @@ def test_gives_up_after_max_retries_with_counts_of_what_was_stored(server):
     server.restart()
     client, coll, _ = _collections(server.uri)
     assert coll.count_documents({}) == 100  # exactly what the error said was stored
+    client.close()
+
+
+def test_gives_up_with_batches_in_flight_and_counts_stay_exact(server):
+    """Two batches in flight when the server dies: each retries, the counts merge exactly."""
+    client, coll, _runs = _collections(server.uri, timeout_ms=300)
+    data = frame(100)  # 400 documents in 4 batches
+    reported = []
+
+    def kill_after_first_batch(n, _result):
+        reported.append(n)
+        if n == 1:
+            server.kill()
+
+    with pytest.raises(ExportError) as info:
+        export_signals(data, coll, batch_size=100, on_batch=kill_after_first_batch,
+                       retry=RetryPolicy(max_retries=2, base_s=0.01), writers=2)
+    result = info.value.result
+    assert reported == list(range(1, result.batches + 1))  # progress only for stored batches
+    assert result.status == "failed" and result.retries >= 2
+    assert result.inserted in (100, 200)  # batch 2 may have finished before the kill
+    client.close()
+    server.restart()
+    client, coll, _ = _collections(server.uri)
+    assert coll.count_documents({}) == result.inserted
     client.close()
