@@ -231,8 +231,11 @@ class CommandHandler:
             docs = list(docs)
             missing = [i for i, doc in enumerate(docs) if "_id" not in doc]
             for i, oid in zip(missing, _new_object_ids(len(missing)), strict=True):
-                docs[i] = {"_id": oid, **docs[i]}
-                raws[i] = _with_id(raws[i], oid)
+                if raws[i] is None:
+                    docs[i] = {"_id": oid, **docs[i]}
+                else:  # the bytes are what is stored; the dict only gives the index keys
+                    docs[i]["_id"] = oid
+                    raws[i] = _with_id(raws[i], oid)
             for start in range(0, len(docs), chunk):
                 part = docs[start:start + chunk]
                 if len(part) > 1 and self.storage.insert_many_fast(
@@ -242,7 +245,7 @@ class CommandHandler:
                 stop = False
                 for i, doc in enumerate(part, start):
                     try:
-                        self.storage.insert_doc(meta, doc)
+                        self.storage.insert_doc(meta, doc, raw=raws[i])
                         n += 1
                     except MongoError as exc:
                         errors.append(exc.to_write_error(i))

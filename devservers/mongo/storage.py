@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import operator
 import re
 import sqlite3
 import threading
@@ -355,12 +356,15 @@ class Storage:
             meta.sql_cache[("insert", cols)] = cached
         return cached
 
-    def insert_doc(self, meta: CollectionMeta, doc: dict, known: tuple | None = None) -> None:
+    def insert_doc(self, meta: CollectionMeta, doc: dict, known: tuple | None = None,
+                   raw: bytes | None = None) -> None:
         """Insert one document (``_id`` already set); raises DuplicateKeyError.
 
-        ``known`` = (column, key) already encoded by the caller (the upsert's unique key).
+        ``known`` = (column, key) already encoded by the caller (the upsert's unique key);
+        ``raw`` = the document's BSON where already known.
         """
-        raw = bson.encode(doc)
+        if raw is None:
+            raw = bson.encode(doc)
         self._check_multikey(meta, doc)
         values = [keys.encode_value(doc["_id"]), raw]
         for ix in meta.indexes:
@@ -403,34 +407,34 @@ class Storage:
                   ) -> list | None:
         """:meth:`_row` for the common case, or None (then :meth:`_row` decides).
 
-        Applies when every indexed field is top-level and holds a str, datetime, number or
-        ObjectId: then no index can become multikey and each key is a join of fast encodings.
+        Applies when every indexed field is top-level, present, and holds a str, datetime,
+        number or ObjectId: then no index can become multikey and each key is a join of
+        fast encodings (``KeyError`` from a missing field or another type means "not fast").
         """
-        fields_list = meta.sql_cache.get("fast_fields", _UNSET)
-        if fields_list is _UNSET:
+        getters = meta.sql_cache.get("fast_getters", _UNSET)
+        if getters is _UNSET:
             others = [ix for ix in meta.indexes if ix.column != "idk"]
             simple = all(not ix.sparse and all("." not in f for f in ix.fields) for ix in others)
-            fields_list = [ix.fields for ix in others] if simple else None
-            meta.sql_cache["fast_fields"] = fields_list
-        if fields_list is None:
+            # itemgetter of several fields gives a tuple, of one field the value itself
+            getters = ([(operator.itemgetter(*ix.fields), len(ix.fields) > 1) for ix in others]
+                       if simple else None)
+            meta.sql_cache["fast_getters"] = getters
+        if getters is None:
             return None
         fast = keys.FAST_ENCODERS
-        missing = keys.MISSING
-        doc_id = doc["_id"]
-        enc = fast.get(type(doc_id))
-        if enc is None:
+        try:
+            doc_id = doc["_id"]
+            row: list = [fast[type(doc_id)](doc_id), raw]
+            for getter, several in getters:
+                values = getter(doc)
+                if several:
+                    row.append(b"".join([fast[type(v)](v) for v in values]))
+                else:
+                    row.append(fast[type(values)](values))
+        except KeyError:
             return None
-        row: list = [enc(doc_id), None]
-        for fields in fields_list:
-            parts = []
-            for f in fields:
-                value = doc.get(f, missing)
-                enc = fast.get(type(value))
-                if enc is None:
-                    return None
-                parts.append(enc(value))
-            row.append(b"".join(parts))
-        row[1] = raw if raw is not None else bson.encode(doc)
+        if raw is None:
+            row[1] = bson.encode(doc)
         return row
 
     def replace_row(self, meta: CollectionMeta, rid: int, doc: dict, raw: bytes) -> None:

@@ -67,7 +67,7 @@ def test_first_export_inserts_everything(coll):
     doc = stored(coll, "ETH/BTC", T0 + timedelta(hours=2))
     assert doc["symbol"] == "BINANCE:ETHBTC" and doc["score"] == 2.0
     assert doc["ts"] == T0 + timedelta(hours=2) and doc["ts"].tzinfo is not None
-    assert doc[RUN_ID_FIELD] == result.run_id and doc["action"] is None
+    assert doc[RUN_ID_FIELD] == result.run_id and "action" not in doc  # unset: not stored
 
 
 def test_re_exporting_the_same_frame_changes_nothing(coll):
@@ -114,7 +114,8 @@ def test_higher_version_overwrites_and_can_clear_optional_fields(coll):
     result = export_signals(frame(1, version=2), coll)
     assert result.updated == 4
     doc = stored(coll)
-    assert doc["version"] == 2 and doc["note"] is None
+    assert doc["version"] == 2 and "note" not in doc  # cleared: removed, as never stored
+    assert coll.count_documents({"note": None}) == 4  # and MongoDB's null query still finds it
 
 
 def test_same_content_with_a_higher_version_is_an_update(coll):

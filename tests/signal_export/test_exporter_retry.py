@@ -72,7 +72,7 @@ def test_kill_and_restart_between_batches_loses_nothing(server):
 
 def test_kill_while_a_batch_is_in_flight_still_ends_exact(server):
     client, coll, _runs = _collections(server.uri)
-    data = frame(1000)  # 4,000 documents in 4 batches
+    data = frame(2000)  # 8,000 documents in 8 batches; the next one is in flight at batch 1
 
     def kill_soon_after_first_batch(n, _result):
         if n == 1:
@@ -81,15 +81,15 @@ def test_kill_while_a_batch_is_in_flight_still_ends_exact(server):
                 time.sleep(2.5)  # longer than server selection: pymongo cannot hide it
                 server.restart()
 
-            threading.Timer(0.05, crash_and_restart).start()
+            threading.Thread(target=crash_and_restart).start()
 
     result = export_signals(data, coll, batch_size=1000, on_batch=kill_soon_after_first_batch,
                             retry=RetryPolicy(max_retries=8, base_s=0.2, max_s=2.0))
     assert result.retries >= 1
-    assert result.inserted == 4000 and result.unchanged == 0 and result.failed == 0
-    assert coll.count_documents({}) == 4000
+    assert result.inserted == 8000 and result.unchanged == 0 and result.failed == 0
+    assert coll.count_documents({}) == 8000
     again = export_signals(data, coll)
-    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4000)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 8000)
     client.close()
 
 
