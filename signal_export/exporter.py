@@ -593,7 +593,7 @@ def export_signals(
     now: datetime | None = None,
     exchange: str = DEFAULT_EXCHANGE,
     quotes: tuple[str, ...] = DEFAULT_QUOTES,
-    batch_size: int = 10_000,
+    batch_size: int = 5_000,
     retry: RetryPolicy = RetryPolicy(),
     run_id: str | None = None,
     on_batch: Callable[[int, ExportResult], None] | None = None,
@@ -703,13 +703,18 @@ FIRST_BATCH_MAX = 1_000
 def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of each batch: at most ``batch_size`` documents each.
 
-    The first batch holds at most :data:`FIRST_BATCH_MAX`, so the server starts
-    writing while the next, full-size batch is still being prepared (measured:
-    a full first batch left the server idle for its whole preparation).
+    Sizes ramp up from :data:`FIRST_BATCH_MAX`, doubling: the server starts on a
+    small batch right away and each next batch is prepared while the one before
+    it, half its size, is being written (measured: a full-size first batch left
+    the server idle for the whole of its preparation).
     """
-    first = min(batch_size, FIRST_BATCH_MAX, n)
-    return [(0, first)] * (n > 0) + [(start, min(start + batch_size, n))
-                                     for start in range(first, n, batch_size)]
+    bounds: list[tuple[int, int]] = []
+    size, start = min(batch_size, FIRST_BATCH_MAX), 0
+    while start < n:
+        bounds.append((start, min(start + size, n)))
+        start += size
+        size = min(batch_size, size * 2)
+    return bounds
 
 
 def _merge_counts(result: ExportResult, part: ExportResult) -> None:

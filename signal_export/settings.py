@@ -62,7 +62,7 @@ class Settings:
     exchange: str = DEFAULT_EXCHANGE
     quotes: tuple[str, ...] = field(default_factory=lambda: parse_quotes(None))
     signals_ttl_seconds: int | None = None
-    batch_size: int = 10_000
+    batch_size: int = 5_000
     market_mongo_uri: str | None = None
     market_db: str = "market"
     market_1d_collection: str = MARKET_1D_COLLECTION
