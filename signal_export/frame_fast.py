@@ -52,13 +52,14 @@ def _aware_ns(col: pd.Series) -> np.ndarray | None:
     return ns - np.mod(ns, 1000)  # python datetimes (the model's type) stop at microseconds
 
 
-def _per_value(col: pd.Series, fn) -> pd.Series:
-    """Apply ``fn`` once per distinct value (NaN-safe) and map it back."""
-    uniques = pd.unique(col.to_numpy(dtype=object))
-    table = {}
-    for value in uniques:
-        table[value] = fn(value)
-    return col.map(table)
+def _per_value(col: pd.Series, fn, missing: Any, dtype: str) -> np.ndarray:
+    """``fn`` applied once per distinct value, spread back over the rows; ``missing`` where NA.
+
+    (``factorize`` + a take: a tenth of the cost of ``Series.map`` on Arrow strings.)
+    """
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    table = np.array([fn(v) for v in uniques] + [missing], dtype=dtype)
+    return table[codes]  # code -1 (NA) takes the last entry: ``missing``
 
 
 def _ok_str(col: pd.Series | None, n: int, max_len: int) -> np.ndarray:
@@ -110,11 +111,11 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
         except ContractError:
             return np.nan
 
-    step_s = _per_value(tf, tf_step).to_numpy(dtype="float64", na_value=np.nan)
+    step_s = _per_value(tf, tf_step, np.nan, "float64")
     ok &= ~np.isnan(step_s)
     step_ns = np.where(np.isnan(step_s), 60, step_s).astype("int64") * _NS
-    anchor_ns = _per_value(tf, lambda v: _grid_anchor_s(v) if isinstance(v, str) else 0).to_numpy(
-        dtype="int64", na_value=0) * _NS
+    anchor_ns = _per_value(tf, lambda v: _grid_anchor_s(v) if isinstance(v, str) else 0, 0,
+                           "int64") * _NS
 
     # ts: tz-aware, on grid (or floored), not in the future
     ts_ns = _aware_ns(frame["ts"])
@@ -134,8 +135,8 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
 
     # strategy_id
     sid = frame["strategy_id"]
-    ok &= _per_value(sid, lambda v: type(v) is str and bool(STRATEGY_ID_RE.match(v))).to_numpy(
-        dtype=bool, na_value=False)
+    ok &= _per_value(sid, lambda v: type(v) is str and bool(STRATEGY_ID_RE.match(v)), False,
+                     "bool")
 
     # symbol / pair
     sym_col, pair_col = _column(frame, "symbol"), _column(frame, "pair")
@@ -194,6 +195,15 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
         ok &= good
         version = np.where(v_nan | ~good, 1, vals).astype("int64")
 
+    # a key shared by accepted rows: those rows go to the model path, where every copy is
+    # rejected; so the accepted rows always have distinct keys
+    accepted = np.flatnonzero(ok)
+    if accepted.size > 1:
+        pair_codes = pd.factorize(np.array([m[1] if m else "" for m in mapped], dtype=object))[0]
+        keys = pd.DataFrame({"strategy_id": pd.factorize(sid)[0], "pair": pair_codes,
+                             "timeframe": pd.factorize(tf)[0], "ts": ts_ns}).iloc[accepted]
+        ok[accepted[keys.duplicated(keep=False).to_numpy()]] = False
+
     rows = np.flatnonzero(ok)
     if rows.size == 0:
         return ok, []
@@ -216,13 +226,14 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
                    else _objects(source_col.to_numpy(dtype=object)[rows],
                                  source_col.isna().to_numpy()[rows]))
     ver_vals = version[rows].tolist()
-    records = []
-    for i, r in enumerate(rows.tolist()):
-        symbol, pair_v = mapped[r]
-        records.append({
-            "ts": ts_py[i], "timeframe": tf_vals[i], "symbol": symbol, "pair": pair_v,
-            "strategy_id": sid_vals[i], "action": act_vals[i], "score": score_vals[i],
-            "weight": weight_vals[i], "valid_until": vu_py[i], "note": note_vals[i],
-            "source": source_vals[i], "version": ver_vals[i], "extra": None,
-        })
+    mapped_rows = [mapped[r] for r in rows.tolist()]
+    records = [
+        {"ts": ts, "timeframe": tf_v, "symbol": symbol_pair[0], "pair": symbol_pair[1],
+         "strategy_id": sid_v, "action": act_v, "score": score_v, "weight": weight_v,
+         "valid_until": vu_v, "note": note_v, "source": source_v, "version": ver_v,
+         "extra": None}
+        for ts, tf_v, symbol_pair, sid_v, act_v, score_v, weight_v, vu_v, note_v, source_v, ver_v
+        in zip(ts_py, tf_vals, mapped_rows, sid_vals, act_vals, score_vals, weight_vals, vu_py,
+               note_vals, source_vals, ver_vals, strict=True)
+    ]
     return ok, records
