@@ -53,6 +53,7 @@ import json
 import logging
 import operator
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -304,20 +305,34 @@ def _gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _insert_doc(p: _Prepared, run_id: str, now: datetime) -> RawBSONDocument:
-    """For a key not stored yet: the whole document, for a plain insert.
+def _insert_docs(batch: Sequence[_Prepared], run_id: str, now: datetime) -> list[RawBSONDocument]:
+    """For keys not stored yet: each whole document, for a plain insert.
 
     If another writer stored the key in between, the unique index answers
     E11000 and the document is re-classified; nothing is overwritten.
-    The document goes as BSON encoded here, without ``_id`` (the server assigns
-    one, as mongod does): measured, pymongo's per-document insert bookkeeping
-    (type checks, a client-side ObjectId, encoding at send time) cost about
-    three times this single C ``encode``.
+    Documents go as BSON encoded here, without ``_id`` (the server assigns one,
+    as mongod does): measured, pymongo's per-document insert bookkeeping (type
+    checks, a client-side ObjectId, encoding at send time) cost about three
+    times a single C ``encode``. The bookkeeping fields, the same for the whole
+    batch, are encoded once and appended to each document's bytes, and the
+    hash element is assembled directly (together a third of the encoding time).
     """
-    doc = {name: value for name, value in p.record.items() if value is not None}
-    doc.update({CONTENT_HASH_FIELD: p.content_hash, CREATED_AT_FIELD: now, UPDATED_AT_FIELD: now,
-                RUN_ID_FIELD: run_id, CREATED_RUN_ID_FIELD: run_id})
-    return RawBSONDocument(_encode(doc))
+    tail = _encode({CREATED_AT_FIELD: now, UPDATED_AT_FIELD: now, RUN_ID_FIELD: run_id,
+                    CREATED_RUN_ID_FIELD: run_id})[4:-1] + b"\x00"
+    # body without its closing NUL + hash element (name, int32 length, 32 hex + NUL) + tail
+    extra = -1 + len(_HASH_ELEMENT) + 4 + 33 + len(tail)
+    docs = []
+    for p in batch:
+        body = _encode({name: value for name, value in p.record.items() if value is not None})
+        docs.append(RawBSONDocument(b"".join((
+            _INT32(len(body) + extra), body[4:-1], _HASH_ELEMENT, _HASH_LENGTH,
+            p.content_hash.encode(), b"\x00", tail))))
+    return docs
+
+
+_HASH_ELEMENT = b"\x02" + CONTENT_HASH_FIELD.encode() + b"\x00"  # type string, name
+_HASH_LENGTH = (33).to_bytes(4, "little")  # content_hash: 32 hex characters (16 bytes) + NUL
+_INT32 = struct.Struct("<i").pack
 
 
 def _change_op(p: _Prepared, run_id: str, now: datetime) -> UpdateOne:
@@ -461,7 +476,7 @@ def _write_batch(coll: Collection, state: _BatchState, run_id: str,
             return
         now = datetime.now(UTC)
         with _gc_paused():
-            insert_docs = [_insert_doc(p, run_id, now) for p in inserts]
+            insert_docs = _insert_docs(inserts, run_id, now)
             change_ops = [_change_op(p, run_id, now) for p in changes]
         with turn:
             inserted = _send(coll.insert_many, insert_docs)
@@ -667,9 +682,22 @@ def _write_batches(collection: Collection, ordered: Sequence[tuple[Mapping[str, 
                       retry, part, f"batch {number}", sleep)
 
     turn = threading.Lock()  # one request at the server at a time (see above)
-    known_new = _with_retries(lambda: _nothing_stored(collection, ordered, turn), retry, result,
-                              "read of stored keys", sleep) if ordered else False
-    bounds = iter(_batch_bounds(len(ordered), batch_size))
+    all_bounds = _batch_bounds(len(ordered), batch_size)
+    known_new = False
+    if len(all_bounds) == 1:  # one batch (e.g. the newest bars): no probe, no threads
+        part = ExportResult(run_id=result.run_id)
+        try:
+            run(ordered, part, 1)
+        finally:
+            _merge_counts(result, part)
+        result.batches += 1
+        if on_batch is not None:
+            on_batch(result.batches, result)
+        return
+    if ordered:
+        known_new = _with_retries(lambda: _nothing_stored(collection, ordered, turn), retry,
+                                  result, "read of stored keys", sleep)
+    bounds = iter(all_bounds)
     in_flight: deque[tuple[Future, ExportResult]] = deque()
     failure: BaseException | None = None
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="signal-export") as pool:
