@@ -374,19 +374,12 @@ def _read_stored(coll: Collection, batch: Sequence[_Prepared],
     during our ``turn`` at the server; decoding (one C call per raw batch, a
     third of the per-document cursor cost) happens after it.
     """
-    groups: dict[tuple[str, str], tuple[set[str], list[datetime]]] = {}
-    for p in batch:
-        strategy_id, pair, timeframe, ts = p.ident
-        group = groups.get((strategy_id, timeframe))
-        if group is None:
-            group = groups[(strategy_id, timeframe)] = (set(), [])
-        group[0].add(pair)
-        group[1].append(ts)
+    ranges = _key_ranges([p.ident for p in batch])
     fetched: list[tuple[tuple[str, str], bytes]] = []
     with turn:
-        for (strategy_id, timeframe), (pairs, stamps) in groups.items():
-            flt = _range_filter(strategy_id, timeframe, pairs, stamps)
-            cursor = coll.find_raw_batches(flt, _STORED_PROJECTION, batch_size=len(stamps) + 1)
+        for strategy_id, timeframe, pairs, first, last, count in ranges:
+            flt = _range_filter(strategy_id, timeframe, pairs, first, last)
+            cursor = coll.find_raw_batches(flt, _STORED_PROJECTION, batch_size=count + 1)
             fetched.extend(((strategy_id, timeframe), raw) for raw in cursor)
     out: dict[tuple, dict[str, Any]] = {}
     for (strategy_id, timeframe), raw in fetched:
@@ -416,25 +409,45 @@ def _nothing_stored(coll: Collection, ordered: Sequence[tuple[Mapping[str, Any],
     by someone else after this check are still caught: inserts never overwrite
     (E11000), and such documents are classified again.
     """
-    groups: dict[tuple[str, str], tuple[set[str], list[datetime]]] = {}
-    for record, _index in ordered:
-        group = groups.get((record["strategy_id"], record["timeframe"]))
-        if group is None:
-            group = groups[(record["strategy_id"], record["timeframe"])] = (set(), [])
-        group[0].add(record["pair"])
-        group[1].append(record["ts"])
+    ranges = _key_ranges([record_key(record) for record, _index in ordered])
     with turn:
-        return all(coll.find_one(_range_filter(strategy_id, timeframe, pairs, stamps),
+        return all(coll.find_one(_range_filter(strategy_id, timeframe, pairs, first, last),
                                  {"_id": 1}) is None
-                   for (strategy_id, timeframe), (pairs, stamps) in groups.items())
+                   for strategy_id, timeframe, pairs, first, last, _count in ranges)
 
 
-def _range_filter(strategy_id: str, timeframe: str, pairs: set[str],
-                  stamps: Sequence[datetime]) -> dict[str, Any]:
+_STRATEGY_TIMEFRAME = operator.itemgetter(0, 2)
+_PAIR = operator.itemgetter(1)
+_TS = operator.itemgetter(3)
+
+
+def _key_ranges(idents: Sequence[tuple]) -> list[tuple[str, str, set[str], datetime, datetime,
+                                                        int]]:
+    """``(strategy_id, timeframe, pairs, first ts, last ts, count)`` per strategy and timeframe.
+
+    ``idents`` in :data:`SIGNAL_KEY` order. One strategy and timeframe (the usual case) is
+    done with C-level ``map``/``min``/``max``; only mixed batches loop in Python.
+    """
+    if not idents:
+        return []
+    groups = set(map(_STRATEGY_TIMEFRAME, idents))
+    if len(groups) > 1:
+        by_group: dict[tuple[str, str], list[tuple]] = {}
+        for ident in idents:
+            by_group.setdefault(_STRATEGY_TIMEFRAME(ident), []).append(ident)
+        return [rng for part in by_group.values() for rng in _key_ranges(part)]
+    (strategy_id, timeframe), = groups
+    stamps = list(map(_TS, idents))
+    return [(strategy_id, timeframe, set(map(_PAIR, idents)), min(stamps), max(stamps),
+             len(idents))]
+
+
+def _range_filter(strategy_id: str, timeframe: str, pairs: set[str], first: datetime,
+                  last: datetime) -> dict[str, Any]:
     """Equality / ``$in`` on the unique index's prefix, then a ``ts`` range."""
     return {"strategy_id": strategy_id,
             "pair": next(iter(pairs)) if len(pairs) == 1 else {"$in": sorted(pairs)},
-            "timeframe": timeframe, "ts": {"$gte": min(stamps), "$lte": max(stamps)}}
+            "timeframe": timeframe, "ts": {"$gte": first, "$lte": last}}
 
 
 def _write_batch(coll: Collection, state: _BatchState, run_id: str,

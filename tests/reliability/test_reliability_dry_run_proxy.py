@@ -18,7 +18,13 @@ import time
 import pymongo
 import pytest
 from strategy_helpers import PAIRS
-from test_dry_run_replay import doc, last_closed_minute, outage_lines, start_dry_run_bot
+from test_dry_run_replay import (
+    doc,
+    last_closed_minute,
+    leave_at_least,
+    outage_lines,
+    start_dry_run_bot,
+)
 
 from devservers.faults import FaultProxy
 
@@ -45,9 +51,11 @@ def test_dry_run_behind_a_hung_then_slow_server_opens_nothing_blind_and_recovers
 
     try:
         bot.wait_for(lambda: "ExternalSignalStrategy reads" in bot.log_text(), 120, "bot start")
+        leave_at_least(15)
         coll.insert_one(doc("BTC/USDT", last_closed_minute(), "enter_long"))
         bot.wait_for(lambda: "BTC/USDT" in pairs_traded(), 30, "BTC trade")
 
+        leave_at_least(40)  # the blind phase (6 s) and the recovery fit in this minute
         proxy.pause()                                       # hung server
         coll.insert_one(doc("ETH/USDT", last_closed_minute(), "enter_long"))
         time.sleep(6)                                       # several bot loops, all blind
@@ -61,6 +69,7 @@ def test_dry_run_behind_a_hung_then_slow_server_opens_nothing_blind_and_recovers
 
         proxy.set_latency(0.1)                              # slow, round trip inside the
         # 500 ms connect timeout (pymongo's heartbeats use it: a slower server reads as down)
+        leave_at_least(25)
         coll.insert_one(doc("SOL/USDT", last_closed_minute(), "enter_long"))
         bot.wait_for(lambda: "SOL/USDT" in pairs_traded(), 30, "SOL trade while slow")
         assert bot.running

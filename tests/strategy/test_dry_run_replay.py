@@ -28,6 +28,19 @@ def last_closed_minute() -> datetime:
     return now - timedelta(minutes=1)
 
 
+def leave_at_least(seconds: float) -> None:
+    """Sleep into the next minute unless ``seconds`` remain in this one.
+
+    An enter is for the last closed 1m candle; the bot acts on it only while that
+    candle is the newest closed one, so a phase that must see its signal traded
+    has to fit in one minute (otherwise the test fails on the clock, not the code).
+    """
+    now = datetime.now(UTC)
+    left = 60 - now.second - now.microsecond / 1e6
+    if left < seconds:
+        time.sleep(left + 0.5)
+
+
 def doc(pair: str, ts: datetime, action: str) -> dict:
     return {"ts": ts, "timeframe": "1m", "symbol": "BINANCE:" + pair.replace("/", ""),
             "pair": pair, "strategy_id": "replay", "action": action, "version": 1}
@@ -68,6 +81,7 @@ def test_dry_run_trades_exported_signals_and_survives_an_outage(tmp_path, standi
         time.sleep(3)  # a few loops with no signal: nothing may open
         assert bot.trades() == []
 
+        leave_at_least(15)
         entry_ts = last_closed_minute()
         coll.insert_one(doc("BTC/USDT", entry_ts, "enter_long"))
         opened = bot.wait_for(lambda: [t for t in bot.trades() if t["pair"] == "BTC/USDT"],
@@ -93,6 +107,7 @@ def test_dry_run_trades_exported_signals_and_survives_an_outage(tmp_path, standi
         writer.close()
         writer = pymongo.MongoClient(server.uri, tz_aware=True)
         coll = writer["replay"]["crypto_signals"]
+        leave_at_least(30)  # recovery and the trade happen while this candle is the newest
         coll.insert_one(doc("ETH/USDT", last_closed_minute(), "enter_long"))
         bot.wait_for(lambda: "signal store reachable again" in bot.log_text(), 20, "recovery")
         bot.wait_for(lambda: [t for t in bot.trades() if t["pair"] == "ETH/USDT"], 20,
