@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,19 @@ def run_backtest(config_path: Path, userdir: Path, datadir: Path, timeframe: str
     trades = load_backtest_data(results)
     trades.attrs["log"] = log
     return trades
+
+
+def leave_at_least(seconds: float) -> None:
+    """Sleep into the next minute unless ``seconds`` remain in this one.
+
+    An enter is for the last closed 1m candle; a bot acts on it only while that
+    candle is the newest closed one. So a "write a signal, see it traded" phase
+    must fit in one minute, or it fails on the clock rather than on the code.
+    """
+    now = datetime.now(UTC)
+    left = 60 - now.second - now.microsecond / 1e6
+    if left < seconds:
+        time.sleep(left + 0.5)
 
 
 class DryRunBot:

@@ -30,6 +30,7 @@ from devservers.exchange.server import ExchangeStandIn  # noqa: E402
 from devservers.freqtrade_harness import (  # noqa: E402
     DryRunBot,
     freqtrade_env,
+    leave_at_least,
     run_backtest,
     write_config,
 )
@@ -131,6 +132,7 @@ def dry_run_replay(mongo_uri: str, standin: ExchangeStandIn, settings) -> None:
     with DryRunBot(config, userdir, db_path, env) as bot:
         bot.wait_for(lambda: "ExternalSignalStrategy reads" in bot.log_text(), 120, "bot start")
         print(f"  {datetime.now(UTC):%H:%M:%S} freqtrade trade --dry-run is up (1m, 3 pairs)")
+        leave_at_least(20)  # the enters' candle stays the newest closed one while the bot reads
         for pair in ("BTC/USDT", "ETH/USDT"):
             export(pair, "enter_long")
         opened = bot.wait_for(lambda: [t for t in bot.trades() if t["is_open"]] if len(

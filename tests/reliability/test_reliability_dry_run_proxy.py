@@ -18,15 +18,10 @@ import time
 import pymongo
 import pytest
 from strategy_helpers import PAIRS
-from test_dry_run_replay import (
-    doc,
-    last_closed_minute,
-    leave_at_least,
-    outage_lines,
-    start_dry_run_bot,
-)
+from test_dry_run_replay import doc, last_closed_minute, outage_lines, start_dry_run_bot
 
 from devservers.faults import FaultProxy
+from devservers.freqtrade_harness import leave_at_least
 
 pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ import pymongo
 import pytest
 from strategy_helpers import PAIRS
 
-from devservers.freqtrade_harness import DryRunBot, freqtrade_env, write_config
+from devservers.freqtrade_harness import DryRunBot, freqtrade_env, leave_at_least, write_config
 
 pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
 
@@ -26,19 +26,6 @@ pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
 def last_closed_minute() -> datetime:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     return now - timedelta(minutes=1)
-
-
-def leave_at_least(seconds: float) -> None:
-    """Sleep into the next minute unless ``seconds`` remain in this one.
-
-    An enter is for the last closed 1m candle; the bot acts on it only while that
-    candle is the newest closed one, so a phase that must see its signal traded
-    has to fit in one minute (otherwise the test fails on the clock, not the code).
-    """
-    now = datetime.now(UTC)
-    left = 60 - now.second - now.microsecond / 1e6
-    if left < seconds:
-        time.sleep(left + 0.5)
 
 
 def doc(pair: str, ts: datetime, action: str) -> dict:
