@@ -61,7 +61,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -366,7 +366,7 @@ _AWARE_UTC = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
 def _read_stored(coll: Collection, batch: Sequence[_Prepared],
-                 turn: AbstractContextManager = nullcontext()) -> dict[tuple, dict[str, Any]]:
+                 turn: AbstractContextManager) -> dict[tuple, dict[str, Any]]:
     """Stored version/hash/run ids for the batch's keys, by ``ident``.
 
     One indexed read per (strategy_id, timeframe) in the batch, usually one per
@@ -456,7 +456,7 @@ def _range_filter(strategy_id: str, timeframe: str, pairs: set[str], first: date
 
 
 def _write_batch(coll: Collection, state: _BatchState, run_id: str,
-                 result: ExportResult, turn: AbstractContextManager = nullcontext()) -> None:
+                 result: ExportResult, turn: AbstractContextManager) -> None:
     """Classify against what is stored, write what changed, count; loops on write races.
 
     Counting and shrinking ``state.pending`` happen together with no I/O in
@@ -703,24 +703,16 @@ def _write_batches(collection: Collection, ordered: Sequence[tuple[Mapping[str, 
 
     turn = threading.Lock()  # one request at the server at a time (see above)
     all_bounds = _batch_bounds(len(ordered), batch_size)
-    known_new = False
-    if len(all_bounds) == 1:  # one batch (e.g. the newest bars): no probe, no threads
-        part = ExportResult(run_id=result.run_id)
-        try:
-            run(ordered, part, 1)
-        finally:
-            _merge_counts(result, part)
-        result.batches += 1
-        if on_batch is not None:
-            on_batch(result.batches, result)
-        return
-    if ordered:
-        known_new = _with_retries(lambda: _nothing_stored(collection, ordered, turn), retry,
-                                  result, "read of stored keys", sleep)
+    several = len(all_bounds) > 1  # one batch (e.g. the newest bars): no probe, no threads
+    known_new = several and _with_retries(lambda: _nothing_stored(collection, ordered, turn),
+                                          retry, result, "read of stored keys", sleep)
     bounds = iter(all_bounds)
     in_flight: deque[tuple[Future, ExportResult]] = deque()
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="signal-export") as pool:
+    with ExitStack() as stack:
+        submit = (stack.enter_context(ThreadPoolExecutor(
+            max_workers=writers, thread_name_prefix="signal-export")).submit
+            if several else _run_inline)
         while True:
             while failure is None and len(in_flight) < writers:
                 bound = next(bounds, None)
@@ -729,7 +721,7 @@ def _write_batches(collection: Collection, ordered: Sequence[tuple[Mapping[str, 
                 part = ExportResult(run_id=result.run_id)
                 number = result.batches + len(in_flight) + 1
                 items = ordered[bound[0]:bound[1]]
-                in_flight.append((pool.submit(run, items, part, number), part))
+                in_flight.append((submit(run, items, part, number), part))
             if not in_flight:
                 break
             future, part = in_flight.popleft()
@@ -763,6 +755,16 @@ def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
         start += size
         size = min(batch_size, size * 2)
     return bounds
+
+
+def _run_inline(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` run now, in this thread, as a finished future (an executor's ``submit``)."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _merge_counts(result: ExportResult, part: ExportResult) -> None:
