@@ -1,6 +1,6 @@
 """``signal-export``: export a CSV/Parquet signal file to MongoDB, or show the latest signals.
 
-    signal-export export signals.csv [--strategy-id S] [--timeframe 1h] [--align floor]
+    signal-export export signals.csv [--strategy-id S] [--timeframe 1h] [--align ceil]
     signal-export latest [--strategy-id S] [--timeframe 1h]
 
 Settings come from the environment / ``.env`` (see ``configs/.env.example``);
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from signal_export.contract import ContractError
+from signal_export.contract import ALIGN_CHOICES, ContractError
 from signal_export.exporter import ExportError, export_signals, result_as_dict
 from signal_export.logs import configure_logging, redact_uri
 from signal_export.settings import Settings, load_settings
@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", help="signals.csv or signals.parquet")
     exp.add_argument("--strategy-id", help="strategy_id for rows that have none")
     exp.add_argument("--timeframe", help="timeframe for rows that have none")
-    exp.add_argument("--align", choices=["reject", "floor"], default="reject",
-                     help="off-grid ts: reject the row (default) or floor it to the bar open")
+    exp.add_argument("--align", choices=list(ALIGN_CHOICES), default="reject",
+                     help="off-grid ts: reject the row (default) or move it up to the next bar "
+                          "open, the candle the strategy acts on (never an earlier one)")
     exp.add_argument("--allow-partial", action="store_true",
                      help="exit 0 even if some rows were rejected (they are still reported)")
     exp.add_argument("--json", action="store_true", help="print the result as JSON")

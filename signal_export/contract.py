@@ -12,7 +12,8 @@ Rules of a signal document (each broken rule is a :class:`ContractError` or a
 pydantic error naming the field):
 
 * ``ts``: tz-aware (naive is an error, never assumed UTC), stored as UTC, on
-  the timeframe's bar grid (``align="floor"`` floors it instead), at most one
+  the timeframe's bar grid (``align="ceil"`` moves it up to the next bar open,
+  the candle the strategy acts on anyway; never earlier), at most one
   bar after "now" (a signal from the future is a clock or code bug).
 * ``timeframe``: ``<n>m|h|d|w`` (minutes and hours must divide a day).
 * ``symbol``/``pair``: at least one; the other is derived; both given must
@@ -82,9 +83,12 @@ NOTE_MAX_LEN = 1000
 SOURCE_MAX_LEN = 200
 STRATEGY_ID_MAX_LEN = 64
 EXTRA_MAX_KEYS = 32
-STRATEGY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+STRATEGY_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 
-Align = Literal["reject", "floor"]
+#: What to do with a ``ts`` off the timeframe's bar grid: ``reject`` it, or ``ceil`` it to the
+#: next bar open - the candle the strategy would act on anyway (never an earlier one).
+Align = Literal["reject", "ceil"]
+ALIGN_CHOICES: tuple[str, ...] = ("reject", "ceil")
 
 
 class Action(StrEnum):
@@ -114,10 +118,10 @@ DEFAULT_QUOTES: tuple[str, ...] = (
 DEFAULT_EXCHANGE = "BINANCE"
 
 _SYMBOL_RE = re.compile(
-    r"^(?P<exchange>[A-Z0-9_]+):(?P<body>[A-Z0-9]+)(?:\.(?P<settle>[A-Z0-9]+))?$"
+    r"\A(?P<exchange>[A-Z0-9_]+):(?P<body>[A-Z0-9]+)(?:\.(?P<settle>[A-Z0-9]+))?\Z"
 )
-_PAIR_RE = re.compile(r"^(?P<base>[A-Z0-9]+)/(?P<quote>[A-Z0-9]+)(?::(?P<settle>[A-Z0-9]+))?$")
-_EXCHANGE_RE = re.compile(r"^[A-Z0-9_]+$")
+_PAIR_RE = re.compile(r"\A(?P<base>[A-Z0-9]+)/(?P<quote>[A-Z0-9]+)(?::(?P<settle>[A-Z0-9]+))?\Z")
+_EXCHANGE_RE = re.compile(r"\A[A-Z0-9_]+\Z")
 
 
 @lru_cache(maxsize=64)
@@ -183,8 +187,10 @@ def _pair_to_symbol(pair: str, exchange: str, quotes: tuple[str, ...]) -> str:
         raise ContractError(
             f"pair {pair!r}: unknown quote currency {m['quote']!r} (known: {', '.join(quotes)})"
         )
-    if not _EXCHANGE_RE.match(exchange.upper()):
-        raise ContractError(f"exchange {exchange!r} must be alphanumeric/underscore")
+    # ASCII first: str.upper() maps look-alikes ("bınance" -> "BINANCE") onto the pattern
+    if not exchange.isascii() or not _EXCHANGE_RE.fullmatch(exchange.upper()):
+        raise ContractError(f"exchange {exchange!r} must be ASCII letters, digits or '_'",
+                            "exchange")
     symbol = f"{exchange.upper()}:{m['base']}{m['quote']}"
     if m["settle"]:
         symbol = f"{symbol}.{m['settle']}"
@@ -215,6 +221,17 @@ def to_symbol(
     return symbol_or_pair
 
 
+def _as_field(field: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, its ContractError naming ``field`` unless it names one already (with both
+    symbol and pair given, a bad symbol must not be reported as the pair)."""
+    try:
+        return fn(*args)
+    except ContractError as exc:
+        if exc.field:
+            raise
+        raise ContractError(str(exc), field) from None
+
+
 def resolve_symbol_pair(
     symbol: str | None,
     pair: str | None,
@@ -226,13 +243,13 @@ def resolve_symbol_pair(
     if symbol is None and pair is None:
         raise ContractError("symbol/pair: one of them is required")
     if symbol is not None and not (isinstance(symbol, str) and ":" in symbol and "/" not in symbol):
-        raise ContractError(f"symbol {symbol!r} is not of the form EXCHANGE:BASEQUOTE")
+        raise ContractError(f"symbol {symbol!r} is not of the form EXCHANGE:BASEQUOTE", "symbol")
     if pair is None:
-        return symbol, symbol_to_pair(symbol, quotes)
+        return symbol, _as_field("symbol", symbol_to_pair, symbol, quotes)
     if symbol is None:
-        return pair_to_symbol(pair, exchange, quotes), pair
-    pair_to_symbol(pair, exchange, quotes)  # validates the pair on its own
-    derived = symbol_to_pair(symbol, quotes)
+        return _as_field("pair", pair_to_symbol, pair, exchange, quotes), pair
+    _as_field("pair", pair_to_symbol, pair, exchange, quotes)  # validates the pair on its own
+    derived = _as_field("symbol", symbol_to_pair, symbol, quotes)
     if derived != pair:
         raise ContractError(f"symbol {symbol!r} maps to {derived!r}, not to pair {pair!r}")
     return symbol, pair
@@ -240,7 +257,7 @@ def resolve_symbol_pair(
 
 # --- time alignment -------------------------------------------------------
 
-_TF_RE = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])$")
+_TF_RE = re.compile(r"\A(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])\Z")
 _TF_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Weeks open on Monday 00:00 UTC (Binance, ccxt, Freqtrade); 1970-01-05 was a Monday.
 _WEEK_ANCHOR_S = 4 * 86400
@@ -314,6 +331,13 @@ def floor_datetime(value: datetime, timeframe: str) -> datetime:
 def is_on_grid(value: datetime | pd.Timestamp, timeframe: str) -> bool:
     ts = ensure_utc(value)
     return ts == floor_to_bar(ts, timeframe)
+
+
+def ceil_epoch_ms_to_bar(values: np.ndarray, timeframe: str) -> np.ndarray:
+    """Epoch ms -> open (ms) of the first bar at or after each: the bar a signal belongs to."""
+    step = timeframe_seconds(timeframe) * 1000
+    rem = np.mod(values - _grid_anchor_s(timeframe) * 1000, step)
+    return values + np.where(rem > 0, step - rem, 0)
 
 
 def floor_series_to_bar(values: pd.Series, timeframe: str) -> pd.Series:
@@ -398,7 +422,7 @@ class SignalDocument(BaseModel):
     """One ``crypto_signals`` document, validated (see the module docstring for the rules).
 
     Validation context (``model_validate(data, context={...})``): ``align``
-    (``"reject"`` default, or ``"floor"``), ``now`` (tz-aware; for the
+    (``"reject"`` default, or ``"ceil"``), ``now`` (tz-aware; for the
     future bound), ``exchange`` and ``quotes`` (symbol mapping).
     """
 
@@ -503,18 +527,18 @@ class SignalDocument(BaseModel):
         object.__setattr__(self, "symbol", symbol)
         object.__setattr__(self, "pair", pair)
 
-        align = ctx.get("align", "reject")
-        if align not in ("reject", "floor"):
-            raise ContractError(f"align must be 'reject' or 'floor', not {align!r}", "ts")
+        align = check_align(ctx.get("align", "reject"))
         floored = floor_datetime(self.ts, self.timeframe)
         if floored != self.ts:
             if align == "reject":
                 raise ContractError(
                     f"ts: {self.ts.isoformat()} is not on the {self.timeframe} bar grid "
-                    f"(bar opens at {floored.isoformat()}; export with align='floor' to floor it)",
+                    f"(export with align='ceil' to move it to the next bar open, "
+                    f"{(floored + timeframe_delta(self.timeframe)).isoformat()}, the candle "
+                    "the strategy acts on)",
                     "ts",
                 )
-            object.__setattr__(self, "ts", floored)
+            object.__setattr__(self, "ts", floored + timeframe_delta(self.timeframe))
         step = timeframe_delta(self.timeframe)
         now = _now_from(info)
         if self.ts > now + step:
@@ -581,6 +605,17 @@ def document_from_stored(
     data = {k: v for k, v in stored.items() if k not in STORED_ONLY_FIELDS and v is not None}
     ctx = validation_context(align="reject", now=now, exchange=exchange, quotes=quotes)
     return SignalDocument.model_validate(data, context=ctx)
+
+
+def check_align(align: Any) -> Align:
+    """``align`` itself, or a ContractError that says what the choices are (and why not floor)."""
+    if align == "floor":
+        raise ContractError("align='floor' was removed: it moved a signal onto a candle that "
+                            "opened before the signal existed; use align='ceil' (next bar "
+                            "open, the candle the strategy acts on)", "ts")
+    if align not in ALIGN_CHOICES:
+        raise ContractError(f"align must be one of {list(ALIGN_CHOICES)}, not {align!r}", "ts")
+    return align
 
 
 def validation_context(

@@ -638,8 +638,9 @@ def export_signals(
 ) -> ExportResult:
     """Validate and upsert signals: good rows stored, rejected ones reported in ``result.errors``.
 
-    ``align="floor"`` floors off-grid ``ts`` to the bar open instead of rejecting
-    it. ``on_batch(n, result)`` is called after each stored batch, in batch
+    ``align="ceil"`` moves an off-grid ``ts`` up to the next bar open (the candle
+    the strategy acts on anyway) instead of rejecting it. ``on_batch(n, result)``
+    is called after each stored batch, in batch
     order (progress, tests). Up to ``writers`` batches are in flight at once
     (see :func:`_write_batches`). Raises :class:`ExportError` if MongoDB stays
     unreachable.

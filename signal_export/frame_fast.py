@@ -117,7 +117,7 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
     anchor_ns = _per_value(tf, lambda v: _grid_anchor_s(v) if isinstance(v, str) else 0, 0,
                            "int64") * _NS
 
-    # ts: tz-aware, on grid (or floored), not in the future
+    # ts: tz-aware, on grid (or moved up to the next bar open), not in the future
     ts_ns = _aware_ns(frame["ts"])
     if ts_ns is None:
         return np.zeros(n, bool), []
@@ -125,8 +125,8 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
     ok &= ~ts_missing
     ts_ns = np.where(ts_missing, 0, ts_ns)
     rem = np.mod(ts_ns - anchor_ns, step_ns)
-    if align == "floor":
-        ts_ns = ts_ns - rem
+    if align == "ceil":
+        ts_ns = ts_ns + np.where(rem > 0, step_ns - rem, 0)
     else:
         ok &= rem == 0
     now_ns = pd.Timestamp(_parse_aware(now, "now") if now is not None
@@ -135,7 +135,7 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
 
     # strategy_id
     sid = frame["strategy_id"]
-    ok &= _per_value(sid, lambda v: type(v) is str and bool(STRATEGY_ID_RE.match(v)), False,
+    ok &= _per_value(sid, lambda v: type(v) is str and bool(STRATEGY_ID_RE.fullmatch(v)), False,
                      "bool")
 
     # symbol / pair

@@ -36,6 +36,7 @@ from signal_export.contract import (
     Align,
     ContractError,
     SignalDocument,
+    check_align,
     validation_context,
 )
 from signal_export.frame_fast import fast_accept
@@ -121,6 +122,7 @@ def validate_records(
     check_duplicates: bool = True,
 ) -> ValidatedBatch:
     """Validate dicts; ``indices`` label them in errors (default: position)."""
+    check_align(align)
     ctx = validation_context(align=align, now=now, exchange=exchange, quotes=quotes)
     out = ValidatedBatch()
     records = list(records)
@@ -228,6 +230,7 @@ def validate_frame(
     rest go through the model, which gives each rejection its named error.
     """
     check_columns(frame)
+    check_align(align)
     accepted, fast_records = fast_accept(frame, align=align, now=now, exchange=exchange,
                                          quotes=quotes)
     slow_pos = np.flatnonzero(~accepted)

@@ -211,8 +211,15 @@ def _loc_field(loc: Any) -> str:
 def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int = 1_048_576,
                rate_limit: RateLimit = RateLimit(10.0, 50),
                metrics: IngestMetrics | None = None,
-               clock: Callable[[], float] = time.monotonic) -> FastAPI:
-    """The ASGI app, wired to a signal sink and a token registry."""
+               clock: Callable[[], float] = time.monotonic,
+               wall_clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The ASGI app, wired to a signal sink and a token registry.
+
+    ``clock`` drives the rate limiter; ``wall_clock`` (tz-aware, default: now in UTC) is
+    the receive time of a request, which TradingView alert times are judged against, so
+    tests can replay an alert "as received" at a given moment.
+    """
+    received_clock = wall_clock or (lambda: datetime.now(UTC))
     metrics = metrics or IngestMetrics()
     limiter = RateLimiter(rate_limit, clock)
     app = FastAPI(title=API_TITLE, version="1", default_response_class=SafeJSONResponse,
@@ -263,11 +270,12 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
                           "stored). See the per-status descriptions for the answers.")
     async def post_signals(
         request: Request,
-        align: Annotated[Align, Query(description="off-grid ts: reject (default) or floor")]
+        align: Annotated[Align, Query(
+            description="off-grid ts: reject (default) or ceil (next bar open)")]
         = "reject",
     ) -> Response:
         t0 = time.perf_counter()
-        received_at = datetime.now(UTC)
+        received_at = received_clock()
         raw = await request.body()
         body: Any = None
         parse_error: ApiError | None = None

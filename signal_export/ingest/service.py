@@ -33,6 +33,7 @@ from signal_export.contract import (
     DEFAULT_QUOTES,
     RUN_ID_FIELD,
     SIGNAL_FIELDS,
+    STRATEGY_ID_RE,
     UPDATED_AT_FIELD,
     Align,
     ContractError,
@@ -52,6 +53,13 @@ from signal_export.validate import validate_records
 CHANNEL = "ingest-api"
 #: Contract fields an alert does not have, named by the alert field they came from.
 TV_FIELD_NAMES = {"ts": "time", "symbol": "ticker", "pair": "ticker"}
+
+
+def tv_field_names(item: Any) -> dict[str, str]:
+    """:data:`TV_FIELD_NAMES` for one alert: its ``ts`` came from ``bar_time`` if it had one."""
+    if isinstance(item, dict) and "bar_time" in item:
+        return {**TV_FIELD_NAMES, "ts": "bar_time"}
+    return TV_FIELD_NAMES
 
 
 class BodyError(ValueError):
@@ -240,6 +248,11 @@ def _authorise(doc: dict[str, Any], state: ItemState, producer: Producer) -> boo
         state.reject("rejected", "strategy_id",
                      f"strategy_id: expected a string, got {type(sid).__name__}")
         return False
+    if not STRATEGY_ID_RE.fullmatch(sid):  # a malformed id is a bad field, not a forbidden one
+        state.reject("rejected", "strategy_id",
+                     f"strategy_id {sid!r} must be 1-64 chars of [A-Za-z0-9_.:-], starting "
+                     "with a letter or digit")
+        return False
     if not producer.may_write(sid):
         state.reject("forbidden", "strategy_id",
                      f"strategy_id {sid!r}: the token of producer {producer.name!r} may not "
@@ -271,7 +284,8 @@ def ingest_body(body: Any, producer: Producer, sink: SignalSink, *, received_at:
     states = [ItemState(i) for i in range(len(items))]
     docs: list[dict[str, Any]] = []
     positions: list[int] = []
-    alerts = {i for i, item in enumerate(items) if is_tradingview_body(item)}
+    alerts = {i: tv_field_names(item) for i, item in enumerate(items)
+              if is_tradingview_body(item)}
     for state, item in zip(states, items, strict=True):
         doc = _as_document(item, state, sink, received_at)
         if doc is not None and _authorise(doc, state, producer):
@@ -281,7 +295,8 @@ def ingest_body(body: Any, producer: Producer, sink: SignalSink, *, received_at:
     checked = validate_records(docs, indices=positions, align=align, now=received_at,
                                exchange=sink.exchange, quotes=sink.quotes)
     for err in checked.errors:
-        field_name = TV_FIELD_NAMES.get(err.field, err.field) if err.index in alerts else err.field
+        names = alerts.get(err.index)
+        field_name = names.get(err.field, err.field) if names else err.field
         states[err.index].reject("rejected", field_name, err.message)
     valid = [(i, r) for i, r in zip(checked.indices, checked.records, strict=True)
              if states[i].status == "accepted"]

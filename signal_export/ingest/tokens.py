@@ -37,8 +37,9 @@ import yaml
 from signal_export.contract import STRATEGY_ID_RE
 
 HASH_SCHEME = "sha256"
-_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
+# \A...\Z and fullmatch: ``$`` would accept a trailing newline (a name stored as ``source``).
+_HASH_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
+_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\Z")
 
 
 class TokenConfigError(ValueError):
@@ -129,19 +130,19 @@ def producer_from_mapping(raw: Any, index: int = 0) -> Producer:
     if unknown:
         raise TokenConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise TokenConfigError(f"{where}.name: {name!r} must be 1-64 chars of "
                                "[A-Za-z0-9_.:@-], starting alphanumeric")
     where = f"producer {name!r}"
     token_hash = raw.get("token_hash")
-    if not isinstance(token_hash, str) or not _HASH_RE.match(token_hash):
+    if not isinstance(token_hash, str) or not _HASH_RE.fullmatch(token_hash):
         raise TokenConfigError(f"{where}.token_hash: expected 'sha256:<64 lowercase hex>' "
                                "(run `signal-ingest hash-token`); plain tokens are not accepted")
     ids = raw.get("strategy_ids")
     if not isinstance(ids, list) or not ids:
         raise TokenConfigError(f"{where}.strategy_ids: expected a non-empty list")
     for sid in ids:
-        if not isinstance(sid, str) or not STRATEGY_ID_RE.match(sid):
+        if not isinstance(sid, str) or not STRATEGY_ID_RE.fullmatch(sid):
             raise TokenConfigError(f"{where}.strategy_ids: {sid!r} is not a valid strategy_id")
     return Producer(name, token_hash, frozenset(ids), _rate_limit(raw.get("rate_limit"), where))
 

@@ -19,26 +19,46 @@ Mapping (every other key is an error naming it; put anything else under ``extra`
   (``1``, ``60``, ``240``, ``D``, ``1D``, ``W``) -> ``1m``, ``1h``, ``4h``,
   ``1d``, ``1d``, ``1w``.
 * ``time``: when the alert fired, ISO-8601 with an offset (``{{timenow}}`` gives
-  ``2026-11-23T10:00:02Z``); absent -> the time the server received it.
+  ``2026-11-23T10:00:02Z``); absent -> the time the server received it. The bar
+  is derived by the grace-window rule below.
+* ``bar_time``: instead of ``time``, the open time of the bar the alert is about
+  (TradingView's ``{{time}}``); it becomes ``ts`` as is. It must be a bar open of
+  the timeframe and not after the receive time. Giving both is an error.
 * ``weight``, ``score``, ``note`` (or ``comment``), ``valid_until``, ``version``,
   ``extra`` as in the contract; ``price`` (e.g. ``{{close}}``) -> ``extra.price``.
 
+Tokens (``ticker``, ``exchange``, ``timeframe``, ``action``) are taken exactly:
+surrounding whitespace, control characters or non-ASCII are errors naming the
+field, never stripped (a value the producer did not mean must not be stored).
+Case is folded (``binance:btcusdt`` -> ``BINANCE:BTCUSDT``, ``1d`` = ``1D``).
+
 **Bar ``ts`` and the grace window.** A signal's ``ts`` is the open time of the
-bar it belongs to (SPEC §2, §5a). With ``b`` = the open of the bar containing
-the alert time ``t`` and ``g`` = the grace window (default 5 s)::
+bar it belongs to (SPEC §2, §5a). With ``t`` = ``time`` (or the receive time),
+``r`` = the receive time, ``b`` = the open of the bar containing ``t`` and
+``g`` = the grace window (default 5 s)::
 
-    t - b <  g  ->  ts = b - timeframe   (the bar that just closed)
-    t - b >= g  ->  ts = b               (the bar in progress)
+    bar_time given               ->  ts = bar_time    (must be on the grid, <= r)
+    t - b <  g  and  r - t <  g  ->  ts = b - timeframe   (the bar that just closed)
+    t - b <  g  and  r - t >= g  ->  rejected, naming ``time`` (looks like {{time}})
+    t - b >= g                   ->  ts = b               (the bar in progress)
 
-Example, 1h, g = 5 s: 11:00:03 -> 10:00 (an alert fired by the 10:00 bar's
-close and delivered 3 s late); 11:00:05 -> 11:00; 10:40 -> 10:00. The
-strategy evaluates row ``ts`` after that bar closes and fills at the next
+Example, 1h, g = 5 s: 11:00:03 received 11:00:04 -> 10:00 (an alert fired by
+the 10:00 bar's close, delivered promptly); 11:00:05 -> 11:00; 10:40 -> 10:00.
+The strategy evaluates row ``ts`` after that bar closes and fills at the next
 open, so a signal is never used before it existed, except inside the grace
 window: an alert at 11:00:03 acts on row 10:00, which backtesting fills at
 11:00:00, up to ``g`` seconds before the alert. That is the only such case and
-it is bounded by ``g``: keep it small (configurable, 0 turns it off).
-Use ``{{timenow}}``, not ``{{time}}`` (the bar's open time, which would fall
-inside the grace window and be read as the previous bar).
+it is bounded by ``g``: keep it small (configurable, 0 turns it off and with
+it the rejection rule).
+
+Why the rejection: TradingView's ``{{time}}`` is the *open* time of the alert's
+bar, so it always lies on a bar boundary, inside the grace window, and the rule
+above would file the alert one bar too early (a silent one-bar lookahead in
+backtests). A ``{{timenow}}`` inside the window arrives within seconds; a
+``time`` that is on a boundary but already ``g`` or more old on arrival is
+almost certainly ``{{time}}`` (or a replay), and is refused with a message
+pointing to ``{{timenow}}`` or ``bar_time``. Safe templates: ``"time":
+"{{timenow}}"``, or ``"bar_time": "{{time}}"``.
 
 Not for: HTTP or storage; the result is a plain dict that the contract validates.
 """
@@ -52,6 +72,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from signal_export.contract import (
+    _EXCHANGE_RE,
     DEFAULT_EXCHANGE,
     DEFAULT_QUOTES,
     Action,
@@ -68,8 +89,11 @@ DEFAULT_GRACE_SECONDS = 5.0
 BUY_WORDS = frozenset({"buy", "long", "enter_long", "enter"})
 SELL_WORDS = frozenset({"sell", "exit", "close", "exit_long", "flat"})
 
-_TV_MINUTES_RE = re.compile(r"^[1-9][0-9]*$")
-_TV_UNIT_RE = re.compile(r"^(?P<n>[1-9][0-9]*)?(?P<unit>[DW])$", re.IGNORECASE)
+# Full-match patterns (\A...\Z with fullmatch): ``$`` would let a trailing newline through.
+_TV_MINUTES_RE = re.compile(r"\A[1-9][0-9]*\Z")
+_TV_UNIT_RE = re.compile(r"\A(?P<n>[1-9][0-9]*)?(?P<unit>[DWdw])\Z")
+#: A token field: visible ASCII only, so no whitespace, control or look-alike characters.
+_TOKEN_RE = re.compile(r"\A[!-~]+\Z")
 _TV_PERP_SUFFIX = ".P"
 
 
@@ -84,8 +108,12 @@ class TradingViewAlert(BaseModel):
     timeframe: str = Field(description="contract timeframe (1h) or TradingView interval (60, 1D)")
     action: str | None = Field(default=None, description="buy|sell (also long/exit/enter_long/"
                                                          "exit_long)")
-    time: str | None = Field(default=None, description="alert time, ISO-8601 with offset "
-                                                       "({{timenow}}); default: receive time")
+    time: str | None = Field(default=None, description="when the alert fired, ISO-8601 with "
+                                                       "offset ({{timenow}}; not {{time}}, which "
+                                                       "goes in bar_time); default: receive time")
+    bar_time: str | None = Field(default=None, description="instead of time: open time of the "
+                                                           "bar the alert is about, ISO-8601 "
+                                                           "with offset ({{time}}); becomes ts")
     exchange: str | None = None
     weight: float | None = None
     score: float | None = None
@@ -102,13 +130,25 @@ def is_tradingview_body(item: Any) -> bool:
     return isinstance(item, dict) and "ticker" in item
 
 
+def tv_token(value: str, field: str) -> str:
+    """``value`` itself if it is visible ASCII, else an error naming ``field``.
+
+    Never strips: ``"60\\n"`` or ``" BTCUSDT"`` is a template bug the producer should see,
+    not something to guess at.
+    """
+    if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
+        raise ContractError(f"{field}: {value!r} must be non-empty visible ASCII, without "
+                            "spaces or control characters (nothing is stripped)", field)
+    return value
+
+
 def tv_timeframe(interval: str) -> str:
     """TradingView ``{{interval}}`` (``60``, ``1D``, ``W``) or a contract timeframe -> contract."""
-    text = interval.strip()
-    if _TV_MINUTES_RE.match(text):
+    text = tv_token(interval, "timeframe")
+    if _TV_MINUTES_RE.fullmatch(text):
         minutes = int(text)
         tf = f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
-    elif m := _TV_UNIT_RE.match(text):
+    elif m := _TV_UNIT_RE.fullmatch(text):
         tf = f"{m['n'] or 1}{m['unit'].lower()}"
     else:
         tf = text
@@ -118,7 +158,7 @@ def tv_timeframe(interval: str) -> str:
 
 def tv_action(word: str) -> Action:
     """``buy`` -> enter_long, ``sell`` -> exit_long (and synonyms, case-insensitive)."""
-    text = word.strip().lower()
+    text = tv_token(word, "action").lower()
     if text in BUY_WORDS:
         return Action.ENTER_LONG
     if text in SELL_WORDS:
@@ -129,10 +169,19 @@ def tv_action(word: str) -> Action:
 
 def tv_pair(ticker: str, exchange: str | None, default_exchange: str = DEFAULT_EXCHANGE,
             quotes: tuple[str, ...] = DEFAULT_QUOTES) -> tuple[str, str]:
-    """``(symbol, pair)`` of a TradingView ticker; ``.P`` -> ``BASE/QUOTE:QUOTE``."""
-    text = ticker.strip().upper()
+    """``(symbol, pair)`` of a TradingView ticker; ``.P`` -> ``BASE/QUOTE:QUOTE``.
+
+    ``exchange`` is checked whenever given (even when the ticker names its own), so a
+    malformed value is never silently ignored.
+    """
+    text = tv_token(ticker, "ticker").upper()
+    if exchange is not None:
+        exchange = tv_token(exchange, "exchange").upper()
+        if not _EXCHANGE_RE.fullmatch(exchange):
+            raise ContractError(f"exchange: {exchange!r} must be letters, digits or '_'",
+                                "exchange")
     if ":" not in text:
-        text = f"{(exchange or default_exchange).strip().upper()}:{text}"
+        text = f"{(exchange or default_exchange).upper()}:{text}"
     perp = text.endswith(_TV_PERP_SUFFIX)
     spot_symbol = text[: -len(_TV_PERP_SUFFIX)] if perp else text
     try:
@@ -156,6 +205,52 @@ def parse_alert_time(text: str, field: str = "time") -> datetime:
     return ensure_utc(value, field).to_pydatetime(warn=False)
 
 
+def bar_ts_from_bar_time(text: str, timeframe: str, received_at: datetime) -> datetime:
+    """``bar_time`` (TradingView's ``{{time}}``) -> ``ts``: it must be a bar open of
+    ``timeframe`` that is not after ``received_at`` (a bar that has not opened yet is a
+    clock or template bug)."""
+    bar = parse_alert_time(text, "bar_time")
+    bar_open = floor_to_bar(bar, timeframe).to_pydatetime(warn=False)
+    if bar != bar_open:
+        raise ContractError(
+            f"bar_time: {bar.isoformat()} is not the open time of a {timeframe} bar (that bar "
+            f"opened at {bar_open.isoformat()}); bar_time takes TradingView's {{{{time}}}}, "
+            "the bar's open time; for when the alert fired send time: {{timenow}}",
+            "bar_time")
+    received = ensure_utc(received_at, "received_at").to_pydatetime(warn=False)
+    if bar > received:
+        raise ContractError(
+            f"bar_time: {bar.isoformat()} is after the time the alert was received "
+            f"({received.isoformat()}): that bar has not opened yet", "bar_time")
+    return bar
+
+
+def check_alert_time(fired: datetime, received_at: datetime, timeframe: str,
+                     grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:
+    """Refuse a ``time`` that looks like TradingView's ``{{time}}`` (module docstring).
+
+    Inside the grace window of a bar open (``t - b < g``) the grace rule files the alert on
+    the previous bar; that is right for a ``{{timenow}}`` delivered within seconds, but a
+    bar's open time sent as ``time`` arrives one bar (or part of one) later and would be
+    filed a bar too early: a silent lookahead. So such a ``time`` that is already ``g``
+    old on arrival (``r - t >= g``) is an error naming ``time``.
+    """
+    grace = timedelta(seconds=grace_seconds)
+    t = ensure_utc(fired, "time").to_pydatetime(warn=False)
+    received = ensure_utc(received_at, "received_at").to_pydatetime(warn=False)
+    bar_open = floor_to_bar(t, timeframe).to_pydatetime(warn=False)
+    if t - bar_open < grace and received - t >= grace:
+        late = (received - t).total_seconds()
+        late_text = f"{late:.1f} s" if late < 3600 else f"{late / 3600:.1f} h"
+        raise ContractError(
+            f"time: {t.isoformat()} is within the {grace_seconds:g} s grace window after the "
+            f"{timeframe} bar open {bar_open.isoformat()} (so it would be filed on the previous "
+            f"bar) but it was received {late_text} later: that is "
+            "what TradingView's {{time}} (the bar's open time) looks like, and filing it would "
+            "put the signal a bar early (lookahead). Send \"time\": \"{{timenow}}\" (when the "
+            "alert fired), or the bar's open time as \"bar_time\": \"{{time}}\"", "time")
+
+
 def bar_ts_for_alert(alert_time: datetime, timeframe: str,
                      grace_seconds: float = DEFAULT_GRACE_SECONDS) -> datetime:
     """The bar an alert belongs to: the one that just closed inside the grace window, else
@@ -176,9 +271,20 @@ def alert_to_document(alert: TradingViewAlert, *, received_at: datetime,
     """A contract-shaped dict (on-grid ``ts``) for the contract to validate."""
     timeframe = _named(lambda: tv_timeframe(alert.timeframe), "timeframe")
     symbol, pair = tv_pair(alert.ticker, alert.exchange, default_exchange, quotes)
-    fired = parse_alert_time(alert.time) if alert.time is not None else received_at
+    if alert.bar_time is not None:
+        if alert.time is not None:
+            raise ContractError("bar_time: give either time ({{timenow}}, when the alert "
+                                "fired) or bar_time ({{time}}, the bar's open time), not both",
+                                "bar_time")
+        ts = bar_ts_from_bar_time(alert.bar_time, timeframe, received_at)
+    elif alert.time is not None:
+        fired = parse_alert_time(alert.time)
+        check_alert_time(fired, received_at, timeframe, grace_seconds)
+        ts = bar_ts_for_alert(fired, timeframe, grace_seconds)
+    else:  # no time given: the receive time is the alert time
+        ts = bar_ts_for_alert(received_at, timeframe, grace_seconds)
     doc: dict[str, Any] = {
-        "ts": bar_ts_for_alert(fired, timeframe, grace_seconds).astimezone(UTC),
+        "ts": ts.astimezone(UTC),
         "timeframe": timeframe, "symbol": symbol, "pair": pair,
         "strategy_id": alert.strategy_id,
     }
@@ -199,7 +305,7 @@ def alert_to_document(alert: TradingViewAlert, *, received_at: datetime,
             raise ContractError("price: given both as price and as extra.price", "price")
         extra["price"] = alert.price
     if alert.time is not None:
-        extra.setdefault("alert_time", fired.isoformat())
+        extra.setdefault("alert_time", parse_alert_time(alert.time).isoformat())
     if extra:
         doc["extra"] = extra
     return doc

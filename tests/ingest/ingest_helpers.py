@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -33,6 +34,17 @@ def registry() -> TokenRegistry:
 
 def auth(name: str = "desk") -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[name]}"}
+
+
+@dataclass
+class WallClock:
+    """A settable receive time for the app (``make_ingest(wall_clock=WallClock(t))``): alert
+    times are judged against it, so a test can post an alert "as received" at ``now``."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 @dataclass

@@ -80,7 +80,7 @@ def test_tokens_never_reach_the_logs(ingest, caplog) -> None:
 
 
 def tv_alert(**fields):
-    return {"ticker": "BINANCE:BTCUSDT", "action": "buy", "time": "2026-11-20T11:00:03Z",
+    return {"ticker": "BINANCE:BTCUSDT", "action": "buy", "time": "2026-11-20T11:40:00Z",
             "strategy_id": "tv_trend", "timeframe": "60", **fields}
 
 

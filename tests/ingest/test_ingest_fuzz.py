@@ -42,12 +42,12 @@ json_values = st.recursive(
     max_leaves=12)
 SIGNAL_FIELDS = ["ts", "timeframe", "pair", "symbol", "strategy_id", "action", "score", "weight",
                  "valid_until", "note", "source", "version", "extra", "ticker", "time"]
-TV_FIELDS = ["ticker", "action", "time", "strategy_id", "timeframe", "weight", "score", "price",
-             "exchange", "comment", "note", "valid_until", "version", "extra"]
+TV_FIELDS = ["ticker", "action", "time", "bar_time", "strategy_id", "timeframe", "weight", "score",
+             "price", "exchange", "comment", "note", "valid_until", "version", "extra"]
 
 
 def tv_alert() -> dict:
-    return {"ticker": "BINANCE:BTCUSDT", "action": "buy", "time": "2026-11-20T11:00:03Z",
+    return {"ticker": "BINANCE:BTCUSDT", "action": "buy", "time": "2026-11-20T11:40:00Z",
             "strategy_id": "tv_trend", "timeframe": "60"}
 
 

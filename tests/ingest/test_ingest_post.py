@@ -158,12 +158,12 @@ def test_too_many_items_in_one_request_is_a_413(make_ingest) -> None:
     assert r.status_code == 413 and "at most 3" in r.json()["message"]
 
 
-def test_off_grid_ts_may_be_floored_on_request(ingest) -> None:
-    r = ingest.client.post("/v1/signals", params={"align": "floor"},
+def test_off_grid_ts_may_move_up_to_the_next_bar_on_request(ingest) -> None:
+    r = ingest.client.post("/v1/signals", params={"align": "ceil"},
                            json=signal(ts="2026-11-20T10:42:00Z"),
                            headers={"Authorization": "Bearer tok-desk-0123456789abcdef"})
     assert r.status_code == 200, r.text
-    assert r.json()["items"][0]["key"]["ts"] == "2026-11-20T10:00:00+00:00"
+    assert r.json()["items"][0]["key"]["ts"] == "2026-11-20T11:00:00+00:00"
 
 
 def test_an_unknown_align_value_is_a_422_naming_it(ingest) -> None:

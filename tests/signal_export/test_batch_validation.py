@@ -58,9 +58,9 @@ def test_duplicate_keys_in_one_batch_reject_every_copy():
     assert "duplicate key" in dup["c"].message and "a" in dup["c"].message
 
 
-def test_floor_alignment_can_create_duplicates_which_are_rejected_too():
-    rows = [good(0), good(0, ts=T0 + timedelta(minutes=20))]
-    batch = validate_records(rows, align="floor", now=NOW)
+def test_ceil_alignment_can_create_duplicates_which_are_rejected_too():
+    rows = [good(0, ts=T0 + timedelta(hours=1)), good(0, ts=T0 + timedelta(minutes=20))]
+    batch = validate_records(rows, align="ceil", now=NOW)
     assert batch.documents == [] and {e.field for e in batch.errors} == {"key"}
 
 
@@ -178,11 +178,12 @@ def test_fast_path_matches_the_model_on_a_typed_corpus():
     assert len(batch.errors) >= 14
 
 
-def test_fast_path_matches_the_model_when_flooring():
-    frame = typed_frame([good(0, ts=T0 + timedelta(minutes=m)) for m in (0, 7, 59)]
+def test_fast_path_matches_the_model_when_aligning_up():
+    frame = typed_frame([good(0, ts=T0 + timedelta(minutes=m)) for m in (60, 7, 59)]
                         + [good(2, ts=T0 + timedelta(hours=2, minutes=1), timeframe="15m")])
-    batch = assert_same_judgement(frame, now=NOW, align="floor")
-    assert {e.field for e in batch.errors} == {"key"}  # 3 rows floor onto the same bar
+    batch = assert_same_judgement(frame, now=NOW, align="ceil")
+    assert {e.field for e in batch.errors} == {"key"}  # 3 rows move onto the same bar
+    assert batch.documents[0].ts == T0 + timedelta(hours=2, minutes=15)
 
 
 _pairs = st.sampled_from(["BTC/USDT", "ETH/BTC", "BTC/XYZ", None])
@@ -200,7 +201,7 @@ _floats = st.sampled_from([None, 0.0, 0.5, 1.0, -2.0, 1.5, float("inf")])
     "action": st.sampled_from([None, "enter_long", "exit_long", "hold"]),
     "score": _floats, "weight": _floats,
     "version": st.sampled_from([None, 1.0, 2.0, 0.0, 1.5]),
-}), min_size=1, max_size=12), align=st.sampled_from(["reject", "floor"]))
+}), min_size=1, max_size=12), align=st.sampled_from(["reject", "ceil"]))
 def test_fast_path_matches_the_model_on_random_frames(rows, align):
     assert_same_judgement(typed_frame(rows), now=NOW, align=align)
 

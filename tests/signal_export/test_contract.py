@@ -275,9 +275,15 @@ def test_each_broken_rule_names_its_field(overrides, field, why):
     assert why in message
 
 
-def test_off_grid_ts_is_floored_when_asked():
-    d = validate(doc(ts=T0 + timedelta(minutes=59, seconds=59)), align="floor")
-    assert d.ts == T0
+def test_off_grid_ts_moves_up_to_the_next_bar_when_asked_never_earlier():
+    d = validate(doc(ts=T0 + timedelta(minutes=59, seconds=59)), align="ceil")
+    assert d.ts == T0 + timedelta(hours=1)
+    assert validate(doc(ts=T0), align="ceil").ts == T0  # on the grid: unchanged
+
+
+def test_floor_alignment_is_gone_with_a_message_that_says_why():
+    with pytest.raises(ValidationError, match="align='floor' was removed.*ceil"):
+        validate(doc(ts=T0 + timedelta(minutes=10)), align="floor")
 
 
 def test_exit_with_zero_weight_and_score_next_to_action_are_consistent():

@@ -143,11 +143,11 @@ def test_bad_rows_are_reported_and_good_rows_stored(coll):
     assert coll.count_documents({}) == 6
 
 
-def test_off_grid_rows_are_rejected_or_floored_on_request(coll):
+def test_off_grid_rows_are_rejected_or_moved_to_the_next_bar_on_request(coll):
     data = frame(1).assign(ts=T0 + timedelta(minutes=10))
     assert export_signals(data, coll).rejected == 4
-    assert export_signals(data, coll, align="floor").inserted == 4
-    assert stored(coll) is not None
+    assert export_signals(data, coll, align="ceil").inserted == 4
+    assert coll.count_documents({"ts": T0 + timedelta(hours=1)}) == 4
 
 
 def test_a_list_of_dicts_exports_like_a_frame(coll):
