@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from signal_export.consumer.matching import MatchRules
+from signal_export.consumer.matching import DecisionSettings, MatchRules
 from signal_export.contract import (
     SIGNALS_COLLECTION,
     ContractError,
-    timeframe_delta,
     timeframe_seconds,
 )
 from signal_export.settings import ENV_VARS
@@ -42,15 +41,16 @@ class MissingSignalPolicy(StrEnum):
     EXIT = "exit"  # close open trades when signals are unknown
 
 
-class ExtSignalsConfig(BaseModel):
+class ExtSignalsConfig(DecisionSettings):
     """Validated consumer settings.
 
     Connection: ``mongo_uri``, ``db``, ``collection``, ``strategy_ids`` (order = priority
     when several ids signal the same candle), ``*_timeout_ms`` (kept low: an outage must
     not stall the bot loop; ``backtest_timeout_ms`` bounds the one large read of a
-    backtest). Matching (see :mod:`.matching`): ``tolerance_bars``,
-    ``max_delay_bars`` (staleness, in bars of ``timeframe``), ``enter_score`` /
-    ``exit_score``, ``min_hold_bars``, ``cooldown_bars``, ``confirm_n``. Sizing:
+    backtest). The decision rule's knobs (``tolerance_bars``, ``max_delay_bars``,
+    ``enter_score``/``exit_score``, ``min_hold_bars``, ``cooldown_bars``,
+    ``confirm_n``) are inherited from :class:`DecisionSettings`, the model the
+    research pipeline uses too. Sizing:
     ``use_weight_for_stake`` (stake = weight x proposed stake), ``max_stake_fraction``
     (cap, fraction of the available stake). ``missing_signal_policy``: what open trades do
     while signals are unknown (store unreachable): ``hold`` or ``exit``. ``metrics_port``: serve
@@ -67,15 +67,8 @@ class ExtSignalsConfig(BaseModel):
     collection: str = SIGNALS_COLLECTION
     strategy_ids: tuple[str, ...] = Field(min_length=1)
     timeframe: str
-    tolerance_bars: int = Field(1, ge=1, le=1000)
-    max_delay_bars: float = Field(3.0, gt=0)
-    enter_score: float = 0.6
-    exit_score: float = 0.4
     use_weight_for_stake: bool = True
     max_stake_fraction: float = Field(1.0, gt=0, le=1)
-    min_hold_bars: int = Field(0, ge=0)
-    cooldown_bars: int = Field(0, ge=0)
-    confirm_n: int = Field(1, ge=1)
     missing_signal_policy: MissingSignalPolicy = MissingSignalPolicy.HOLD
     server_selection_timeout_ms: int = Field(1500, ge=50, le=30000)
     socket_timeout_ms: int = Field(2000, ge=50, le=60000)
@@ -121,13 +114,6 @@ class ExtSignalsConfig(BaseModel):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return v
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> ExtSignalsConfig:
-        if not self.exit_score < self.enter_score:
-            raise ValueError(f"exit_score ({self.exit_score}) must be below enter_score "
-                             f"({self.enter_score})")
-        return self
-
     @property
     def lookback_bars(self) -> int:
         """Bars of signal history read live: enough for staleness, tolerance and debounce state."""
@@ -136,13 +122,7 @@ class ExtSignalsConfig(BaseModel):
 
     def to_rules(self) -> MatchRules:
         """The matcher's view of these settings (strategy_ids order = priority order)."""
-        return MatchRules(
-            timeframe=self.timeframe, tolerance_bars=self.tolerance_bars,
-            max_delay=self.max_delay_bars * timeframe_delta(self.timeframe),
-            enter_score=self.enter_score, exit_score=self.exit_score,
-            min_hold_bars=self.min_hold_bars, cooldown_bars=self.cooldown_bars,
-            confirm_n=self.confirm_n, strategy_priority=self.strategy_ids,
-        )
+        return self.match_rules(self.timeframe, self.strategy_ids)
 
     def redacted_uri(self) -> str:
         """The URI with any password replaced, for logs."""

@@ -5,6 +5,18 @@ can be tested in-process: read signals (one query per loop live, one per
 backtest range), match them onto the candle frame, apply the outage policy,
 size stakes from weights, and keep the counters for monitoring. Not the
 matcher's rules (:mod:`.matching`) nor the MongoDB access (:mod:`.source`).
+
+Counts per strategy id: the reader's rejections come per id from the source;
+the matcher's counts are per pair, so a pair whose window holds one id (always,
+with one configured id) gives them all to that id. When several ids signal one
+pair, the outcomes that depend on the signal alone (``SIGNAL_LEVEL``: stale,
+expired, unmatched, pending, no_action) are split by re-running the matcher on
+each id's rows for counting only, and the row-level ones (matched, superseded,
+deduped, debounced: decided by the ids together) are filed under the joint label
+``a+b`` rather than guessed per id. Live the summary is one log line per candle;
+a backtest logs one ``ext_signals backtest summary`` line once every pair is
+populated, i.e. at the latest when the simulation loop starts (Freqtrade has no
+strategy callback after the simulation, and the counts are final before it).
 """
 
 from __future__ import annotations
@@ -27,7 +39,13 @@ from signal_export.consumer.matching import (
     parse_tag,
 )
 from signal_export.consumer.source import SignalSource
-from signal_export.consumer.stats import SignalStats, serve_metrics
+from signal_export.consumer.stats import (
+    SIGNAL_LEVEL,
+    UNUSABLE_REASONS,
+    SignalStats,
+    format_counts,
+    serve_metrics,
+)
 from signal_export.contract import floor_to_bar
 
 logger = logging.getLogger(__name__)
@@ -56,42 +74,75 @@ class ExternalSignalLogic:
         self.rules = self.cfg.to_rules()
         self.live = live
         self.source = SignalSource(self.cfg, notify=notify, client=client, live=live)
-        self.stats = SignalStats()
+        self.stats = SignalStats(self.cfg.strategy_ids)
         if live and self.cfg.metrics_port:
             serve_metrics(self.cfg.metrics_port, self.cfg.metrics_address)
         self.now: datetime | None = None
         self._summary_candle: datetime | None = None
+        self._bt_populated: set[str] = set()
+        self._bt_summary_due = False
         logger.info("ExternalSignalStrategy reads %s/%s.%s for strategy_ids=%s timeframe=%s (%s)",
                     self.cfg.redacted_uri(), self.cfg.db, self.cfg.collection,
                     ",".join(self.cfg.strategy_ids), self.cfg.timeframe,
                     "live: one query per bot loop" if live else "backtest: one query per range")
 
     def bot_loop_start(self, pairs: Collection[str], current_time: datetime) -> None:
-        """Live: refresh the cache with one query for all pairs. Backtesting: nothing."""
+        """Live: refresh the cache with one query for all pairs.
+
+        Backtesting: Freqtrade calls this once per simulated candle, after every pair
+        was populated, so the first call logs the backtest summary if it is still due.
+        """
         if not self.live:
+            if self._bt_summary_due:
+                self._log_backtest_summary()
             return
         self.now = current_time
         self._log_summary(current_time)
-        self.source.refresh(pairs, current_time)
+        self.stats.retain(pairs)
+        if self.source.refresh(pairs, current_time):
+            self.stats.record_reader(self.source.unusable)
 
     def _log_summary(self, now: datetime) -> None:
-        """Once per candle: totals of the latest evaluation and the worst signal lag."""
+        """Once per candle: totals of the latest evaluation, per-strategy unusable, worst lag."""
         candle = floor_to_bar(now, self.cfg.timeframe)
         if candle == self._summary_candle:
             return
         self._summary_candle = candle
         snap = self.stats.snapshot()
-        if not snap["counts"]:
+        by_strategy = snap["by_strategy"]
+        if not snap["counts"] and not any(by_strategy.values()):
             return
         totals: Counter = Counter()
         for counts in snap["counts"].values():
             totals.update(counts)
         lags = snap["lag_seconds"]
         worst = max(lags.items(), key=lambda kv: kv[1]) if lags else None
-        logger.info("ext_signals summary: %s; max lag %s",
+        ids = list(self.cfg.strategy_ids) + sorted(set(by_strategy) - set(self.cfg.strategy_ids))
+        parts = []
+        for sid in ids:
+            c = by_strategy.get(sid, {})
+            if sid in self.cfg.strategy_ids or any(c.get(r) for r in UNUSABLE_REASONS):
+                parts.append(f"{sid} " + format_counts(
+                    {r: c.get(r, 0) for r in UNUSABLE_REASONS}, UNUSABLE_REASONS, zeros=True))
+        unusable = "; ".join(parts)
+        logger.info("ext_signals summary: %s; unusable by strategy: %s; max lag %s",
                     ", ".join(f"{k}={v}" for k, v in sorted(totals.items()) if v) or "no signals",
+                    unusable or "none",
                     f"{worst[1]:.0f}s ({worst[0]})" if worst else "n/a",
-                    extra={"ext_signals_counts": dict(totals)})
+                    extra={"ext_signals_counts": dict(totals),
+                           "ext_signals_by_strategy": by_strategy})
+
+    def _log_backtest_summary(self) -> None:
+        """One line: every bucket per strategy id (zeros shown: ``unknown_pair=0`` is news)."""
+        self._bt_summary_due = False
+        self._bt_populated.clear()
+        by_strategy = self.stats.strategy_counts()
+        parts = [f"strategy_id={sid} {format_counts(by_strategy.get(sid, {}), zeros=True)}"
+                 for sid in self.cfg.strategy_ids]
+        parts += [f"strategy_id={sid} {format_counts(c)}" for sid, c in sorted(
+            by_strategy.items()) if sid not in self.cfg.strategy_ids and c]
+        logger.info("ext_signals backtest summary: %s", "; ".join(parts),
+                    extra={"ext_signals_by_strategy": by_strategy})
 
     def populate(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
         """The candle frame with ``ext_<signal column>`` filled in (see SIGNAL_COLUMNS)."""
@@ -101,15 +152,44 @@ class ExternalSignalLogic:
             signals = self.source.signals_for(pair)
             if signals is None:
                 return self._outage_columns(dataframe)
-            now = self.now or datetime.now(UTC)
+            now: datetime | None = self.now or datetime.now(UTC)
             result = match_signals(dataframe, signals, self.rules, now=now)
         else:
             self.source.load_range(set(pairs) | {pair}, dataframe["date"].iloc[0],
                                    dataframe["date"].iloc[-1])
+            self.stats.record_reader(self.source.unusable)
             signals = self.source.signals_for(pair)
+            now = None
             result = match_signals(dataframe, signals, self.rules)
-        self._record(pair, result)
+        self._record(pair, result, self._split_by_strategy(dataframe, signals, result, now))
+        if not self.live:
+            self._bt_populated.add(pair)
+            self._bt_summary_due = True
+            if self._bt_populated >= set(pairs):
+                self._log_backtest_summary()
         return _store(dataframe, result.frame)
+
+    def _split_by_strategy(self, dataframe: pd.DataFrame, signals: pd.DataFrame | None,
+                           result: MatchResult, now: datetime | None) -> dict[str, Counter]:
+        """The pair's matcher counts per strategy id (see the module doc for several ids)."""
+        if signals is None or signals.empty:
+            return {}
+        if len(self.cfg.strategy_ids) == 1:  # the usual case: no per-loop work at all
+            return {self.cfg.strategy_ids[0]: Counter(result.counts)}
+        ids = pd.unique(signals["strategy_id"]).tolist()
+        if len(ids) == 1:
+            return {ids[0]: Counter(result.counts)}
+        order = {sid: i for i, sid in enumerate(self.cfg.strategy_ids)}
+        ids.sort(key=lambda s: (order.get(s, len(order)), s))
+        sid_col = signals["strategy_id"].to_numpy(dtype=object)
+        out: dict[str, Counter] = {}
+        for sid in ids:  # counting only: the frame traded is the joint result above
+            alone = match_signals(dataframe, signals[sid_col == sid], self.rules, now=now).counts
+            out[sid] = Counter({k: alone[k] for k in SIGNAL_LEVEL if alone.get(k)})
+        joint = Counter({k: v for k, v in result.counts.items() if k not in SIGNAL_LEVEL and v})
+        if joint:
+            out["+".join(ids)] = joint
+        return out
 
     def _outage_columns(self, dataframe: pd.DataFrame) -> pd.DataFrame:
         """Signals unknown: no enters anywhere; exit on the live row only if the policy says so."""
@@ -119,10 +199,10 @@ class ExternalSignalLogic:
             cols.iloc[-1, cols.columns.get_loc("exit_tag")] = OUTAGE_EXIT_TAG
         return _store(dataframe, cols)
 
-    def _record(self, pair: str, result: MatchResult) -> None:
+    def _record(self, pair: str, result: MatchResult, by_strategy: dict[str, Counter]) -> None:
         counts = Counter(result.counts)
         counts.update(self.source.read_counts.get(pair, Counter()))
-        self.stats.record(pair, counts)
+        self.stats.record(pair, counts, by_strategy)
         if self.live and self.now is not None:
             lag = self.source.lag_seconds(pair, self.now)
             if lag is not None:

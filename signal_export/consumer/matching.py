@@ -1,4 +1,9 @@
-"""Map a typed signal frame onto a Freqtrade candle frame: the strategy's whole decision rule.
+"""Map a typed signal frame onto a candle frame: the one decision rule of the whole project.
+
+``ExternalSignalStrategy`` (backtesting, dry-run, live) and the research
+backtest (:mod:`research.pipeline.positions`) both call :func:`match_signals`
+with the same :class:`DecisionSettings`, so what research reports is what
+Freqtrade trades. The user-facing description is ``docs/DECISION_RULE.md``.
 
 Pure and vectorised (the as-of join is one ``np.searchsorted``, equivalent to a
 forward ``merge_asof`` from signals to rows, but without pandas' per-call cost,
@@ -10,6 +15,9 @@ over bars). It is the single definition of the time semantics, used alike by
 
 Semantics (bars labelled by open time ``t``; ``tf`` = timeframe; SPEC §5a):
 
+* **Its bar.** A signal belongs to the first bar that opens at or after its
+  ``ts`` (``bar(ts)``: ``ts`` itself on the grid, the next bar open off it), so
+  exporting with ``align="ceil"`` (which stores ``bar(ts)``) changes nothing.
 * **Match.** A signal with ``ts`` applies to the *first* candle row ``t`` with
   ``t - tolerance_bars*tf < ts <= t`` (an as-of join looking backward from the
   row). It never applies to a row earlier than its ``ts``, so a backtest can
@@ -21,9 +29,10 @@ Semantics (bars labelled by open time ``t``; ``tf`` = timeframe; SPEC §5a):
   Freqtrade evaluates it; the fill is at the next open, also ``t + tf``). Live,
   the last row is re-evaluated every loop until the next candle, so its
   decision time is ``now`` (pass ``now``).
-* **Stale**: ``decision_time - tf - ts > max_delay`` (backtest: ``t - ts >
-  max_delay``; live: time since the signal's bar closed, bounded so a late or
-  replayed signal is not traded long after the fact). Default 3 x tf.
+* **Stale**: ``decision_time - tf - bar(ts) > max_delay`` (backtest: ``t -
+  bar(ts) > max_delay``; live: how long after the close of the signal's bar
+  the bot would act, bounded so a late or replayed signal is not traded long
+  after the fact). Default 3 x tf.
 * **Expired**: ``valid_until <= decision_time`` (the signal must still be
   valid when the order would be placed at the next open).
 * **Mapping** (precedence action > weight > score): ``action`` directly;
@@ -54,15 +63,59 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from signal_export.contract import Action, ContractError, timeframe_delta
+from signal_export.contract import (
+    Action,
+    ContractError,
+    ceil_epoch_ms_to_bar,
+    timeframe_delta,
+)
 
 TAG_PREFIX = "ext"
 
 
+class DecisionSettings(BaseModel):
+    """The knobs of the decision rule, one definition for the bot and for research.
+
+    ``ExternalSignalStrategy`` reads them from the Freqtrade config's
+    ``ext_signals`` block (:class:`signal_export.consumer.config.ExtSignalsConfig`
+    extends this model); a research pipeline config takes the same keys in its
+    own ``ext_signals`` block. Names, defaults and validation are therefore the
+    same on both sides; ``docs/DECISION_RULE.md`` explains each one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance_bars: int = Field(1, ge=1, le=1000)
+    max_delay_bars: float = Field(3.0, gt=0)
+    enter_score: float = 0.6
+    exit_score: float = 0.4
+    min_hold_bars: int = Field(0, ge=0)
+    cooldown_bars: int = Field(0, ge=0)
+    confirm_n: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> DecisionSettings:
+        if not self.exit_score < self.enter_score:
+            raise ValueError(f"exit_score ({self.exit_score}) must be below enter_score "
+                             f"({self.enter_score})")
+        return self
+
+    def match_rules(self, timeframe: str, priority: tuple[str, ...] = ()) -> MatchRules:
+        """The matcher's view of these settings (``priority``: strategy ids, first wins)."""
+        return MatchRules(
+            timeframe=timeframe, tolerance_bars=self.tolerance_bars,
+            max_delay=self.max_delay_bars * timeframe_delta(timeframe),
+            enter_score=self.enter_score, exit_score=self.exit_score,
+            min_hold_bars=self.min_hold_bars, cooldown_bars=self.cooldown_bars,
+            confirm_n=self.confirm_n, strategy_priority=tuple(priority),
+        )
+
+
 @dataclass(frozen=True)
 class MatchRules:
-    """The knobs of :func:`match_signals`; built from the validated ``ext_signals`` config."""
+    """The knobs of :func:`match_signals`; built by :meth:`DecisionSettings.match_rules`."""
 
     timeframe: str
     tolerance_bars: int = 1
@@ -149,6 +202,7 @@ def _epoch_ms(values: pd.Series) -> np.ndarray:
 _NAT = np.iinfo(np.int64).min
 
 
+
 def _priority_ranks(strategy_ids: np.ndarray, priority: tuple[str, ...]) -> np.ndarray:
     """Listed ids by their position; unlisted ones after them, by name."""
     prio = {sid: i for i, sid in enumerate(priority)}
@@ -202,7 +256,8 @@ def match_signals(
         now_ms = int(pd.Timestamp(now).tz_convert("UTC").value // 1_000_000)
         decision = np.where(pos_c == n - 1, np.maximum(decision, now_ms), decision)
     max_delay_ms = int(rules.effective_max_delay.total_seconds() * 1000)
-    stale = matched & (decision - bar_ms - sig_ms > max_delay_ms)
+    own_bar = ceil_epoch_ms_to_bar(sig_ms, rules.timeframe)
+    stale = matched & (decision - bar_ms - own_bar > max_delay_ms)
     expired = matched & ~stale & (vu_ms != _NAT) & (vu_ms <= decision)
     decided = decide_actions(signals, rules)
     live = matched & ~stale & ~expired

@@ -3,8 +3,11 @@
 The exporter validates what *it* writes, but anyone with write access can put
 documents into the collection. This module is the reader's guard: every
 document either becomes one typed row or is counted as ``malformed`` /
-``unknown_pair`` with a warning logged once per (field, reason). It never
-raises on bad data. Column-wise checks (one comprehension per field, no per-bar
+``unknown_pair`` (per pair, and per strategy id so ops can tell which producer
+sends it) with a warning logged once per (field, reason). It never raises on
+bad data. :func:`unknown_pair_warning` words the warning the same way for the
+documents the read query leaves out (pairs outside the whitelist, counted in
+:mod:`.source`). Column-wise checks (one comprehension per field, no per-bar
 work); field names come from the contract module. Not a validator for
 producers: that is :mod:`signal_export.contract`.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
@@ -32,6 +36,20 @@ SIGNAL_COLUMNS: tuple[str, ...] = (
 )
 _ACTIONS = {a.value for a in Action}
 _TS_DTYPE = "datetime64[ms, UTC]"
+#: Freqtrade's pair shape (BASE/QUOTE, futures BASE/QUOTE:SETTLE); only words the warning.
+_PAIR_SHAPE = re.compile(r"\A[A-Z0-9]+/[A-Z0-9]+(?::[A-Z0-9]+)?\Z")
+
+
+def strategy_key(value: Any) -> str:
+    """The strategy id a count is filed under; ``"?"`` when the document has no usable one."""
+    return value if isinstance(value, str) and value else "?"
+
+
+def unknown_pair_warning(pair: str) -> str:
+    """Why a string pair cannot be used: outside the whitelist, or not a pair at all."""
+    if _PAIR_SHAPE.match(pair):
+        return "not in the whitelist"
+    return "not a pair (expected BASE/QUOTE, e.g. BTC/USDT)"
 
 
 def empty_signal_frame() -> pd.DataFrame:
@@ -63,11 +81,13 @@ def normalise_signals(
     pairs: Collection[str] | None = None,
     counts: dict[str, Counter] | None = None,
     warn: Any = None,
+    strategy_counts: dict[str, Counter] | None = None,
 ) -> pd.DataFrame:
     """Typed frame of the well-formed documents; bad ones counted per pair and warned once.
 
     ``pairs``: the whitelist; a document for another pair is ``unknown_pair``.
     ``counts``: per-pair Counters updated in place (pair ``"?"`` when unreadable).
+    ``strategy_counts``: the same per strategy id (``"?"`` when unreadable), in place.
     ``warn``: a ``WarnOnce``-like callable ``(key, msg, *args)``; default: log each reason once.
     """
     docs = list(docs)
@@ -132,16 +152,20 @@ def normalise_signals(
     if pairs is not None:
         known = set(pairs)
         unknown = np.array([not b and p not in known for b, p in zip(bad, pair, strict=True)])
-        if unknown.any():
-            i = int(np.argmax(unknown))
-            warn(f"unknown_pair:{pair[i]}", "ignoring signal(s) for pair %r: not in the whitelist",
-                 pair[i])
+        for i in np.flatnonzero(unknown):
+            sid_i = strategy_key(sid[i])
+            warn(f"unknown_pair:{sid_i}:{pair[i]}",
+                 "ignoring signal(s): producer sends %r for strategy %s: %s",
+                 pair[i], sid_i, unknown_pair_warning(pair[i]))
 
-    if counts is not None:
-        for p, b, u in zip(pair, bad, unknown, strict=True):
+    if counts is not None or strategy_counts is not None:
+        for p, s, b, u in zip(pair, sid, bad, unknown, strict=True):
             if b or u:
-                key = p if isinstance(p, str) and p else "?"
-                counts.setdefault(key, Counter())["malformed" if b else "unknown_pair"] += 1
+                reason = "malformed" if b else "unknown_pair"
+                if counts is not None:
+                    counts.setdefault(strategy_key(p), Counter())[reason] += 1
+                if strategy_counts is not None:
+                    strategy_counts.setdefault(strategy_key(s), Counter())[reason] += 1
 
     keep = ~(bad | unknown)
     if not keep.any():

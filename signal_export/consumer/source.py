@@ -7,6 +7,18 @@ the timeframe). Backtesting: :meth:`SignalSource.load_range` reads all pairs
 over the backtest range in one query and serves every later pair from the
 cache. Never one query per pair per candle.
 
+Signals the bot cannot use are counted per strategy id, including the ones the
+read leaves out: documents for pairs outside the whitelist (or with no readable
+pair) and documents whose ``ts`` is not a date (a range on ``ts`` never
+matches them). That takes one extra ``aggregate`` (:meth:`SignalSource._count_outside`:
+``$match`` + ``$group`` by strategy/pair/ts type, a few rows back), run live at
+most once per candle (and again only when the whitelist changes) and once per
+backtest range, so the steady state stays one ``find`` per loop. Why not read
+the window without the pair filter and split client-side: a producer's universe
+is often far larger than the bot's whitelist (research ranks 200 pairs, the bot
+trades 10), and every loop would then ship all of them; the count ships one row
+per bad pair once per candle. The price: the count is up to one candle old.
+
 MongoDB down or slow (timeouts ~1.5-2 s): nothing is raised into Freqtrade;
 ``available`` turns False so the strategy opens nothing on unknown signals;
 one warning and one ``notify`` message per outage, one info line on recovery.
@@ -25,11 +37,12 @@ import numpy as np
 import pandas as pd
 import pymongo
 import pymongo.errors
+from bson import ObjectId
 
 from signal_export.consumer.config import ExtSignalsConfig
-from signal_export.consumer.normalise import normalise_signals
+from signal_export.consumer.normalise import normalise_signals, strategy_key, unknown_pair_warning
 from signal_export.consumer.stats import WarnOnce
-from signal_export.contract import timeframe_delta
+from signal_export.contract import floor_to_bar, timeframe_delta
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +75,16 @@ class SignalSource:
         self._range_pairs: set[str] = set()
         self.available = False
         self.in_outage = False
-        self.queries = 0
+        self.queries = 0  # finds: one per loop live, one per range in backtests
+        self.count_queries = 0  # the out-of-read counts: at most one per candle / range
         self.read_counts: dict[str, Counter] = {}
         self.latest_ts: dict[str, pd.Timestamp] = {}
+        #: Per strategy id, what the latest read could not use: malformed documents among
+        #: the ones read plus everything the read left out (see the module doc).
+        self.unusable: dict[str, Counter] = {}
+        self._read_unusable: dict[str, Counter] = {}
+        self._outside: dict[str, Counter] = {}
+        self._outside_key: tuple[datetime, frozenset[str]] | None = None
 
     # --- connection -------------------------------------------------------
 
@@ -100,10 +120,80 @@ class SignalSource:
         self.queries += 1
         return list(self._collection().find(flt, PROJECTION).max_time_ms(self._timeout_ms))
 
+    def _count_outside(self, pairs: Collection[str], start: datetime, end: datetime | None,
+                       written_since: datetime | None) -> None:
+        """Count, per strategy id, the documents the ``find`` leaves out; one ``aggregate``.
+
+        Two branches of one ``$or``: in the same ts window, a pair outside ``pairs``
+        (``unknown_pair`` when it is a string, ``malformed`` when missing or not a
+        string); and a ``ts`` that is not a BSON date (``malformed``: no window can
+        contain it). Such a ts has no time to bound it by, so live counts only
+        those written since ``written_since`` (the ``_id`` ObjectId's creation time,
+        on the ``_id`` index, so the count stays cheap on a years-long collection;
+        documents with a custom non-ObjectId ``_id`` are not seen); a backtest
+        counts all of them. Standard commands only: ``$or``, ``$nin``, ``$type``.
+        """
+        base = {"strategy_id": {"$in": list(self.cfg.strategy_ids)},
+                "timeframe": self.cfg.timeframe}
+        ts_filter: dict[str, Any] = {"$gte": start}
+        if end is not None:
+            ts_filter["$lte"] = end
+        bad_ts: dict[str, Any] = {**base, "ts": {"$not": {"$type": "date"}}}
+        if written_since is not None:
+            bad_ts["_id"] = {"$gte": ObjectId.from_datetime(written_since)}
+        pipeline = [
+            {"$match": {"$or": [{**base, "pair": {"$nin": sorted(pairs)}, "ts": ts_filter},
+                                bad_ts]}},
+            {"$group": {"_id": {"s": "$strategy_id", "p": "$pair", "t": {"$type": "$ts"}},
+                        "n": {"$sum": 1}}},
+        ]
+        self.count_queries += 1
+        rows = list(self._collection().aggregate(pipeline, maxTimeMS=self._timeout_ms))
+        outside: dict[str, Counter] = {}
+        unknown: dict[tuple[str, str], list[str]] = {}
+        for row in rows:
+            key, n = row.get("_id") or {}, int(row.get("n", 0))
+            sid, pair, ts_type = strategy_key(key.get("s")), key.get("p"), key.get("t")
+            if ts_type != "date":
+                reason = "malformed"
+                self._warn(f"outside:ts:{sid}:{ts_type}",
+                           "ignoring signal(s): producer sends %s for strategy %s "
+                           "(ts must be a BSON date); %d such document(s) %s",
+                           "no ts" if ts_type == "missing" else f"ts as {ts_type}", sid, n,
+                           "written in the read window" if written_since else "stored")
+            elif isinstance(pair, str) and pair:
+                reason = "unknown_pair"
+                unknown.setdefault((sid, unknown_pair_warning(pair)), []).append(pair)
+            else:
+                reason = "malformed"
+                self._warn(f"outside:nopair:{sid}:{pair!r}",
+                           "ignoring signal(s): producer sends %s for strategy %s "
+                           "(pair must be a string such as BTC/USDT)",
+                           "no pair" if pair is None else f"pair {pair!r}", sid)
+            outside.setdefault(sid, Counter())[reason] += n
+        for (sid, why), values in sorted(unknown.items()):
+            # one line per strategy and reason naming the values not reported before
+            new = sorted(v for v in values if self._warn.first(f"outside:pair:{sid}:{v}"))
+            if new:
+                more = f" (+{len(new) - 10} more)" if len(new) > 10 else ""
+                logger.warning("ignoring signal(s): producer sends %s%s for strategy %s: %s",
+                               ", ".join(repr(v) for v in new[:10]), more, sid, why)
+        self._outside = outside
+
+    def _merge_unusable(self) -> None:
+        merged: dict[str, Counter] = {}
+        for part in (self._read_unusable, self._outside):
+            for sid, c in part.items():
+                merged.setdefault(sid, Counter()).update(c)
+        self.unusable = merged
+
     def _ingest(self, docs: list[dict], pairs: Collection[str]) -> None:
         counts: dict[str, Counter] = {}
-        frame = normalise_signals(docs, pairs=pairs, counts=counts, warn=self._warn)
+        by_strategy: dict[str, Counter] = {}
+        frame = normalise_signals(docs, pairs=pairs, counts=counts, warn=self._warn,
+                                  strategy_counts=by_strategy)
         self.read_counts = counts
+        self._read_unusable = by_strategy
         # one sorted frame + a slice per pair: cheaper than 500 groupby frames every loop
         frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
         pair_values = frame["pair"].to_numpy(dtype=object)
@@ -144,17 +234,38 @@ class SignalSource:
     # --- live / dry-run ---------------------------------------------------
 
     def refresh(self, pairs: Collection[str], now: datetime) -> bool:
-        """One query for all ``pairs``; False (and no exception) when MongoDB is unavailable."""
-        start = pd.Timestamp(now).tz_convert("UTC") - self.cfg.lookback_bars * self._bar
+        """One query for all ``pairs``; False (and no exception) when MongoDB is unavailable.
+
+        Plus, on the first successful loop of a candle (or after the whitelist changed),
+        the count of what the query leaves out (:meth:`_count_outside`).
+        """
+        start = (pd.Timestamp(now).tz_convert("UTC") - self.cfg.lookback_bars * self._bar
+                 ).to_pydatetime()
         try:
-            docs = self._query(pairs, start.to_pydatetime(), None)
+            docs = self._query(pairs, start, None)
             self._ingest(docs, pairs)
         except Exception as exc:  # noqa: BLE001 - an outage must never reach the bot loop
             self._failed(exc)
             return False
         self._range = None
         self._succeeded()
+        key = (floor_to_bar(now, self.cfg.timeframe), frozenset(pairs))
+        if key != self._outside_key:
+            self._outside_key = key  # a failed count is retried next candle, not every loop
+            self._try_count_outside(pairs, start, None, written_since=start)
+        self._merge_unusable()
         return True
+
+    def _try_count_outside(self, pairs: Collection[str], start: datetime, end: datetime | None,
+                           written_since: datetime | None) -> None:
+        """The count is for ops, never a reason to stop trading: a failure is one warning."""
+        try:
+            self._count_outside(pairs, start, end, written_since)
+        except Exception as exc:  # noqa: BLE001 - monitoring must not break the read path
+            self._warn(f"outside-count:{type(exc).__name__}",
+                       "ext_signals: counting the signals outside the whitelist failed "
+                       "(%s: %s); unknown_pair counts keep their last value",
+                       type(exc).__name__, str(exc)[:200])
 
     # --- backtesting ------------------------------------------------------
 
@@ -170,6 +281,9 @@ class SignalSource:
         start = first - (self.cfg.tolerance_bars + self.cfg.lookback_bars) * self._bar
         docs = self._query(pairs, start.to_pydatetime(), last.to_pydatetime())
         self._ingest(docs, pairs)
+        self._try_count_outside(pairs, start.to_pydatetime(), last.to_pydatetime(),
+                                written_since=None)
+        self._merge_unusable()
         self._range = (first, last)
         self._range_pairs = set(pairs)
         self.available = True

@@ -2,7 +2,9 @@
 
 ``signal-monitor status --config configs/alerts.example.yaml`` reads
 everything once (no alerts are sent) and prints Mongo/exporter/bot health and
-one row per strategy/pair: lag, last signal, last export, open trade.
+one row per strategy/pair: lag, last signal, last export, open trade; and,
+for a bot with ``metrics_url``, the signals its strategy could not use, per
+strategy id and reason (read from the strategy's own gauges).
 ``signal-monitor run`` repeats the cycle every ``interval_seconds``, serves
 Prometheus metrics and sends alerts, until SIGTERM.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from signal_export.consumer.stats import UNUSABLE_REASONS
 from signal_export.logs import configure_logging
 from signal_export.monitoring.config import (
     MonitorConfigError,
@@ -25,7 +28,7 @@ from signal_export.monitoring.config import (
 )
 from signal_export.monitoring.manager import AlertManager
 from signal_export.monitoring.metrics import MonitorMetrics, serve_metrics
-from signal_export.monitoring.monitor import Monitor, Snapshot
+from signal_export.monitoring.monitor import BotState, Monitor, Snapshot
 from signal_export.settings import load_settings
 from signal_export.store import connect
 
@@ -66,6 +69,7 @@ def status_table(snap: Snapshot) -> str:
         lines.append(f"bot {b.name}: {'up' if b.reachable else 'DOWN'} state {b.state} "
                      f"open trades {len(b.open_trades)} free balance {b.free_balance}"
                      + (f" ({b.error})" if b.error else ""))
+        lines += _unusable_lines(b)
     last_export = {j.strategy_id: j.last_export for j in snap.jobs}
     open_by = {}
     for b in snap.bots:
@@ -84,6 +88,23 @@ def status_table(snap: Snapshot) -> str:
         lines.append("firing: " + ", ".join(f"{k}={v}" for k, v in sorted(
             snap.active_rules.items())))
     return "\n".join(lines)
+
+
+_REASON_ORDER = {r: i for i, r in enumerate(UNUSABLE_REASONS)}
+
+
+def _unusable_lines(b: BotState) -> list[str]:
+    """``bot X unusable signals: demo unknown_pair=3 malformed=0 ...`` per strategy id."""
+    if b.unusable_error:
+        return [f"bot {b.name} unusable signals: n/a ({b.unusable_error})"]
+    if b.unusable is None:
+        return []
+    if not b.unusable:
+        return [f"bot {b.name} unusable signals: none reported"]
+    return [f"bot {b.name} unusable signals: {sid} " + " ".join(
+        f"{reason}={n}" for reason, n in sorted(
+            counts.items(), key=lambda kv: (_REASON_ORDER.get(kv[0], 99), kv[0])))
+        for sid, counts in sorted(b.unusable.items())]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,9 @@ class BotConfig(_Model):
     password_env: str | None = None
     #: Quote currency whose balance is checked.
     stake_currency: str = "USDT"
+    #: The strategy's Prometheus endpoint (``ext_signals.metrics_port`` of the bot), e.g.
+    #: ``http://127.0.0.1:9109/metrics``: its unusable-signal counts per strategy id/reason.
+    metrics_url: str | None = None
 
 
 class Thresholds(_Model):

@@ -43,6 +43,9 @@ class MonitorMetrics:
         self.bot_balance = g("bot_free_balance", "free stake-currency balance", ("bot",))
         self.rate_limits = g("bot_rate_limit_errors", "rate-limit errors in the bot's log",
                              ("bot",))
+        self.unusable = g("bot_unusable_signals", "signals the bot's strategy could not use "
+                          "(scraped from its ext_signals_unusable gauge)",
+                          ("bot", "strategy_id", "reason"))
         self.recon = g("reconciliation_outcomes", "signals vs trades in the window",
                        ("strategy_id", "kind"))
         self.alerts = g("alerts_active", "alerts currently firing", ("rule",))
@@ -50,7 +53,8 @@ class MonitorMetrics:
     def update(self, snap: Snapshot) -> None:
         for gauge in (self.lag, self.export_runs, self.write_latency, self.job_runs,
                       self.job_signals, self.job_latency, self.job_over_budget, self.bot_up,
-                      self.bot_open, self.bot_balance, self.rate_limits, self.recon, self.alerts):
+                      self.bot_open, self.bot_balance, self.rate_limits, self.unusable, self.recon,
+                      self.alerts):
             gauge.clear()
         for r in snap.lags.itertuples(index=False):
             self.lag.labels(r.strategy_id, r.pair, r.timeframe).set(r.lag_s)
@@ -76,6 +80,9 @@ class MonitorMetrics:
             if b.free_balance is not None:
                 self.bot_balance.labels(b.name).set(b.free_balance)
             self.rate_limits.labels(b.name).set(len(b.rate_limit_lines))
+            for sid, counts in (b.unusable or {}).items():
+                for reason, n in counts.items():
+                    self.unusable.labels(b.name, sid, reason).set(n)
         if not snap.outcomes.empty:
             counts = snap.outcomes.assign(strategy_id=snap.outcomes["strategy_id"].fillna("-"))
             for (sid, kind), n in counts.groupby(["strategy_id", "kind"]).size().items():

@@ -34,6 +34,7 @@ from signal_export.monitoring.health import (
 )
 from signal_export.monitoring.lag import LAG_COLUMNS
 from signal_export.monitoring.manager import AlertManager
+from signal_export.monitoring.strategy_metrics import StrategyMetricsError, read_unusable
 from signal_export.monitoring.writeback import (
     WritebackResult,
     ensure_writeback_indexes,
@@ -58,6 +59,10 @@ class BotState:
     writeback: WritebackResult | None = None
     raw_trades: list[dict] = field(default_factory=list)
     currency: str = "USDT"
+    #: ``{strategy_id: {reason: n}}`` scraped from the bot's ``metrics_url``; None: not set
+    #: up or not readable (then ``unusable_error`` says why).
+    unusable: dict[str, dict[str, int]] | None = None
+    unusable_error: str | None = None
 
 
 @dataclass
@@ -98,6 +103,12 @@ class Monitor:
     def _bot(self, api: FreqtradeApi, now: datetime) -> BotState:
         cfg = next((b for b in self.config.bots if b.name == api.name), None)
         currency = cfg.stake_currency if cfg else "USDT"
+        unusable, unusable_error = None, None
+        if cfg is not None and cfg.metrics_url:  # the bot's own endpoint, not its REST API
+            try:
+                unusable = read_unusable(cfg.metrics_url)
+            except StrategyMetricsError as exc:
+                unusable_error = redact_text(str(exc))[:300]
         try:
             state = api.state()
             open_trades = api.open_trades()
@@ -105,7 +116,8 @@ class Monitor:
             balance = api.balance()
             logs = api.logs()
         except FreqtradeApiError as exc:
-            return BotState(api.name, False, error=redact_text(str(exc)))
+            return BotState(api.name, False, error=redact_text(str(exc)), unusable=unusable,
+                            unusable_error=unusable_error)
         by_id = {t["trade_id"]: t for t in trades} | {t["trade_id"]: t for t in open_trades}
         lines = execution.rate_limit_lines(logs, self._logs_seen.get(api.name))
         if lines:
@@ -113,7 +125,8 @@ class Monitor:
         return BotState(api.name, True, state, open_trades,
                         execution.trades_frame(by_id.values()).assign(bot=api.name),
                         execution.stake_balance(balance, currency), lines,
-                        raw_trades=list(by_id.values()), currency=currency)
+                        raw_trades=list(by_id.values()), currency=currency, unusable=unusable,
+                        unusable_error=unusable_error)
 
     def cycle(self) -> Snapshot:
         """Read everything, evaluate every rule, send alerts, write trades back."""

@@ -1,19 +1,29 @@
-"""``signal-monitor status`` prints the table; the metrics endpoint serves Prometheus text."""
+"""``signal-monitor status`` prints the table (with the signals each bot could not use); the
+metrics endpoint serves Prometheus text."""
 
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import httpx
+import pandas as pd
 import pytest
 import yaml
+from fake_freqtrade import PASSWORD, USER, fake_freqtrade, new_state
 from monitoring_data import MIN, T0
 
+from signal_export.consumer.logic import ExternalSignalLogic
 from signal_export.contract import EXPORT_RUNS_COLLECTION, SIGNALS_COLLECTION
 from signal_export.exporter import export_signals
-from signal_export.monitoring.cli import main
+from signal_export.monitoring.cli import main, status_table
 from signal_export.monitoring.config import MonitorConfigError, parse_monitor_config
+from signal_export.monitoring.health import MongoHealth
+from signal_export.monitoring.lag import LAG_COLUMNS
 from signal_export.monitoring.metrics import MonitorMetrics, serve_metrics
+from signal_export.monitoring.monitor import BotState, Snapshot
+from signal_export.monitoring.reconcile import OUTCOME_COLUMNS
+from signal_export.monitoring.strategy_metrics import StrategyMetricsError, parse_unusable
 
 
 def test_status_prints_one_row_per_strategy_and_pair(mongo_uri, mongo_db, tmp_path, capsys,
@@ -72,3 +82,77 @@ def test_run_once_sends_the_alerts_of_one_cycle(mongo_uri, mongo_db, tmp_path, m
     texts = [r["json"]["text"] for r in received]
     assert any(t.startswith("[FIRING] missing_signals alpha SOL/USDT") for t in texts), texts
     assert mongo_db["monitor_alerts"].count_documents({"rule": "missing_signals"}) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_status_shows_the_signals_a_bot_could_not_use(mongo_uri, mongo_db, tmp_path, capsys,
+                                                      monkeypatch):
+    """The bot's strategy (in-process, live) serves its gauges; ``status`` scrapes and prints
+    them per strategy id and reason: a producer sending 'BTC-USDT' is not 'sending nothing'."""
+    sid, pairs = "mon_unusable", ("BTC/USDT", "ETH/USDT")
+    H = timedelta(hours=1)
+    last_row = T0 - H
+    mongo_db[SIGNALS_COLLECTION].insert_many([
+        {"strategy_id": sid, "pair": "BTC/USDT", "timeframe": "1h", "ts": last_row,
+         "action": "enter_long"},
+        {"strategy_id": sid, "pair": "BTC-USDT", "timeframe": "1h", "ts": last_row,
+         "action": "enter_long"},
+        {"strategy_id": sid, "pair": "BTC/USDT", "timeframe": "1h", "ts": last_row - 2 * H,
+         "action": "exit_long", "valid_until": last_row - 2 * H + timedelta(minutes=1)},
+    ])
+    port = _free_port()
+    logic = ExternalSignalLogic(
+        {"timeframe": "1h", "ext_signals": {"strategy_ids": [sid], "metrics_port": port}},
+        live=True, env={"EXT_SIG_MONGO_URI": mongo_uri, "EXT_SIG_DB": mongo_db.name})
+    logic.bot_loop_start(pairs, T0 + timedelta(seconds=5))
+    dates = pd.date_range(T0 - 6 * H, periods=6, freq="1h", tz="UTC")
+    for pair in pairs:
+        candles = pd.DataFrame({"date": dates, "open": 1.0, "high": 1.0, "low": 1.0,
+                                "close": 1.0, "volume": 1.0})
+        logic.populate(candles, pair, pairs)
+    logic.source.close()
+
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", mongo_uri)
+    monkeypatch.setenv("EXT_SIG_DB", mongo_db.name)
+    monkeypatch.setenv("TEST_FT_PASSWORD", PASSWORD)
+    with fake_freqtrade(new_state()) as url:
+        config = tmp_path / "monitor.yaml"
+        config.write_text(yaml.safe_dump({"bots": [
+            {"name": "bot1", "url": url, "username": USER, "password_env": "TEST_FT_PASSWORD",
+             "metrics_url": f"http://127.0.0.1:{port}/metrics"},
+            {"name": "bot2", "url": url, "username": USER, "password_env": "TEST_FT_PASSWORD",
+             "metrics_url": f"http://127.0.0.1:{_free_port()}/metrics"}]}))
+        assert main(["status", "--config", str(config), "--env-file",
+                     str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert (f"bot bot1 unusable signals: {sid} unknown_pair=1 malformed=0 unmatched=0 "
+            "stale=0 expired=1") in out, out
+    assert "bot bot2 unusable signals: n/a (" in out  # nothing listening there
+
+
+def test_monitor_metrics_export_the_bots_unusable_counts():
+    bot = BotState("bot1", True, "running",
+                   unusable={"alpha": {"unknown_pair": 4, "malformed": 0}})
+    snap = Snapshot(T0, MongoHealth(True, 1.0), None, [], pd.DataFrame(columns=list(LAG_COLUMNS)),
+                    [bot], pd.DataFrame(columns=list(OUTCOME_COLUMNS)), [], [], {})
+    metrics = MonitorMetrics()
+    metrics.update(snap)
+    text = metrics.render().decode()
+    assert ('signal_bridge_bot_unusable_signals{bot="bot1",reason="unknown_pair",'
+            'strategy_id="alpha"} 4.0') in text
+    assert "bot bot1 unusable signals: alpha unknown_pair=4 malformed=0" in status_table(snap)
+
+
+def test_parse_unusable_reads_only_its_metric():
+    text = ("# TYPE ext_signals_unusable gauge\n"
+            'ext_signals_unusable{reason="stale",strategy_id="a"} 2.0\n'
+            'ext_signals_unusable{reason="unknown_pair",strategy_id="a"} 5.0\n'
+            'ext_signals_last_evaluation{outcome="stale",pair="BTC/USDT"} 9.0\n')
+    assert parse_unusable(text) == {"a": {"stale": 2, "unknown_pair": 5}}
+    with pytest.raises(StrategyMetricsError):
+        parse_unusable("<html>not metrics</html>{")

@@ -28,10 +28,13 @@ LAST_ROW = T0 + (N - 1) * H  # last closed candle; it closes at T0 + N*H
 class FindCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.finds: list[dict] = []
+        self.reads: list[str] = []  # every read command: find, aggregate, count, ...
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find":
             self.finds.append(event.command)
+        if event.command_name in ("find", "aggregate", "count", "distinct", "getMore"):
+            self.reads.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -80,6 +83,27 @@ def test_one_query_per_bot_loop_for_all_pairs(mongo_uri, mongo_db, counted_clien
     assert flt["ts"]["$gte"] >= T0 + N * H - logic.cfg.lookback_bars * H  # only the window
     assert all(f["enter_long"].iloc[-1] == 1 for f in frames.values())
     assert logic.stats.snapshot()["counts"]["BTC/USDT"]["matched"] == 1
+
+
+def test_steady_state_stays_one_find_per_loop_with_unknown_pairs_stored(
+        mongo_uri, mongo_db, counted_client):
+    """Counting what the find leaves out costs one aggregate per candle, not one per loop."""
+    client, listener = counted_client
+    mongo_db["crypto_signals"].insert_many(
+        [doc(p, LAST_ROW, "enter_long") for p in PAIRS]
+        + [doc("BTC-USDT", LAST_ROW, "enter_long"), doc("DOGE/USDT", LAST_ROW, "enter_long")])
+    logic = make_logic(mongo_uri, mongo_db.name, live=True, client=client)
+    per_loop = []
+    for now in [T0 + N * H + timedelta(seconds=s) for s in (5, 10, 15, 20)] + [
+            T0 + (N + 1) * H + timedelta(seconds=s) for s in (5, 10)]:
+        before = len(listener.reads)
+        logic.bot_loop_start(PAIRS, now)
+        for p in PAIRS:
+            analyse(logic, p)
+        per_loop.append(listener.reads[before:])
+    assert per_loop == [["find", "aggregate"], ["find"], ["find"], ["find"],
+                        ["find", "aggregate"], ["find"]]
+    assert logic.stats.snapshot()["by_strategy"]["demo"]["unknown_pair"] == 2
 
 
 def test_backtest_reads_all_pairs_in_one_query(mongo_uri, mongo_db, counted_client):
@@ -201,6 +225,7 @@ def test_metrics_served_for_the_monitor(mongo_uri, mongo_db):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'ext_signals_last_evaluation{outcome="matched",pair="ETH/USDT"} 1.0' in body
     assert 'ext_signals_lag_seconds{pair="ETH/USDT"} 30.0' in body
+    assert 'ext_signals_unusable{reason="unknown_pair",strategy_id="demo"} 0.0' in body
 
 
 def test_empty_window_is_not_an_outage(mongo_uri, mongo_db, caplog):
