@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint e2e clean
+.PHONY: setup demo test bench lint e2e parity-200 clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ bench: setup
 
 e2e: setup
 	$(BIN)/python scripts/e2e_monitoring.py --minutes 5
+
+# The decision-rule property test with 200 random cases instead of make test's 20 (~20 min).
+parity-200: setup
+	DECISION_PARITY_CASES=200 $(BIN)/python -m pytest tests/strategy/test_decision_parity.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -63,11 +63,8 @@ def run_backtest(config_path: Path, userdir: Path, datadir: Path, timeframe: str
 
     results = userdir / "backtest_results"
     results.mkdir(parents=True, exist_ok=True)
-    cmd = [FREQTRADE, "backtesting", "-c", str(config_path), "--userdir", str(userdir),
-           "--datadir", str(datadir), "--strategy", "ExternalSignalStrategy",
-           "--strategy-path", str(STRATEGY_PATH), "--timeframe", timeframe,
-           "--timerange", timerange, "--cache", "none", "--export", "trades",
-           "--backtest-directory", str(results)]
+    cmd = [FREQTRADE, *backtest_argv(config_path, userdir, datadir, timeframe, timerange,
+                                     results)]
     proc = subprocess.run(cmd, cwd=userdir, capture_output=True, text=True, timeout=timeout,
                           env=dict(env))
     log = proc.stdout + proc.stderr
@@ -160,3 +157,33 @@ class DryRunBot:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def backtest_argv(config_path: Path, userdir: Path, datadir: Path, timeframe: str,
+                  timerange: str, results: Path, logfile: Path | None = None) -> list[str]:
+    """``freqtrade backtesting`` of ExternalSignalStrategy, trades exported to ``results``."""
+    return ["backtesting", "-c", str(config_path), "--userdir", str(userdir),
+            "--datadir", str(datadir), "--strategy", "ExternalSignalStrategy",
+            "--strategy-path", str(STRATEGY_PATH), "--timeframe", timeframe,
+            "--timerange", timerange, "--cache", "none", "--export", "trades",
+            "--backtest-directory", str(results),
+            *(["--logfile", str(logfile)] if logfile is not None else [])]
+
+
+def run_backtests_in_one_process(jobs: list[list[str]], workdir: Path, env: Mapping[str, str],
+                                 timeout: int = 600) -> list[int]:
+    """Run ``jobs`` (argv lists from :func:`backtest_argv`) with one Freqtrade start-up.
+
+    Returns each job's exit code; see :mod:`devservers.freqtrade_batch`.
+    """
+    manifest = workdir / "freqtrade-batch.json"
+    out = workdir / "freqtrade-batch-codes.json"
+    manifest.write_text(json.dumps({"jobs": [{"argv": argv} for argv in jobs], "out": str(out)}))
+    proc = subprocess.run([sys.executable, "-m", "devservers.freqtrade_batch", str(manifest)],
+                          cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env=dict(env))
+    (workdir / "freqtrade-batch.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"freqtrade batch failed ({proc.returncode}):\n"
+                           f"{(proc.stdout + proc.stderr)[-4000:]}")
+    return json.loads(out.read_text())

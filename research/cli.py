@@ -38,7 +38,6 @@ from research.pipeline import (
     MarketDataError,
     PipelineConfig,
     PipelineConfigError,
-    PositionsError,
     load_config,
     run_latest,
     run_pipeline,
@@ -55,7 +54,7 @@ from signal_export.logs import configure_logging, redact_uri
 from signal_export.settings import Settings, load_settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO = 0, 1, 2, 3
-INPUT_ERRORS = (PipelineConfigError, MarketDataError, PositionsError, ContractError, FactorError,
+INPUT_ERRORS = (PipelineConfigError, MarketDataError, ContractError, FactorError,
                 GeneratorError, RuleError, BarsError, ValueError, OSError)
 
 

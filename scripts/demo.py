@@ -214,23 +214,22 @@ def main() -> int:
                                          "max_open_trades": len(config.universe),
                                          "stake_amount": 1000, "dry_run_wallet": 100_000,
                                          "exchange": {"pair_whitelist": pairs},
-                                         "ext_signals": {"strategy_ids": [
-                                             config.export.strategy_id]}})
+                                         # the pipeline's own decision settings
+                                         "ext_signals": {
+                                             "strategy_ids": [config.export.strategy_id],
+                                             **config.ext_signals.model_dump()}})
             timerange = f"{start:%Y%m%d}-{end + pd.Timedelta(days=1):%Y%m%d}"
             env = freqtrade_env(EXT_SIG_MONGO_URI=uri, EXT_SIG_DB=settings.db)
             ft_trades = run_backtest(bt_config, userdir, datadir, config.timeframe, timerange, env)
             print(f"research (no slippage, fee {fee}): {len(research.trades)} trades; "
                   f"freqtrade backtesting: {len(ft_trades)} trades")
-            # Freqtrade force-exits whatever is still open when the backtest ends; the research
-            # backtest keeps it open (marked), so compare the trades the signals closed.
-            ft_closed = ft_trades[ft_trades["exit_reason"] != "force_exit"]
-            still_open = research.trades["is_open"]
-            if still_open.any():
-                print(f"({int(still_open.sum())} position(s) still open at the end: research keeps "
-                      "them open, freqtrade force-exits them; compared: the closed trades)")
-            same = parity_table(research.trades[~still_open], ft_closed)
-            print("PARITY: identical trades (pairs, entry/exit times, prices to 1e-9)" if same
-                  else "PARITY: MISMATCH - see the table above")
+            at_end = int((ft_trades["exit_reason"] == "force_exit").sum())
+            if at_end:  # both sides close what is open at the last candle's open
+                print(f"({at_end} position(s) still open at the end of the data: both sides "
+                      "close them at the last candle's open, Freqtrade's force_exit)")
+            same = parity_table(research.trades, ft_trades)
+            print("PARITY: identical trades, open ones included (pairs, entry/exit times, "
+                  "prices to 1e-9)" if same else "PARITY: MISMATCH - see the table above")
 
             step("6/6 freqtrade trade --dry-run replay (about a minute)")
             dry_run_replay(uri, standin, settings)

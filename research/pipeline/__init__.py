@@ -13,7 +13,7 @@ from research.pipeline.config import (
     parse_config,
 )
 from research.pipeline.market import MarketDataError, load_market
-from research.pipeline.positions import PositionsError, signals_to_positions
+from research.pipeline.positions import Decisions, decide_positions
 from research.pipeline.report import REPORT_FILES, RUN_INFO_FILE
 from research.pipeline.run import (
     ExportSummary,
@@ -27,8 +27,8 @@ from research.pipeline.run import (
 )
 
 __all__ = [
-    "REPORT_FILES", "RUN_INFO_FILE", "ExportSummary", "LatestResult", "MarketDataError",
-    "PipelineConfig", "PipelineConfigError", "PipelineResult", "PositionsError",
-    "config_as_dict", "factor_frame", "generate_signals", "load_config", "load_market",
-    "newest_closed_bar", "parse_config", "run_latest", "run_pipeline", "signals_to_positions",
+    "REPORT_FILES", "RUN_INFO_FILE", "Decisions", "ExportSummary", "LatestResult",
+    "MarketDataError", "PipelineConfig", "PipelineConfigError", "PipelineResult",
+    "config_as_dict", "decide_positions", "factor_frame", "generate_signals", "load_config",
+    "load_market", "newest_closed_bar", "parse_config", "run_latest", "run_pipeline",
 ]

@@ -4,7 +4,9 @@ A config names the universe, timeframe and date range, where the market data
 comes from (``synthetic``, ``mongo`` or ``file``), the factors (requests for
 :func:`research.factors.compute_factors`), the signal generator (a config for
 :func:`research.signals.build_generator`), the backtest costs, the export
-target and the report folder. Every model forbids unknown keys, so a typo
+target and the report folder, and the decision rule's settings (``ext_signals``:
+the same keys, defaults and validation as the bot's ``ext_signals`` block).
+Every model forbids unknown keys, so a typo
 fails when the file is loaded with a message naming the key, and the generator
 and factor requests are built once at load time so their errors surface then
 too. ``strategy_id``, ``version`` and ``timeframe`` are set once (export
@@ -34,6 +36,7 @@ from pydantic import (
 
 from research.factors import FactorError
 from research.factors.registry import resolve_specs
+from signal_export.consumer.matching import DecisionSettings
 from signal_export.contract import (
     STRATEGY_ID_RE,
     ContractError,
@@ -100,8 +103,15 @@ class BacktestConfig(_Model):
     initial_capital: float = Field(default=10_000.0, gt=0)
     #: symbol (either form) -> fraction of capital; default equal weights.
     weights: dict[str, float] | None = None
-    #: For score-only signals: long while ``score >= score_threshold``.
-    score_threshold: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "score_threshold" in data:
+            raise ValueError("score_threshold was replaced by ext_signals.enter_score / "
+                             "ext_signals.exit_score: the research backtest decides with the "
+                             "bot's rule (docs/DECISION_RULE.md)")
+        return data
 
     @field_validator("weights")
     @classmethod
@@ -120,7 +130,7 @@ class ExportConfig(_Model):
     #: Database/collection; ``None`` = from settings (EXT_SIG_DB / EXT_SIG_COLLECTION).
     db: str | None = None
     collection: str | None = None
-    align: Literal["reject", "floor"] = "reject"
+    align: Literal["reject", "ceil"] = "reject"
 
     @field_validator("strategy_id")
     @classmethod
@@ -161,6 +171,8 @@ class PipelineConfig(_Model):
     cross_section: list[Literal["rank", "zscore"]] | None = None
     generator: GeneratorConfig
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    #: The decision rule's knobs, the same keys as the bot's ``ext_signals`` block.
+    ext_signals: DecisionSettings = Field(default_factory=DecisionSettings)
     export: ExportConfig
     report: ReportConfig = Field(default_factory=ReportConfig)
     latest: LatestConfig = Field(default_factory=LatestConfig)

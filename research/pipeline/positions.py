@@ -1,53 +1,145 @@
-"""Signal frames -> the 0/1 long/flat position per symbol and bar that the backtest takes.
+"""Signal frames -> the long/flat positions the research backtest takes, by the bot's own rule.
 
-Which column decides, in this order: ``action`` (held between actions via
-:func:`research.signals.actions_to_positions` on the market's bar grid),
-else ``weight`` (long while > 0), else ``score`` (long while >= the configured
-threshold; without a threshold a score-only frame is an error rather than a
-guess). A bar without a signal row holds the previous position; a signal on a
-bar the market does not have is an error (it would be silently lost). The
-decision at bar t is filled by the backtest at the open of t+1. Not a backtest.
+There is one decision rule in the project: :func:`signal_export.consumer.matching.match_signals`
+with :class:`~signal_export.consumer.matching.DecisionSettings` (the ``ext_signals``
+knobs). ``ExternalSignalStrategy`` calls it on Freqtrade's candles; this module
+calls it on the research market, per symbol, and turns its enter/exit columns
+into the 1/0/NaN "wanted position" that :func:`research.backtest.simulate_long_flat`
+fills at the next open, as Freqtrade does. Every signal shape (action, weight,
+score), off-grid times, ``valid_until``, several strategy ids with a priority
+order, tolerance, staleness, confirmation, min-hold and cooldown are therefore
+decided identically on both sides.
+
+The end of the data is treated as Freqtrade's backtesting treats it: no entry
+fills on the final candle, and a position still open is closed at the open of
+the final candle (Freqtrade's ``force_exit``). So the research trade list and
+``freqtrade backtesting``'s trade list are the same trades, open ones included.
+Not a backtest: fills, fees and equity are :mod:`research.backtest`'s business.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
-from research.signals import actions_to_positions
+from signal_export.consumer.matching import DecisionSettings, match_signals
+from signal_export.consumer.normalise import empty_signal_frame
+from signal_export.contract import symbol_to_pair
 
 
-class PositionsError(ValueError):
-    """Signals that cannot be turned into positions; the message says why."""
+@dataclass
+class Decisions:
+    """What the decision rule made of a signal frame on the market's bars.
+
+    ``positions``: tidy ``datetime, symbol, position, enter_tag`` (position 1/0 on
+    decided bars, NaN = no new decision; ``enter_tag`` is the tag Freqtrade shows
+    as the trade's ``enter_tag``). ``counts``: the rule's outcome counts over all
+    symbols (``matched``, ``stale``, ``expired``, ``no_action``, ``superseded``,
+    ``unmatched``, ``pending``, ``deduped``, ``debounced``, ``unknown_pair``,
+    ``other_timeframe``, ``other_strategy``), the same buckets the bot reports.
+    """
+
+    positions: pd.DataFrame
+    counts: Counter = field(default_factory=Counter)
 
 
-def signals_to_positions(signals: pd.DataFrame, market: pd.DataFrame, *,
-                         score_threshold: float | None = None) -> pd.DataFrame:
-    """Tidy (datetime, symbol, position) rows; NaN position = no new decision on that bar."""
-    grid = market[["datetime", "symbol"]].astype({"datetime": "datetime64[ns, UTC]"})
+def matcher_frame(signals: pd.DataFrame) -> pd.DataFrame:
+    """A contract-shaped signal frame in the matcher's typed form (what the bot reads back).
+
+    ``pair`` comes from ``pair`` or the contract's symbol mapping; an unset
+    ``version`` is 1, the contract's default, which is what the store holds.
+    """
     if signals.empty:
-        return grid.assign(position=np.nan)
-    rows = signals.rename(columns={"ts": "datetime"}).astype(
-        {"datetime": "datetime64[ns, UTC]"})
-    if rows["action"].notna().any():
-        held = actions_to_positions(rows[["datetime", "symbol", "action"]], grid=grid)
-        return held.astype({"position": "float64"})
-    if rows["weight"].notna().any():
-        decided = rows[rows["weight"].notna()]
-        position = (decided["weight"] > 0).astype("float64")
-    elif rows["score"].notna().any():
-        if score_threshold is None:
-            raise PositionsError("signals carry only scores: set backtest.score_threshold "
-                                 "(long while score >= threshold)")
-        decided = rows[rows["score"].notna()]
-        position = (decided["score"] >= score_threshold).astype("float64")
-    else:  # pragma: no cover - signal_frame rejects rows without action/score/weight
-        raise PositionsError("signals have no action, weight or score")
-    decided = decided[["datetime", "symbol"]].assign(position=position.to_numpy())
-    merged = grid.merge(decided, on=["datetime", "symbol"], how="outer", indicator=True)
-    lost = merged["_merge"] == "right_only"
-    if lost.any():
-        row = merged[lost].iloc[0]
-        raise PositionsError(f"signal for {row['symbol']!r} at {row['datetime']} is not on "
-                             "the market's bar grid")
-    return merged.drop(columns="_merge").sort_values(["symbol", "datetime"], ignore_index=True)
+        return empty_signal_frame()
+    pair = signals["pair"] if "pair" in signals else pd.Series(None, index=signals.index)
+    missing = pair.isna()
+    if missing.any():
+        pair = pair.astype(object).copy()
+        pair[missing] = signals.loc[missing, "symbol"].map(symbol_to_pair)
+
+    def column(name: str, dtype: str) -> pd.Series:
+        if name in signals:
+            return signals[name].astype(dtype)
+        return pd.Series(np.nan, index=signals.index, dtype=dtype)
+
+    action = signals["action"] if "action" in signals else pd.Series(None, index=signals.index)
+    version = column("version", "Float64").fillna(1).astype("int64")
+    valid_until = (pd.to_datetime(signals["valid_until"], utc=True) if "valid_until" in signals
+                   else pd.Series(pd.NaT, index=signals.index, dtype="datetime64[ms, UTC]"))
+    return pd.DataFrame({
+        "pair": pair.astype(object).to_numpy(),
+        "strategy_id": signals["strategy_id"].astype(object).to_numpy(),
+        "ts": pd.to_datetime(signals["ts"], utc=True).astype("datetime64[ms, UTC]").array,
+        "valid_until": valid_until.astype("datetime64[ms, UTC]").array,
+        "action": action.astype(object).where(action.notna(), None).to_numpy(),
+        "score": column("score", "float64").to_numpy(),
+        "weight": column("weight", "float64").to_numpy(),
+        "version": version.to_numpy(),
+    })
+
+
+def decide_positions(
+    signals: pd.DataFrame,
+    market: pd.DataFrame,
+    *,
+    timeframe: str,
+    settings: DecisionSettings | None = None,
+    strategy_ids: Sequence[str] | None = None,
+) -> Decisions:
+    """Positions per (symbol, bar) decided by the bot's rule, with Freqtrade's end-of-data rules.
+
+    ``signals``: contract-shaped rows (any strategy ids and timeframes; as the bot,
+    only ``timeframe`` and ``strategy_ids`` are read; ``strategy_ids`` order is the
+    priority order, ``None`` = every id, ranked by name). ``market``: tidy candles
+    with ``datetime`` (bar open, UTC) and ``symbol``; the decision at bar ``t`` is
+    filled by the backtest at the open of ``t + 1``.
+    """
+    settings = settings or DecisionSettings()
+    ids = tuple(strategy_ids) if strategy_ids is not None else ()
+    rules = settings.match_rules(timeframe, ids)
+    grid = market[["datetime", "symbol"]].astype({"datetime": "datetime64[ns, UTC]"})
+    grid = grid.sort_values(["symbol", "datetime"], ignore_index=True)
+    counts: Counter = Counter()
+
+    rows = signals
+    if not rows.empty and "timeframe" in rows:
+        other_tf = rows["timeframe"] != timeframe
+        counts["other_timeframe"] += int(other_tf.sum())
+        rows = rows[~other_tf]
+    if not rows.empty and strategy_ids is not None:
+        other_id = ~rows["strategy_id"].isin(ids)
+        counts["other_strategy"] += int(other_id.sum())
+        rows = rows[~other_id]
+    typed = matcher_frame(rows)
+    by_pair = dict(tuple(typed.groupby("pair", sort=False))) if len(typed) else {}
+
+    symbols = grid["symbol"].unique().tolist()
+    pairs = {s: symbol_to_pair(s) for s in symbols}
+    counts["unknown_pair"] += int(sum(len(g) for p, g in by_pair.items()
+                                      if p not in set(pairs.values())))
+    parts = []
+    for symbol, dates in grid.groupby("symbol", sort=False)["datetime"]:
+        candles = pd.DataFrame({"date": dates.array})
+        got = by_pair.get(pairs[symbol])
+        result = match_signals(candles, got.reset_index(drop=True) if got is not None else None,
+                               rules)
+        counts.update(result.counts)
+        enter = result.frame["enter_long"].to_numpy() == 1
+        exit_ = result.frame["exit_long"].to_numpy() == 1
+        position = np.where(enter, 1.0, np.where(exit_, 0.0, np.nan))
+        if len(position) >= 2:
+            # Freqtrade: no entry fills on the last candle; an open trade is force-exited at
+            # its open. Both are "flat from the last open on".
+            position[-2] = 0.0
+        parts.append(pd.DataFrame({
+            "datetime": dates.array, "symbol": symbol, "position": position,
+            "enter_tag": np.where(enter, result.frame["enter_tag"].to_numpy(), None),
+        }))
+    if not parts:
+        return Decisions(grid.assign(position=np.nan, enter_tag=None), counts)
+    positions = pd.concat(parts, ignore_index=True)
+    return Decisions(positions, +counts)

@@ -39,7 +39,7 @@ from research.factors import compute_factors, history_length, latest_factors
 from research.factors.registry import add_cross_section
 from research.pipeline.config import MongoSource, PipelineConfig, config_as_dict
 from research.pipeline.market import history_start, load_market
-from research.pipeline.positions import signals_to_positions
+from research.pipeline.positions import decide_positions
 from research.pipeline.report import write_report, write_run_info
 from research.signals import build_generator
 from signal_export.contract import OHLCV_FIELDS, ensure_utc, floor_to_bar, timeframe_delta
@@ -89,6 +89,8 @@ class PipelineResult:
     report_dir: Path
     report_files: dict[str, Path]
     export: ExportSummary | None
+    #: What the decision rule did with the signals (the bot's outcome buckets).
+    decisions: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         m = self.backtest.metrics
@@ -103,6 +105,7 @@ class PipelineResult:
             "signals": len(self.signals),
             "enter_long": int(actions.get("enter_long", 0)),
             "exit_long": int(actions.get("exit_long", 0)),
+            "decisions": dict(sorted(self.decisions.items())),
             "metrics": {"total_return": m.total_return, "cagr": m.cagr, "sharpe": m.sharpe,
                         "max_drawdown": m.max_drawdown, "n_trades": m.n_trades,
                         "win_rate": m.win_rate, "exposure": m.exposure},
@@ -309,9 +312,10 @@ def run_pipeline(
         signals = generate_signals(config, factors)
         bar.update()
         bar.set_postfix_str(steps[3])
-        positions = signals_to_positions(signals, market,
-                                         score_threshold=config.backtest.score_threshold)
-        result = backtest(config, market, positions)
+        decisions = decide_positions(signals, market, timeframe=config.timeframe,
+                                     settings=config.ext_signals,
+                                     strategy_ids=(config.export.strategy_id,))
+        result = backtest(config, market, decisions.positions)
         bar.update()
         bar.set_postfix_str(steps[4])
         title = config.report.title or f"{config.name}: {config.export.strategy_id} " \
@@ -325,8 +329,8 @@ def run_pipeline(
             summary = export_frame(config, signals, mongo, now=now, run_id=run_id, dry_run=dry)
             bar.update()
     bar.close()
-    outcome = PipelineResult(config, run_id, market, factors, signals, positions, result,
-                             out_dir, files, summary)
+    outcome = PipelineResult(config, run_id, market, factors, signals, decisions.positions,
+                             result, out_dir, files, summary, dict(decisions.counts))
     write_run_info(out_dir, {"run_id": run_id, "started_at": started,
                              "finished_at": datetime.now(UTC), "code_version": code_version(),
                              "config_sha": _config_sha(config),

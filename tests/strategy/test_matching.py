@@ -241,3 +241,46 @@ def test_property_signal_never_maps_to_a_row_before_its_ts(offsets, tolerance, d
             # and it is the first such row
             earlier = frame["date"][(frame["date"] >= ts) & (frame["date"] < row_t)]
             assert earlier.empty
+
+
+@settings(max_examples=60, deadline=None)
+@given(offsets=st.lists(st.integers(min_value=0, max_value=9 * 3600), min_size=1, max_size=8,
+                        unique_by=lambda s: -(-s // 3600)),
+       tolerance=st.integers(min_value=1, max_value=3),
+       max_delay=st.sampled_from([0.25, 0.5, 1.0, 3.0]),
+       dropped=st.sets(st.integers(min_value=0, max_value=9), max_size=3),
+       live=st.booleans())
+def test_property_ceil_aligned_signals_decide_exactly_like_raw_ones(offsets, tolerance, max_delay,
+                                                                  dropped, live):
+    """Regression (issue 16, item 2): storing ``bar(ts)`` (align="ceil") changes nothing.
+
+    Raw off-grid times and their ceiled bar opens give identical columns and counts,
+    for any tolerance, max delay (below one bar too), data gaps, backtest and live."""
+    rules = MatchRules(timeframe="1h", tolerance_bars=tolerance, max_delay=max_delay * H)
+    frame = candles(drop=tuple(dropped))
+    now = T0 + 10 * H + timedelta(minutes=7) if live else None
+    raw = [sig(T0 + timedelta(seconds=s), action=("enter_long", "exit_long")[i % 2])
+           for i, s in enumerate(offsets)]
+    ceiled = [dict(d, ts=T0 + H * -(-(d["ts"] - T0) // H)) for d in raw]
+    got_raw, _ = run(raw, rules, frame, now=now)
+    got_ceil, _ = run(ceiled, rules, frame, now=now)
+    pd.testing.assert_frame_equal(got_raw.frame, got_ceil.frame)
+    assert got_raw.counts == got_ceil.counts
+
+
+def test_a_1m_signal_at_00_10_37_fills_at_00_12_stored_raw_or_aligned():
+    """The issue's example: raw 00:10:37 and align='ceil' (00:11) both act on row 00:11."""
+    from signal_export.contract import SignalDocument
+
+    t = datetime(2026, 1, 1, 0, 10, 37, tzinfo=UTC)
+    doc = SignalDocument.model_validate(
+        {"ts": t, "timeframe": "1m", "pair": "BTC/USDT", "strategy_id": "s1",
+         "action": "enter_long"}, context={"align": "ceil", "now": t + timedelta(hours=1)})
+    assert doc.ts == datetime(2026, 1, 1, 0, 11, tzinfo=UTC)
+    frame = pd.DataFrame({"date": pd.date_range("2026-01-01", periods=20, freq="1min",
+                                                tz="UTC").astype("datetime64[ms, UTC]")})
+    for ts in (t, doc.ts):
+        res = match_signals(frame, normalise_signals([sig(ts, timeframe="1m",
+                                                          action="enter_long")]),
+                            MatchRules(timeframe="1m"))
+        assert rows(res) == [11]  # row 00:11, Freqtrade fills at the 00:12 open
