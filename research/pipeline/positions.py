@@ -119,8 +119,8 @@ def decide_positions(
 
     symbols = grid["symbol"].unique().tolist()
     pairs = {s: symbol_to_pair(s) for s in symbols}
-    counts["unknown_pair"] += int(sum(len(g) for p, g in by_pair.items()
-                                      if p not in set(pairs.values())))
+    known = set(pairs.values())
+    counts["unknown_pair"] += sum(len(g) for p, g in by_pair.items() if p not in known)
     parts = []
     for symbol, dates in grid.groupby("symbol", sort=False)["datetime"]:
         candles = pd.DataFrame({"date": dates.array})
