@@ -11,6 +11,14 @@ Failures use mongod's codes: 18 AuthenticationFailed, 13 Unauthorized.
 Off unless the server runs with ``--auth``. Passwords are never stored or
 logged: only salted SCRAM keys. Not a full mongod privilege model (no custom
 roles, no collection-level privileges).
+
+As on mongod, granting a role needs the ``grantRole`` privilege on the database
+of THAT role (``userAdmin`` on it, or ``userAdminAnyDatabase``/``root`` on
+``admin``), whatever database the command runs on: ``createUser``,
+``updateUser`` (``roles``), ``grantRolesToUser``; revoking needs ``revokeRole``
+there. The localhost exception (creating the first user, on ``admin``, without
+authenticating) holds only for loopback clients (127.0.0.0/8, ::1) and only
+while no user exists, checked again inside the transaction that creates it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import uuid
@@ -59,6 +68,9 @@ _WRITE = {"insert", "update", "remove", "createIndex", "dropIndex", "dropCollect
 _DB_ADMIN = {"listIndexes", "listCollections", "dbStats", "collStats", "createIndex",
              "dropIndex", "dropCollection", "createCollection", "dropDatabase"}
 _USER_ADMIN = {"createUser", "updateUser", "dropUser", "viewUser", "grantRole", "revokeRole"}
+#: Roles on ``admin`` that can administer users (a server holding one has an admin user).
+ADMIN_ROLES = {("root", "admin"), ("userAdminAnyDatabase", "admin"), ("userAdmin", "admin"),
+               ("dbOwner", "admin")}
 DB_ROLES: dict[str, set[str]] = {
     "read": _READ,
     "readWrite": _READ | _WRITE,
@@ -91,9 +103,34 @@ class ConnectionAuth:
     conn_id: int
     users: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
     conversation: Conversation | None = None
+    #: The client's IP address (None = unknown, treated as not loopback).
+    peer: str | None = None
 
     def roles(self) -> list[dict]:
         return [r for roles in self.users.values() for r in roles]
+
+    @classmethod
+    def of_socket(cls, conn_id: int, sock: Any) -> ConnectionAuth:
+        """State of a new connection on ``sock`` (its peer address recorded)."""
+        try:
+            peer = sock.getpeername()
+            host = peer[0] if isinstance(peer, tuple) else None
+        except (OSError, AttributeError):
+            host = None
+        return cls(conn_id, peer=host)
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; False for anything else."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def scram_credentials(password: str, salt: bytes | None = None,
@@ -136,6 +173,15 @@ def _render_cmd(cmd: dict) -> str:
     value = cmd[first]
     shown = f'"{value}"' if isinstance(value, str) else str(value)
     return f"{{ {first}: {shown}, ... }}"
+
+
+def _not_authorized(db: str, cmd: dict) -> MongoError:
+    return MongoError(13, "Unauthorized", f"not authorized on {db} to execute command "
+                      f"{_render_cmd(cmd)}")
+
+
+def _needs_authentication(cmd: dict) -> MongoError:
+    return MongoError(13, "Unauthorized", f"Command {next(iter(cmd))} requires authentication")
 
 
 class AuthManager:
@@ -206,6 +252,13 @@ class AuthManager:
     def _has_users(self) -> bool:
         with self.storage.lock:
             return bool(self.storage.users())
+
+    def has_admin_user(self) -> bool:
+        """True when some user can administer users on ``admin`` (root, userAdmin...)."""
+        with self.storage.lock:
+            users = self.storage.users()
+        return any((role.get("role"), role.get("db")) in ADMIN_ROLES
+                   for user in users for role in user.get("roles", []))
 
     def _sasl_start(self, db: str, cmd: dict, state: ConnectionAuth) -> dict:
         if cmd.get("mechanism") != MECHANISM:
@@ -297,19 +350,49 @@ class AuthManager:
         """Raise code 13 Unauthorized unless the connection may run ``cmd`` on ``db``."""
         if not self.enabled or lname in _NO_AUTH_NEEDED:
             return
-        if lname == "createuser" and db == "admin" and not self._has_users():
-            return  # localhost exception: the first user may be created unauthenticated
         if not state.users:
-            raise MongoError(13, "Unauthorized", f"Command {next(iter(cmd))} requires "
-                             "authentication")
+            if self._localhost_exception(lname, db, state):
+                return  # the first user may be created unauthenticated, from loopback only
+            raise _needs_authentication(cmd)
         if lname == "listdatabases":
             return
         if lname == "usersinfo" and self._only_self(db, cmd, state):
             return
         actions = _ACTIONS.get(lname, {"*"})
         if not self._allowed(actions, db, state):
-            raise MongoError(13, "Unauthorized", f"not authorized on {db} to execute command "
-                             f"{_render_cmd(cmd)}")
+            raise _not_authorized(db, cmd)
+        # mongod authorises each role granted/revoked against the database of that role.
+        for role_db, action in sorted(self._role_changes(lname, db, cmd)):
+            if not self._allowed({action}, role_db, state):
+                log.info("refused %s of a role on %s to %s", action, role_db,
+                         ", ".join(f"{u}@{d}" for d, u in state.users) or "?")
+                raise _not_authorized(db, cmd)
+
+    def _localhost_exception(self, lname: str, db: str, state: ConnectionAuth) -> bool:
+        """mongod's localhost exception: createUser on admin, no user yet, loopback client."""
+        if lname != "createuser" or db != "admin" or self._has_users():
+            return False
+        if not is_loopback(state.peer):
+            log.warning("localhost exception refused: client %s is not on loopback", state.peer)
+            return False
+        return True
+
+    def _role_changes(self, lname: str, db: str, cmd: dict) -> set[tuple[str, str]]:
+        """(role database, action) for every role ``cmd`` grants or revokes."""
+        if lname in ("createuser", "grantrolestouser") or (lname == "updateuser"
+                                                           and "roles" in cmd):
+            granted = self._roles(db, cmd.get("roles", []))
+            changes = {(r["db"], "grantRole") for r in granted}
+            user = cmd.get("updateUser")
+            if lname == "updateuser" and isinstance(user, str):
+                with self.storage.lock:
+                    doc = self.storage.get_user(db, user)
+                old = doc.get("roles", []) if doc else []
+                changes |= {(r.get("db", db), "revokeRole") for r in old if r not in granted}
+            return changes
+        if lname == "revokerolesfromuser":
+            return {(r["db"], "revokeRole") for r in self._roles(db, cmd.get("roles", []))}
+        return set()
 
     def _only_self(self, db: str, cmd: dict, state: ConnectionAuth) -> bool:
         target = cmd.get("usersInfo")
@@ -354,6 +437,9 @@ class AuthManager:
         roles = self._roles(db, cmd.get("roles", []))
         pwd = self._password(cmd)
         with self.storage.transaction():
+            if self.enabled and not state.users and self.storage.users():
+                # localhost exception lost a race: a user now exists, so authenticate first
+                raise _needs_authentication(cmd)
             if self.storage.get_user(db, user) is not None:
                 raise MongoError(51003, "Location51003", f'User "{user}@{db}" already exists')
             self._put_user(db, user, pwd, roles, custom=cmd.get("customData"))

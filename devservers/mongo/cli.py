@@ -7,14 +7,21 @@ authenticate (SCRAM-SHA-256); the bootstrap admin comes from
 ``--admin-user``/``--admin-password`` or the environment variables
 ``LOCAL_MONGOD_ADMIN_USER``/``LOCAL_MONGOD_ADMIN_PASSWORD``. Passwords are never
 printed or logged.
+
+Start-up rules: every start logs a one-line WARNING banner saying this is a
+development server; a non-loopback ``--host`` (e.g. ``0.0.0.0``) is refused
+(exit code 2, reason on stderr) unless the server runs with ``--auth`` and an
+admin user exists (``--admin-user`` or one already stored in the data dir).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -24,6 +31,69 @@ DESCRIPTION = (
     "For the demo, tests and local runs where no genuine mongod is available; "
     "use real MongoDB in production."
 )
+
+
+BANNER = ("local-mongod is a DEVELOPMENT server, NOT for production: partial mongod "
+          "semantics and security model, no TLS; use real MongoDB in production")
+EXIT_REFUSED = 2
+
+
+def loopback_only(host: str) -> bool:
+    """True when binding ``host`` listens on loopback addresses only (127.0.0.0/8, ::1).
+
+    Wildcards (``0.0.0.0``, ``::``, empty) and names that resolve to any other address, or
+    do not resolve, count as non-loopback.
+    """
+    if not host:
+        return False
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    if not addresses:
+        return False
+    for address in addresses:
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not ip.is_loopback:
+            return False
+    return True
+
+
+def bind_refusal(host: str, port: int, auth: bool, has_admin: bool) -> str | None:
+    """Why listening on ``host`` is refused, or None when it is allowed.
+
+    A non-loopback address needs ``--auth`` and an admin user: otherwise anyone who can
+    reach the port could read, change or delete every database (or become root through
+    the localhost exception).
+    """
+    if loopback_only(host):
+        return None
+    if not auth:
+        why = "authentication is off (no --auth)"
+    elif not has_admin:
+        why = "no admin user exists (give --admin-user, password in LOCAL_MONGOD_ADMIN_PASSWORD)"
+    else:
+        return None
+    return (f"refusing to listen on {host}:{port}: it is not a loopback address and {why}. "
+            "Anyone who can reach it could read, change or delete every database of this "
+            "DEVELOPMENT server. Listen on 127.0.0.1 (the default), or start it with --auth "
+            "and an admin user.")
+
+
+def _stored_admin(data_dir: Path) -> bool:
+    """True when the data dir already holds a user that administers users on admin."""
+    if not data_dir.is_dir() or not any(data_dir.iterdir()):
+        return False
+    from devservers.mongo.auth import AuthManager
+    from devservers.mongo.storage import Storage
+
+    storage = Storage(data_dir)
+    try:
+        return AuthManager(storage, enabled=True).has_admin_user()
+    finally:
+        storage.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     root = logging.getLogger("devservers.mongo")
     root.addHandler(handler)
     root.setLevel(args.log_level.upper())
+    root.warning(BANNER)
+    if not loopback_only(args.host):
+        try:
+            has_admin = bool(args.admin_user) or (args.auth and _stored_admin(args.data_dir))
+        except (RuntimeError, OSError) as exc:
+            root.error("cannot start: %s", exc)
+            print(f"local-mongod: cannot start: {exc}", file=sys.stderr)
+            return 1
+        refusal = bind_refusal(args.host, args.port, args.auth, has_admin)
+        if refusal:
+            root.error("%s", refusal)
+            print(f"local-mongod: {refusal}", file=sys.stderr)
+            return EXIT_REFUSED
+
 
     from devservers.mongo.server import LocalMongoServer
 

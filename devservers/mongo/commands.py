@@ -5,12 +5,15 @@ document and returns the reply document (``ok`` included) or raises
 :class:`MongoError`. Writes run in one SQLite transaction per command and are
 committed before the reply. Upserts whose filter is an equality on every field
 of a unique index take a direct indexed lookup (the bulk-export fast path).
+Every ``cmd_*`` handler first refuses server-side code (``$where``,
+``$function``, ``$accumulator``) anywhere in its command (:mod:`safety`).
 Authentication, authorization and the wire protocol live elsewhere
 (:mod:`auth`, :mod:`server`).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import struct
@@ -26,7 +29,7 @@ import bson
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
 
-from devservers.mongo import keys, queries, updates
+from devservers.mongo import keys, queries, safety, updates
 from devservers.mongo.errors import MongoError
 from devservers.mongo.storage import DECODE_OPTS, CollectionMeta, Storage
 
@@ -715,6 +718,25 @@ class CommandHandler:
             n, size = self.storage.table_size(meta)
         return {"ns": meta.ns, "count": n, "size": size, "nindexes": len(meta.indexes),
                 "ok": 1.0}
+
+
+def _refusing_server_side_code(name: str, method: Callable) -> Callable:
+    """``method`` (a ``cmd_<name>`` handler) preceded by :func:`safety.check_command`."""
+
+    @functools.wraps(method)
+    def checked(self: CommandHandler, db: str, cmd: dict, *args: Any, **kwargs: Any) -> dict:
+        safety.check_command(name, cmd)
+        return method(self, db, cmd, *args, **kwargs)
+
+    return checked
+
+
+# The one place every filter, pipeline and update enters the engine: each command handler
+# refuses server-side code ($where, $function, $accumulator, ...) anywhere in its command
+# before it reads or writes anything (see safety.py for the error shapes).
+for _name, _method in list(vars(CommandHandler).items()):
+    if _name.startswith("cmd_") and callable(_method):
+        setattr(CommandHandler, _name, _refusing_server_side_code(_name[4:], _method))
 
 
 class _AggDatabase:

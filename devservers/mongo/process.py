@@ -5,7 +5,9 @@ waits until it accepts connections and exposes its ``uri``. ``stop()`` sends
 SIGTERM (clean shutdown), ``kill()`` SIGKILL (for durability tests) and
 ``restart()`` brings it back on the same port and data directory. The admin
 password travels in the child's environment, never on its command line. Not
-for production: it manages the DEVELOPMENT server only.
+for production: it manages the DEVELOPMENT server only. A non-loopback ``host``
+needs ``auth=True`` and an admin user (the server refuses to start otherwise:
+``start()`` raises RuntimeError with the server's reason).
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ class LocalMongoProcess:
         line = self._read_first_line()
         if not line.startswith("mongodb://"):
             self.kill()
-            raise RuntimeError(f"local-mongod did not start (got {line!r}); see "
-                               f"{self.log_file}")
+            code = self.proc.returncode
+            raise RuntimeError(f"local-mongod did not start (exit code {code}, got {line!r}): "
+                               f"{self._log_tail()}; see {self.log_file}")
         self.port = int(line.rstrip("/").rsplit(":", 1)[1])
         self._wait_accepting()
         return self
@@ -102,6 +105,14 @@ class LocalMongoProcess:
                     break
                 buf += chunk
         return buf.decode(errors="replace").strip()
+
+    def _log_tail(self, lines: int = 3) -> str:
+        """The last lines of the server log (why it refused to start)."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
 
     def _wait_accepting(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

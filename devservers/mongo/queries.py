@@ -15,8 +15,12 @@ from typing import Any
 
 from mongomock_ng.filtering import filter_applies
 
-from devservers.mongo import keys
+from devservers.mongo import keys, safety
 from devservers.mongo.errors import MongoError
+
+# mongomock evaluates $where with Python eval: make that unreachable in this process (the
+# commands refuse server-side code before it gets here; this is the second line of defence).
+safety.disable_mongomock_eval()
 
 
 def matches(query: Mapping, doc: Mapping) -> bool:

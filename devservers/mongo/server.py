@@ -179,7 +179,7 @@ class LocalMongoServer:
         sock = request._client
         state = self._conn_auth.get(sock)
         if state is None:
-            state = ConnectionAuth(next(self._conn_ids))
+            state = ConnectionAuth.of_socket(next(self._conn_ids), sock)
             self._conn_auth[sock] = state
         return state
 
