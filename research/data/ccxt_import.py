@@ -24,6 +24,7 @@ from pymongo.database import Database
 from tqdm import tqdm
 
 from signal_export.contract import ContractError, timeframe_seconds, to_pair, to_symbol
+from signal_export.retry import RetryPolicy, call_with_retries
 
 from .market_store import (
     DEFAULT_BATCH_SIZE,
@@ -103,29 +104,29 @@ def find_gaps(symbol: str, opens_ms: np.ndarray, tf_ms: int,
 
 
 class _Caller:
-    """Calls ccxt with retries and exponential backoff on rate-limit/network errors."""
+    """Calls ccxt through the project's retry helper: backoff on rate-limit/network errors."""
 
     def __init__(self, max_retries: int, backoff_s: float, sleep: Callable[[float], None],
                  report: ImportReport) -> None:
-        self.max_retries, self.backoff_s, self.sleep, self.report = (
-            max_retries, backoff_s, sleep, report)
+        self.policy = RetryPolicy(max_retries=max_retries, base_s=backoff_s, max_s=60.0)
+        self.sleep, self.report = sleep, report
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(self.max_retries + 1):
+        def attempt() -> Any:
             self.report.requests += 1
-            try:
-                return fn(*args, **kwargs)
-            except RETRYABLE as exc:
-                if attempt == self.max_retries:
-                    raise
-                delay = min(self.backoff_s * 2**attempt, 60.0)
-                self.report.retries += 1
-                log.warning("ccxt %s failed (%s: %s); retry %d/%d in %.1f s",
-                            getattr(fn, "__name__", fn), type(exc).__name__, exc, attempt + 1,
-                            self.max_retries, delay,
-                            extra={"error": type(exc).__name__, "attempt": attempt + 1})
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+            return fn(*args, **kwargs)
+
+        def count(_attempt: int, _delay: float) -> None:
+            self.report.retries += 1
+
+        return call_with_retries(attempt, self.policy, transient=is_transient_ccxt,
+                                 what=f"ccxt {getattr(fn, '__name__', fn)}", on_retry=count,
+                                 sleep=self.sleep)
+
+
+def is_transient_ccxt(exc: BaseException) -> bool:
+    """Rate limits and network errors are worth another try; anything else is not."""
+    return isinstance(exc, RETRYABLE)
 
 
 def _check_inputs(exchange: ccxt.Exchange, pairs: list[str], timeframe: str) -> None:

@@ -43,7 +43,7 @@ from research.pipeline.positions import decide_positions
 from research.pipeline.report import write_report, write_run_info
 from research.signals import build_generator
 from signal_export.contract import OHLCV_FIELDS, ensure_utc, floor_to_bar, timeframe_delta
-from signal_export.exporter import code_version, export_signals
+from signal_export.exporter import ExportCounts, code_version, export_signals
 from signal_export.settings import Settings, load_settings
 from signal_export.store import connect, ensure_runs_indexes, ensure_signal_indexes
 from signal_export.validate import validate_batch
@@ -55,24 +55,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ExportSummary:
-    """What the export did (or, with ``dry_run``, would do)."""
+class ExportSummary(ExportCounts):
+    """What the export did (or, with ``dry_run``, would do): the exporter's counts, and where."""
 
-    target: str
-    dry_run: bool
-    submitted: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    stale_version: int = 0
-    rejected: int = 0
-    failed: int = 0
+    target: str = ""
+    dry_run: bool = False
     run_id: str | None = None
     errors: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("submitted", "inserted", "updated", "unchanged",
-                                              "stale_version", "rejected", "failed")}
+        return self.count_dict()
 
 
 @dataclass
@@ -262,9 +254,7 @@ def export_frame(config: PipelineConfig, signals: pd.DataFrame, mongo: MongoTarg
                          audit_extra={"pipeline": config.name, "config_sha": _config_sha(config)})
     target = f"{mongo.signals.database.name}.{mongo.signals.name}"
     return ExportSummary(target=target, dry_run=False, run_id=res.run_id,
-                         errors=[str(e) for e in res.errors],
-                         **{k: v for k, v in res.counts().items()
-                            if k in ExportSummary.__dataclass_fields__})
+                         errors=[str(e) for e in res.errors], **res.count_dict())
 
 
 # --- the runs -------------------------------------------------------------------

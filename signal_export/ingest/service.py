@@ -40,7 +40,7 @@ from signal_export.contract import (
     timeframe_seconds,
     to_pair,
 )
-from signal_export.exporter import export_signals
+from signal_export.exporter import ExportCounts, export_signals
 from signal_export.ingest.tokens import Producer
 from signal_export.ingest.tradingview import (
     DEFAULT_GRACE_SECONDS,
@@ -102,7 +102,8 @@ class IngestOutcome:
     producer: str
     items: list[ItemState]
     run_id: str | None = None
-    write_counts: dict[str, int] = field(default_factory=dict)
+    #: What the exporter did with the accepted items (the project's one counts type).
+    write_counts: ExportCounts = field(default_factory=ExportCounts)
 
     def count(self, status: str) -> int:
         return sum(1 for item in self.items if item.status == status)
@@ -123,8 +124,10 @@ class IngestOutcome:
     def as_dict(self) -> dict[str, Any]:
         counts = {"received": len(self.items), "accepted": self.count("accepted"),
                   "rejected": self.count("rejected"), "forbidden": self.count("forbidden")}
-        for name in ("inserted", "updated", "unchanged", "stale_version", "failed"):
-            counts[name] = int(self.write_counts.get(name, 0))
+        written = self.write_counts
+        counts.update(inserted=written.inserted, updated=written.updated,
+                      unchanged=written.unchanged, stale_version=written.stale_version,
+                      failed=written.failed)
         return {"run_id": self.run_id, "producer": self.producer, "counts": counts,
                 "items": [{"index": s.index, "status": s.status, "key": s.key,
                            "errors": s.errors} for s in self.items]}
@@ -310,7 +313,7 @@ def ingest_body(body: Any, producer: Producer, sink: SignalSink, *, received_at:
                             audit_extra={"channel": CHANNEL, "producer": producer.name,
                                          **(audit or {})})
     outcome.run_id = result.run_id
-    outcome.write_counts = result.counts()
+    outcome.write_counts = result
     for err in result.errors:  # write failures: index is the position in ``valid``
         state = states[valid[err.index][0]]
         state.key = None

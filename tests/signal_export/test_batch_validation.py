@@ -18,6 +18,12 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 4, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def _column_wise_path_for_every_size(monkeypatch):
+    """Small frames normally skip the column-wise path; these tests compare it with the model."""
+    monkeypatch.setattr("signal_export.validate.FAST_PATH_MIN_ROWS", 0)
+
+
 def good(i: int = 0, **kw):
     base = {"ts": T0 + timedelta(hours=i), "timeframe": "1h", "pair": "BTC/USDT",
             "strategy_id": "s1", "action": "enter_long"}

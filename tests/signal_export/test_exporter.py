@@ -7,13 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from pydantic import ValidationError
-from pymongo.errors import (
-    AutoReconnect,
-    DuplicateKeyError,
-    NetworkTimeout,
-    OperationFailure,
-    ServerSelectionTimeoutError,
-)
 
 from signal_export.contract import (
     CONTENT_HASH_FIELD,
@@ -23,7 +16,7 @@ from signal_export.contract import (
     document_from_stored,
 )
 from signal_export.demo import run_demo
-from signal_export.exporter import RetryPolicy, content_hash, export_signals, is_transient
+from signal_export.exporter import content_hash, export_signals
 from signal_export.settings import Settings
 from signal_export.store import ensure_runs_indexes, ensure_signal_indexes
 
@@ -187,19 +180,6 @@ def test_stored_documents_read_back_as_valid_contract_documents(coll):
     broken = dict(coll.find_one(), weight=3.0)
     with pytest.raises(ValidationError, match="weight"):
         document_from_stored(broken)
-
-
-def test_retry_policy_backs_off_exponentially_up_to_a_cap():
-    policy = RetryPolicy(max_retries=6, base_s=0.25, max_s=2.0)
-    assert [policy.delay(a) for a in range(5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
-
-
-def test_only_connection_level_errors_are_retried():
-    assert is_transient(AutoReconnect("connection reset"))
-    assert is_transient(NetworkTimeout("timed out"))
-    assert is_transient(ServerSelectionTimeoutError("no server"))
-    assert not is_transient(OperationFailure("bad query", code=2))
-    assert not is_transient(DuplicateKeyError("E11000", code=11000))
 
 
 def test_content_hash_ignores_nothing_that_matters():

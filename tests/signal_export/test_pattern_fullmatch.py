@@ -52,6 +52,12 @@ FIELDS: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _column_wise_path_for_every_size(monkeypatch):
+    """Small frames normally skip the column-wise path; these tests compare it with the model."""
+    monkeypatch.setattr("signal_export.validate.FAST_PATH_MIN_ROWS", 0)
+
+
 def doc(**overrides: Any) -> dict[str, Any]:
     base = {"ts": T0, "timeframe": "1h", "strategy_id": "rsi_v1", "action": "enter_long"}
     base.update(overrides)
