@@ -8,7 +8,8 @@ Settings come from the environment / ``.env`` (see ``configs/.env.example``);
 by file line (CSV) or row number (Parquet) with the field and the reason; good
 rows are stored anyway. Exit status of ``export``: 0 all rows stored or
 unchanged, 1 some rows rejected (0 with ``--allow-partial``), 2 unusable input,
-3 MongoDB failed (after retries).
+3 MongoDB failed (after retries), 130 interrupted by SIGINT/SIGTERM (the audit record
+then says ``interrupted`` with the counts of what was stored).
 
 Not for: scheduling (see the scheduler) or producing signals (research side).
 """
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -36,7 +39,7 @@ from signal_export.store import (
 )
 from signal_export.validate import EXTRA_PREFIX
 
-EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO = 0, 1, 2, 3
+EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def read_signal_file(path: Path) -> tuple[pd.DataFrame, str]:
@@ -87,6 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _fill_default(frame, "strategy_id", strategy_id)
     _fill_default(frame, "timeframe", args.timeframe)
     client = connect(settings.mongo_uri)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         ensure_indexes(client, settings)
         result = export_signals(
@@ -101,10 +105,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         return EXIT_MONGO
+    except KeyboardInterrupt:
+        print("interrupted: the export's audit record holds what was stored", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # e.g. index creation when Mongo is unreachable
         print(f"error: {type(exc).__name__}: {redact_uri(str(exc))}", file=sys.stderr)
         return EXIT_MONGO
     finally:
+        signal.signal(signal.SIGTERM, previous)
         client.close()
     for err in result.errors:
         print(f"rejected {label} {err.index}: {err.field}: {err.message}", file=sys.stderr)
@@ -116,6 +124,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if result.errors and not args.allow_partial:
         return EXIT_REJECTED
     return EXIT_OK
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    """SIGTERM ends an export like Ctrl-C does: batches at the server finish, the record says so."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def cmd_latest(args: argparse.Namespace) -> int:

@@ -402,14 +402,31 @@ class _RunScope:
     versions: list[int]
     timeframes: list[str]
     latest: Mapping[str, Any] | None
+    first_ts: datetime | None
 
     @classmethod
     def of(cls, docs: Sequence[Mapping[str, Any]]) -> _RunScope:
         def values(name: str) -> list:
             return sorted(set(map(operator.itemgetter(name), docs)))
 
+        stamps = values("ts")
         return cls(values("strategy_id"), values("version"), values("timeframe"),
-                   max(docs, key=operator.itemgetter("ts")) if docs else None)
+                   max(docs, key=operator.itemgetter("ts")) if docs else None,
+                   stamps[0] if stamps else None)
+
+    def written_by(self, coll: Collection, run_id: str) -> tuple[int, int]:
+        """(inserted, updated) documents of this scope that ``run_id`` wrote, as stored.
+
+        The truth after an interruption, when a reply may have been lost between
+        the server applying a write and this process counting it.
+        """
+        if self.latest is None:
+            return 0, 0
+        flt = {"strategy_id": {"$in": self.strategy_ids}, "timeframe": {"$in": self.timeframes},
+               "ts": {"$gte": self.first_ts, "$lte": self.latest["ts"]}, RUN_ID_FIELD: run_id}
+        mine = coll.count_documents(flt, maxTimeMS=30_000)
+        inserted = coll.count_documents({**flt, CREATED_RUN_ID_FIELD: run_id}, maxTimeMS=30_000)
+        return inserted, mine - inserted
 
 
 def _audit_record(result: ExportResult, scope: _RunScope, collection: Collection,
@@ -542,6 +559,17 @@ def export_signals(
             f"export {result.run_id} failed after {result.retries} retries "
             f"({type(exc).__name__}: {exc}); stored so far: {result.summary()}", result
         ) from exc
+    except BaseException:  # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the CLI
+        try:
+            result.inserted, result.updated = scope.written_by(collection, result.run_id)
+        except PyMongoError as exc:
+            log.error("export %s interrupted; could not recount what it stored: %s",
+                      result.run_id, exc, extra={"run_id": result.run_id})
+        _finish(result, t0, "interrupted")
+        audit()
+        log.warning("export %s interrupted: %s", result.run_id, result.summary(),
+                    extra={"run_id": result.run_id, **result.counts()})
+        raise
     _finish(result, t0, "ok" if not result.errors else "partial")
     audit()
     log.info("export %s %s: %s", result.run_id, result.status, result.summary(),
@@ -589,6 +617,13 @@ def _write_batches(batches: list[list[int]],
             result.batches += 1
             if on_batch is not None and failure is None:
                 on_batch(result.batches, result)
+    except BaseException:  # interrupted: let the batches at the server finish, count them
+        for future in in_flight:
+            part, _error = future.result()
+            result.add(part)
+            result.retries += part.retries
+            result.errors.extend(part.errors)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -106,3 +108,33 @@ def test_cli_runs_as_a_program_and_never_prints_the_password(tmp_path):
     assert proc.returncode == 3
     assert "hunter2" not in proc.stdout + proc.stderr
     assert "exporter:***@" in proc.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_export_leaves_a_true_audit_record(mongo_uri, mongo_db, tmp_path, signum):
+    """SIGTERM/SIGINT mid-export: exit 130, record ``interrupted`` with the counts as stored."""
+    n_bars, pairs = 3_000, [f"C{i:02d}/USDT" for i in range(40)]  # 120,000 rows
+    ts = pd.date_range("2025-01-01", periods=n_bars, freq="1min", tz="UTC")
+    frame = pd.DataFrame({"ts": ts.repeat(len(pairs)), "pair": pairs * n_bars,
+                          "timeframe": "1m", "strategy_id": "cut", "score": 0.5})
+    path = tmp_path / "big.parquet"
+    frame.to_parquet(path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXT_SIG_BATCH_SIZE": "2000"}
+    proc = subprocess.Popen([sys.executable, "-m", "signal_export.cli", "export", str(path),
+                             "--mongo-uri", mongo_uri, "--db", mongo_db.name,
+                             "--env-file", "/nonexistent"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    coll, runs = mongo_db["crypto_signals"], mongo_db["export_runs"]
+    deadline = time.monotonic() + 120
+    while coll.estimated_document_count() < 4_000 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the export never got going"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    [record] = list(runs.find({"strategy_ids": "cut"}))
+    stored = coll.count_documents({"strategy_id": "cut"})
+    assert 0 < stored < len(frame)  # really cut short
+    assert record["status"] == "interrupted"
+    assert record["counts"]["inserted"] == stored and record["counts"]["updated"] == 0
