@@ -37,9 +37,14 @@ MASK = "***"
 #: Literal secrets shorter than this are not registered (they would mask ordinary words).
 MIN_SECRET_LENGTH = 6
 
-_SECRET_NAME = (r"(?:[a-z0-9_.-]*?(?:passw(?:or)?d|passwd|pwd|secret|api[_-]?key|apikey"
-                r"|access[_-]?key|private[_-]?key|token|jwt[_-]?secret[_-]?key|ws_token"
-                r"|credentials?|signature|webhook[_-]?url|auth[_-]?key))")
+#: The last word of a secret's name (``MONGO_EXPORTER_PASSWORD``, ``api_key``, ``X-MBX-APIKEY``).
+_SECRET_WORD = (r"(?:password|passwd|secret|secret[_-]?key|token|ws[_-]?token|api[_-]?key"
+                r"|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|credentials?|signature"
+                r"|webhook[_-]?url)")
+#: A name is secret when its last word (after ``_``, ``.`` or ``-``) is one of those; ``pwd``
+#: only after a separator (``DB_PWD``), so the shell's ``PWD``/``OLDPWD`` (the working
+#: directory) are not masked. Explicit words, not substrings.
+_SECRET_NAME = rf"(?:(?:[a-z0-9_.-]*[_.-])?{_SECRET_WORD}|[a-z0-9_.-]*[_.-]pwd)"
 #: Names of attributes/keys/env variables whose value is a secret as a whole.
 SECRET_NAME_RE = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)
 

@@ -189,3 +189,24 @@ def test_ordinary_messages_are_left_alone():
 def test_unknown_log_level_is_a_clear_error(clean_logging):
     with pytest.raises(ValueError, match="unknown level 'LOUD'"):
         configure_logging("LOUD")
+
+
+def test_the_working_directory_is_not_taken_for_a_password(clean_logging, monkeypatch):
+    """``PWD``/``OLDPWD`` are paths, not passwords: neither the variables nor ``PWD=...`` text
+    are masked, while a real ``*_PWD``/``*_PASSWORD`` variable still is."""
+    from signal_export.logs import SECRET_NAME_RE, register_env_secrets
+
+    cwd = "/home/trader/bridge-workdir"
+    register_env_secrets({"PWD": cwd, "OLDPWD": cwd + "-old", "DB_PWD": "db-Pwd-31337",
+                          "MONGO_EXPORTER_PASSWORD": "exp-Pw-4242"})
+    line = f"loading {cwd}/user_data/config.json PWD={cwd} OLDPWD={cwd}-old"
+    assert redact_text(line) == line
+    assert "db-Pwd-31337" not in redact_text("pw db-Pwd-31337 and exp-Pw-4242")
+    assert "exp-Pw-4242" not in redact_text("exp-Pw-4242")
+    assert not SECRET_NAME_RE.match("PWD") and not SECRET_NAME_RE.match("OLDPWD")
+    for name in ("DB_PWD", "password", "FREQTRADE__API_SERVER__PASSWORD", "jwt_secret_key",
+                 "X-MBX-APIKEY", "ws_token", "ALERT_SLACK_WEBHOOK_URL", "credentials"):
+        assert SECRET_NAME_RE.match(name), name
+    for name in ("token_count", "passage", "keyboard", "secretary_name",
+                 "EXT_SIG_INGEST_TOKENS_FILE"):
+        assert not SECRET_NAME_RE.match(name), name
