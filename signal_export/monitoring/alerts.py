@@ -27,6 +27,7 @@ class Rule(StrEnum):
     MONGO_DOWN = "mongo_down"
     BOT_DOWN = "bot_down"
     RECONCILIATION = "reconciliation"
+    EXPORT_STALLED = "export_stalled"
 
 
 class Status(StrEnum):

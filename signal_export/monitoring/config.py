@@ -70,6 +70,9 @@ class Thresholds(_Model):
     #: Reconciliation: an acted signal later than this many bars after its fill bar is "late".
     late_bars: int = Field(default=1, ge=0)
     exporter_min_success_rate: float = Field(default=0.95, ge=0, le=1)
+    #: An export audit record still ``running`` this long after it started: the exporter
+    #: died (kill -9, lost host) without finishing it.
+    export_running_max_seconds: float = Field(default=1800.0, gt=0)
 
 
 class AlertSettings(_Model):

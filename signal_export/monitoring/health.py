@@ -80,6 +80,12 @@ def exporter_health(runs: Collection, since: datetime) -> ExporterHealth:
     return out
 
 
+def running_exports(runs: Collection, since: datetime) -> list[dict]:
+    """Export audit records still ``running`` that started after ``since``."""
+    return list(runs.find({"status": "running", "started_at": {"$gte": since}},
+                          {"_id": 0, "run_id": 1, "started_at": 1, "strategy_ids": 1}))
+
+
 def job_health(runs: Collection, since: datetime) -> tuple[list[JobHealth], list[dict]]:
     """Per scheduled job since ``since``: run counts, signals exported, newest bar and latency.
 

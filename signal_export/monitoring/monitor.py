@@ -31,6 +31,7 @@ from signal_export.monitoring.health import (
     job_health,
     lag_frame,
     mongo_health,
+    running_exports,
 )
 from signal_export.monitoring.lag import LAG_COLUMNS
 from signal_export.monitoring.manager import AlertManager
@@ -152,6 +153,9 @@ class Monitor:
                 conditions += rules.export_run_conditions(newest_runs)
                 conditions.append(rules.success_rate_condition(
                     exporter.ok, exporter.runs, now, th.exporter_min_success_rate))
+                conditions.append(rules.stalled_export_condition(
+                    running_exports(self.db[self.settings.export_runs_collection], since), now,
+                    th.export_running_max_seconds))
             except PyMongoError as exc:
                 log.error("monitor: MongoDB read failed: %s", redact_text(str(exc)))
         bots = [self._bot(api, now) for api in self.apis.values()]

@@ -70,6 +70,25 @@ def export_run_conditions(runs: Iterable[Mapping[str, Any]]) -> list[Condition]:
     return out
 
 
+def stalled_export_condition(running: Iterable[Mapping[str, Any]], now: datetime,
+                             max_seconds: float) -> Condition:
+    """EXPORT_STALLED: export audit records still ``running`` after ``max_seconds``.
+
+    ``running``: the records with status ``running`` (any age); an export that is
+    interrupted or fails finalises its record, so an old one means the process died.
+    """
+    stalled = sorted((r for r in running
+                      if (now - r["started_at"]).total_seconds() > max_seconds),
+                     key=lambda r: r["started_at"])
+    oldest = (now - stalled[0]["started_at"]).total_seconds() if stalled else 0.0
+    names = ", ".join(str(r.get("run_id")) for r in stalled[:3])
+    return Condition(
+        Rule.EXPORT_STALLED, bool(stalled), now, oldest, max_seconds,
+        f"{len(stalled)} export run(s) still 'running' after {max_seconds:.0f} s "
+        f"(oldest started {oldest:.0f} s ago: {names})" if stalled
+        else "no export run stalled", subject="export-runs", severity="critical")
+
+
 def mongo_condition(reachable: bool, now: datetime, error: str | None = None,
                     subject: str = "signals") -> Condition:
     """MONGO_DOWN for the signal store."""

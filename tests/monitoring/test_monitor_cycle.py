@@ -152,3 +152,26 @@ def test_wrong_freqtrade_password_is_a_clear_error(monitor_setup):
     url = monitor.config.bots[0].url
     with pytest.raises(FreqtradeApiError, match="bot1: show_config: Unauthorized"):
         FreqtradeApi("bot1", url, USER, "wrong-password").state()
+
+
+def test_an_export_that_died_running_fires_export_stalled_until_it_is_finalised(monitor_setup):
+    """A ``running`` audit record older than its budget means the exporter died (kill -9)."""
+    monitor, _rec, _state, clock, db = monitor_setup
+    runs = db[EXPORT_RUNS_COLLECTION]
+    runs.insert_one({"run_id": "dead-run", "status": "running", "started_at": T0 + 5 * MIN,
+                     "strategy_ids": ["alpha"]})
+    runs.insert_one({"run_id": "young-run", "status": "running", "started_at": T0 + 29 * MIN,
+                     "strategy_ids": ["alpha"]})
+    th = monitor.config.thresholds.model_copy(update={"export_running_max_seconds": 600.0})
+    monitor.config = monitor.config.model_copy(update={"thresholds": th})
+
+    def stalled(snap):
+        [cond] = [c for c in snap.conditions if c.rule == "export_stalled"]
+        return cond
+
+    cond = stalled(monitor.cycle())  # the clock is at T0 + 30 min
+    assert cond.firing and cond.value == 25 * 60 and "dead-run" in cond.detail
+    assert "young-run" not in cond.detail
+    runs.update_one({"run_id": "dead-run"}, {"$set": {"status": "interrupted"}})
+    clock.advance(60)
+    assert not stalled(monitor.cycle()).firing
