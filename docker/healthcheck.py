@@ -2,7 +2,9 @@
 
     python docker/healthcheck.py --mongo-env EXT_SIG_MONGO_URI --http http://127.0.0.1:9108/metrics
 
-Exit 0 healthy, 1 not. Prints only a redacted reason (never the URI's password).
+The URI comes from that variable or its ``_FILE`` form (a mounted secret file), read
+like every entry point does. Exit 0 healthy, 1 not. Prints only a redacted reason
+(never the URI's password).
 Not for: monitoring (that is ``signal-monitor``); it only tells the orchestrator
 whether to restart the container.
 """
@@ -10,7 +12,6 @@ whether to restart the container.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import urllib.request
 
@@ -25,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.mongo_env:
             import pymongo
 
-            uri = os.environ[args.mongo_env]
+            from signal_export.security.secrets import env_value
+
+            uri = env_value(args.mongo_env)
+            if not uri:
+                raise KeyError(args.mongo_env)
             client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(args.timeout * 1000))
             try:
                 client.admin.command("ping")

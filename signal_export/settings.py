@@ -2,7 +2,11 @@
 
 Precedence: explicit keyword arguments > process environment > ``.env`` file >
 defaults. The ``.env`` file is read with python-dotenv without changing
-``os.environ``. Every variable is documented in ``configs/.env.example``.
+``os.environ``. Any variable ``NAME`` may instead be given as ``NAME_FILE``,
+the path of a file holding the value (Docker secrets:
+``EXT_SIG_MONGO_URI_FILE=/run/secrets/...``), see
+:func:`signal_export.security.secrets.env_value`. Every variable is documented
+in ``configs/.env.example``.
 URI passwords are masked by :func:`signal_export.logs.redact_uri`, so that a Mongo
 password never reaches a log line.
 
@@ -11,7 +15,6 @@ Not for: Freqtrade strategy options (tolerance, thresholds), which live with the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -29,6 +32,7 @@ from signal_export.contract import (
     parse_quotes,
 )
 from signal_export.logs import redact_uri
+from signal_export.security.secrets import env_value
 
 DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
 
@@ -112,15 +116,17 @@ def _convert(name: str, text: str) -> Any:
 def read_env(env_vars: Mapping[str, str], env_file: str | Path | None = ".env") -> dict[str, str]:
     """``{setting: raw text}`` for the variables set in ``os.environ`` (first) or ``env_file``.
 
-    Empty values count as unset; a missing ``env_file`` is fine; ``os.environ`` is not changed.
+    Each variable ``NAME`` may be given as ``NAME_FILE`` (path of a file holding the value;
+    both set is a :class:`~signal_export.security.secrets.SecretError`). Empty values
+    count as unset; a missing ``env_file`` is fine; ``os.environ`` is not changed.
     """
     file_values: Mapping[str, str | None] = {}
     if env_file is not None and Path(env_file).is_file():
         file_values = dotenv_values(env_file)
     found = {}
     for name, env in env_vars.items():
-        text = os.environ.get(env) or file_values.get(env)
-        if text is not None and str(text).strip():
+        text = env_value(env, env_file_values=file_values)
+        if text is not None:
             found[name] = str(text)
     return found
 

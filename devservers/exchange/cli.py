@@ -1,4 +1,4 @@
-"""``exchange-standin`` / ``python -m devservers.exchange``: run the stand-in.
+"""``python -m devservers.exchange`` (from the repository root): run the stand-in.
 
 Prints the base URL as the first line of stdout (so a parent process can read
 it), then serves until SIGTERM or SIGINT.
@@ -18,7 +18,7 @@ from research.data.synthetic import DEFAULT_SYMBOLS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="exchange-standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devservers.exchange", description=__doc__)
     parser.add_argument("--pairs", default=",".join(DEFAULT_SYMBOLS),
                         help="comma list, BTC/USDT or BINANCE:BTCUSDT form")
     parser.add_argument("--seed", type=int, default=7)

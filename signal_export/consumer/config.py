@@ -4,7 +4,8 @@ One pydantic model with ``extra='forbid'``: a typo or a bad value stops the bot
 at start-up with a message naming the key, instead of trading on a default.
 Precedence: built-in defaults < ``ext_signals`` block in the Freqtrade config <
 environment (``EXT_SIG_MONGO_URI``, ``EXT_SIG_DB``, ``EXT_SIG_COLLECTION``,
-``EXT_SIG_STRATEGY_ID`` = one id or a comma list; a ``.env`` file is loaded
+``EXT_SIG_STRATEGY_ID`` = one id or a comma list; each may be given as
+``NAME_FILE``, the path of a mounted secret file; a ``.env`` file is loaded
 with python-dotenv and never overrides the real environment), the same rule as
 Freqtrade's own ``FREQTRADE__...`` variables. Not the exporter's settings.
 """
@@ -24,6 +25,7 @@ from signal_export.contract import (
     ContractError,
     timeframe_seconds,
 )
+from signal_export.security.secrets import SecretError, env_value
 from signal_export.settings import ENV_VARS
 
 #: Environment variable -> setting; the names are the exporter's (one list, in settings.py).
@@ -160,8 +162,12 @@ def load_config(
         raise ConfigError(f"ext_signals must be an object, got {type(block).__name__}")
     values: dict[str, Any] = dict(block)
     for var, key in ENV_KEYS.items():
-        if env.get(var):
-            values[key] = env[var]
+        try:
+            value = env_value(var, environ=env)
+        except SecretError as exc:
+            raise ConfigError(str(exc)) from None
+        if value:
+            values[key] = value
     ft_timeframe = ft_config.get("timeframe")
     if ft_timeframe and values.get("timeframe", ft_timeframe) != ft_timeframe:
         raise ConfigError(f"ext_signals.timeframe ({values['timeframe']!r}) differs from the "

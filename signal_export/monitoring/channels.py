@@ -1,14 +1,14 @@
 """Alert delivery: a generic JSON webhook (Slack/Discord/Telegram payload shapes) and SMTP email.
 
 Secrets (webhook URLs with tokens, SMTP passwords) are read from environment
-variables named in the config at send time, registered with the log
+variables named in the config (or their ``_FILE`` form, a mounted secret
+file) at send time, registered with the log
 redaction, and never put into a log line or an exception message. Not the
 decision what to send (:mod:`.manager`).
 """
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -18,6 +18,7 @@ import httpx
 
 from signal_export.logs import register_secret
 from signal_export.monitoring.alerts import Alert
+from signal_export.security.secrets import SecretError, env_value
 
 WebhookStyle = Literal["generic", "slack", "discord", "telegram"]
 
@@ -28,9 +29,12 @@ class ChannelError(RuntimeError):
 
 def _secret(value: str | None, env: str | None, what: str) -> str | None:
     if env:
-        value = os.environ.get(env) or value
+        try:
+            value = env_value(env) or value
+        except SecretError as exc:
+            raise ChannelError(f"{what}: {exc}") from None
         if not value:
-            raise ChannelError(f"{what}: environment variable {env} is not set")
+            raise ChannelError(f"{what}: environment variable {env} is not set (nor {env}_FILE)")
     register_secret(value)
     return value
 

@@ -3,18 +3,19 @@
 ``FtRestClient`` returns ``None`` on a connection error and the error body on
 HTTP errors; this wrapper turns both into :class:`FreqtradeApiError` naming
 the bot and endpoint (never the password), and pages through ``/trades``. The
-password comes from the environment variable named in the bot's config. Not
+password comes from the environment variable named in the bot's config (or its
+``_FILE`` form, a mounted secret file). Not
 the checks over the data (:mod:`.execution`, :mod:`.reconcile`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from freqtrade_client import FtRestClient
 
 from signal_export.logs import register_secret
+from signal_export.security.secrets import env_value
 
 TRADES_PAGE = 500
 
@@ -30,7 +31,7 @@ class FreqtradeApi:
                  password: str | None = None, *, password_env: str | None = None,
                  timeout_s: float = 5.0) -> None:
         if password_env:
-            password = os.environ.get(password_env) or password
+            password = env_value(password_env) or password
         register_secret(password)
         self.name = name
         self.url = url.rstrip("/")

@@ -3,8 +3,10 @@
 ``signal-scheduler --jobs configs/jobs.example.yaml`` runs until SIGTERM;
 ``--once`` runs every job's due bars once and exits (cron-style use, tests);
 ``--list`` prints each job's next fire time. MongoDB comes from the settings
-(``EXT_SIG_MONGO_URI``/``EXT_SIG_DB``, ``.env``); alerts for failed or
-over-budget runs go to the channels of ``--alerts`` (optional).
+(``EXT_SIG_MONGO_URI`` or ``EXT_SIG_MONGO_URI_FILE``, ``EXT_SIG_DB``, ``.env``);
+alerts for failed or over-budget runs go to the channels of ``--alerts``
+(optional). The jobs run through the file's ``job_module`` (default: the
+research pipeline, which needs the ``research`` extra).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from signal_export.logs import configure_logging
-from signal_export.scheduler.jobs import JobsFileError, job_pipeline_config, load_jobs
+from signal_export.scheduler.jobs import JobsFileError, load_job_module, load_jobs
 from signal_export.scheduler.runner import JobRunner, RunRecord
 from signal_export.scheduler.timing import next_fire_time
-from signal_export.scheduler.window import WindowedJob
+from signal_export.security.secrets import SecretError
 from signal_export.settings import load_settings
 from signal_export.store import connect, ensure_indexes
 
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, json=args.log_json)
     try:
         jobs_file = load_jobs(args.jobs)
-        configs = {j.name: job_pipeline_config(j) for j in jobs_file.jobs if j.enabled}
+        job_module = load_job_module(jobs_file.job_module)
+        configs = {j.name: job_module.job_config(j) for j in jobs_file.jobs if j.enabled}
     except (JobsFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -59,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             when = next_fire_time(cfg.timeframe, job.offset_seconds, now) if cfg else "disabled"
             print(f"{job.name}\t{cfg.timeframe if cfg else '-'}\t{job.pipeline}\tnext {when}")
         return 0
-    settings = load_settings(args.env_file)
+    try:
+        settings = load_settings(args.env_file)
+    except SecretError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     client = connect(settings.mongo_uri, app_name="signal-scheduler")
     ensure_indexes(client, settings)
     db = client[settings.db]
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = [JobRunner(job, configs[job.name], db, lease_seconds=jobs_file.lease_seconds,
                          runs_collection=jobs_file.runs_collection,
                          leases_collection=jobs_file.leases_collection,
-                         job_fn=WindowedJob(client=client, settings=settings),
+                         job_fn=job_module.job_function(client=client, settings=settings),
                          on_record=on_record)
                for job in jobs_file.jobs if job.enabled]
     try:

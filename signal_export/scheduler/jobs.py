@@ -1,24 +1,36 @@
 """The jobs file of the scheduler: which pipeline runs on which timeframe and universe, when.
 
 One YAML file, validated with pydantic (unknown keys are errors naming the
-key). Each job points at a pipeline config (:mod:`research.pipeline.config`);
-``timeframe``/``universe`` in the job override the pipeline's and are
-re-validated through the pipeline's own model. Timing is "bar close + offset":
-``offset_seconds`` after each bar boundary of the timeframe. Not the runner
-(:mod:`signal_export.scheduler.runner`).
+key). Each job points at a pipeline config; ``timeframe``/``universe`` in the
+job override the pipeline's. What a job *does* comes from the file's
+``job_module``, imported by dotted path (default
+:mod:`research.pipeline.scheduled`, which needs the ``research`` extra): it
+turns a job into its config (:func:`job_config`, re-validated through the
+pipeline's own model) and builds the per-bar callable (``job_function``). So
+this package never imports ``research`` itself. Timing is "bar close +
+offset": ``offset_seconds`` after each bar boundary of the timeframe. Not the
+runner (:mod:`signal_export.scheduler.runner`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from research.pipeline import PipelineConfig, config_as_dict, load_config, parse_config
 from signal_export.contract import STRATEGY_ID_RE, timeframe_seconds, to_symbol
+
+#: The job module of a jobs file that names none: the research pipeline.
+DEFAULT_JOB_MODULE = "research.pipeline.scheduled"
+#: What a job module must define (see :mod:`research.pipeline.scheduled`).
+JOB_MODULE_API = ("job_config", "job_function")
+_DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class JobsFileError(ValueError):
@@ -71,11 +83,20 @@ class JobsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     jobs: list[JobSpec] = Field(min_length=1)
+    #: Dotted path of the module that runs the jobs (``job_config`` + ``job_function``).
+    job_module: str = DEFAULT_JOB_MODULE
     #: How long a job's lease in MongoDB lives without renewal (crashed owner -> expires).
     lease_seconds: float = Field(default=120.0, gt=0)
     #: Collections of the scheduler's own records (in the signals database).
     runs_collection: str = "scheduler_runs"
     leases_collection: str = "scheduler_leases"
+
+    @field_validator("job_module")
+    @classmethod
+    def _job_module(cls, value: str) -> str:
+        if not _DOTTED_RE.fullmatch(value):
+            raise ValueError(f"job_module {value!r} must be a dotted module path")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> JobsFile:
@@ -128,18 +149,26 @@ def load_jobs(path: str | Path) -> JobsFile:
     return parse_jobs(data, source=str(path), base_dir=path.parent)
 
 
-def job_pipeline_config(job: JobSpec, base: PipelineConfig | None = None) -> PipelineConfig:
-    """The job's pipeline config with its timeframe/universe overrides applied and re-validated."""
-    config = base if base is not None else load_config(job.pipeline)
-    overrides: dict[str, Any] = {}
-    if job.timeframe is not None and job.timeframe != config.timeframe:
-        overrides["timeframe"] = job.timeframe
-    if job.universe is not None and job.universe != config.universe:
-        overrides["universe"] = job.universe
-    if not overrides:
-        return config
-    data = config_as_dict(config) | overrides
-    return parse_config(data, source=f"job {job.name} ({job.pipeline})")
+def load_job_module(name: str = DEFAULT_JOB_MODULE) -> ModuleType:
+    """Import the job module ``name``; :class:`JobsFileError` naming what is missing if not."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        hint = ""
+        if name.split(".")[0] == "research":
+            hint = (" - the research pipeline job needs the research extra: "
+                    "pip install 'freqtrade-signal-bridge[research]'")
+        raise JobsFileError(f"job_module {name}: cannot import it ({exc}){hint}") from None
+    missing = [attr for attr in JOB_MODULE_API if not callable(getattr(module, attr, None))]
+    if missing:
+        raise JobsFileError(f"job_module {name}: does not define {missing}")
+    return module
+
+
+def job_pipeline_config(job: JobSpec, base: Any = None, *,
+                        job_module: str = DEFAULT_JOB_MODULE) -> Any:
+    """The job's config from its job module (default: the research pipeline's config)."""
+    return load_job_module(job_module).job_config(job, base)
 
 
 def budget_seconds(job: JobSpec, timeframe: str) -> float:

@@ -4,9 +4,10 @@
 (and once at start-up). Under the job's lease it finds the last bar exported
 successfully (from the scheduler's runs collection), computes the bars due
 since then (the bar that just closed, plus missed bars after a restart or an
-outage, bounded by ``max_backfill_bars``) and runs each through
-:func:`run_job` (:func:`research.pipeline.run_latest`: incremental factors for
-that bar only, exported with :func:`signal_export.exporter.export_signals`).
+outage, bounded by ``max_backfill_bars``) and runs each through the job's
+``job_fn`` (by default the research pipeline's newest-bar run,
+:func:`research.pipeline.scheduled.run_job`: incremental factors for that bar
+only, exported with :func:`signal_export.exporter.export_signals`).
 Each bar leaves one run record keyed by job and bar, with the counts, the
 exporter's run id and the latency "bar close -> signals acknowledged by
 MongoDB" measured with the injected clock against the job's budget (a run
@@ -27,17 +28,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 
-from research.pipeline import PipelineConfig, run_latest
-from research.pipeline.run import ExportSummary
 from signal_export.contract import timeframe_delta
 from signal_export.logs import redact_text
-from signal_export.scheduler.jobs import JobSpec, budget_seconds
+from signal_export.scheduler.jobs import JobSpec, budget_seconds, load_job_module
 from signal_export.scheduler.lease import JobLease
 from signal_export.scheduler.timing import bar_close, bars_due
 from signal_export.settings import Settings
@@ -45,24 +44,43 @@ from signal_export.settings import Settings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-#: ``(config, bar, now) -> ExportSummary``: one bar's pipeline run and export.
-JobFn = Callable[[PipelineConfig, pd.Timestamp, datetime], ExportSummary | None]
+
+
+class JobConfig(Protocol):
+    """What the runner reads of a job's config (a research ``PipelineConfig`` is one)."""
+
+    timeframe: str
+    export: Any  # has ``strategy_id``
+
+
+class JobResult(Protocol):
+    """What the runner reads of one bar's export (a research ``ExportSummary`` is one)."""
+
+    run_id: str | None
+    failed: int
+    errors: list[str]
+
+    def counts(self) -> dict[str, int]: ...
+
+
+#: ``(config, bar, now) -> result``: one bar's pipeline run and export.
+JobFn = Callable[[Any, pd.Timestamp, datetime], "JobResult | None"]
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def run_job(config: PipelineConfig, bar: datetime, now: datetime, *, db: Database | None = None,
+def run_job(config: Any, bar: datetime, now: datetime, *, db: Database | None = None,
             client: MongoClient | None = None, settings: Settings | None = None
-            ) -> ExportSummary | None:
-    """Run the pipeline for ``bar`` only (incremental newest-bar path) and export its signals.
+            ) -> JobResult | None:
+    """The research pipeline's one-bar run (:func:`research.pipeline.scheduled.run_job`).
 
-    Stateless (reads the whole history window each time); the scheduler process uses
-    :class:`signal_export.scheduler.window.WindowedJob`, which keeps the window.
+    Imported when called (it needs the ``research`` extra), so this package does not
+    import ``research``.
     """
-    return run_latest(config, now=now, bar=bar, db=db, client=client, settings=settings,
-                      export=True, dry_run=False).export
+    return load_job_module().run_job(config, bar, now, db=db, client=client,
+                                     settings=settings)
 
 
 @dataclass
@@ -109,7 +127,7 @@ def ensure_runs_indexes(db: Database, runs_collection: str) -> None:
 class JobRunner:
     """Runs one job's due bars under its lease; ``tick()`` is safe to call at any time."""
 
-    def __init__(self, job: JobSpec, config: PipelineConfig, db: Database, *,
+    def __init__(self, job: JobSpec, config: JobConfig, db: Database, *,
                  clock: Clock = system_clock, owner: str | None = None,
                  lease_seconds: float = 120.0, runs_collection: str = "scheduler_runs",
                  leases_collection: str = "scheduler_leases", job_fn: JobFn | None = None,
@@ -171,7 +189,7 @@ class JobRunner:
         """One bar: pipeline + export, timed against the budget, recorded."""
         started = self.clock()
         t0 = time.perf_counter()
-        summary: ExportSummary | None = None
+        summary: JobResult | None = None
         error: str | None = None
         try:
             summary = self.job_fn(self.config, bar, started)
