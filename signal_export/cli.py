@@ -7,9 +7,11 @@ Settings come from the environment / ``.env`` (see ``configs/.env.example``);
 ``--mongo-uri``/``--db``/``--collection`` override them. Bad rows are reported
 by file line (CSV) or row number (Parquet) with the field and the reason; good
 rows are stored anyway. Exit status of ``export``: 0 all rows stored or
-unchanged, 1 some rows rejected (0 with ``--allow-partial``), 2 unusable input,
-3 MongoDB failed (after retries), 130 interrupted by SIGINT/SIGTERM (the audit record
-then says ``interrupted`` with the counts of what was stored).
+unchanged, 1 some rows rejected (0 with ``--allow-partial``), 2 unusable input or
+configuration (e.g. a malformed MongoDB URI), 3 MongoDB unreachable (after retries)
+or refusing the user (wrong password, missing privilege), 130 interrupted by
+SIGINT/SIGTERM (the audit record then says ``interrupted`` with the counts of
+what was stored).
 
 Not for: scheduling (see the scheduler) or producing signals (research side).
 """
@@ -27,10 +29,12 @@ from typing import Any
 import pandas as pd
 
 from signal_export.contract import ALIGN_CHOICES, ContractError
+from signal_export.errors import ConfigError
 from signal_export.exporter import ExportError, export_signals, result_as_dict
 from signal_export.logs import configure_logging, redact_uri
 from signal_export.settings import Settings, load_settings
 from signal_export.store import (
+    MongoAccessError,
     connect,
     ensure_indexes,
     latest_signals,
@@ -89,7 +93,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                                        if len(settings.strategy_ids) == 1 else None)
     _fill_default(frame, "strategy_id", strategy_id)
     _fill_default(frame, "timeframe", args.timeframe)
-    client = connect(settings.mongo_uri)
+    try:
+        client = connect(settings.mongo_uri)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         ensure_indexes(client, settings)
@@ -102,7 +110,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ContractError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    except ExportError as exc:
+    except (ExportError, MongoAccessError) as exc:
         print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         return EXIT_MONGO
     except KeyboardInterrupt:
@@ -134,7 +142,11 @@ def _interrupt(signum: int, _frame: Any) -> None:
 def cmd_latest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     strategy_ids = args.strategy_id or list(settings.strategy_ids) or None
-    client = connect(settings.mongo_uri)
+    try:
+        client = connect(settings.mongo_uri)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     try:
         frame = latest_signals(signals_collection(client, settings), strategy_ids=strategy_ids,
                                timeframe=args.timeframe)

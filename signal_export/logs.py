@@ -142,7 +142,8 @@ def register_config_secrets(config: Mapping[str, Any] | None) -> None:
             register_secret(node if isinstance(node, str) else str(node) if node else None)
 
 
-_URI_PASSWORD_RE = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)",
+#: The password runs to the last ``@`` before the host: an unescaped ``@`` in it stays masked.
+_URI_PASSWORD_RE = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^\s/]*)(?=@)",
                               re.IGNORECASE)
 _QUERY_SECRET_RE = re.compile(
     r"(?P<head>[?&](?:password|authMechanismProperties|tlsCertificateKeyFilePassword)=)[^&\s]*",

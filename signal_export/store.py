@@ -17,9 +17,10 @@ import pandas as pd
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
+from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure
 
 from signal_export.contract import SIGNAL_FIELDS, SIGNAL_KEY, ensure_utc
+from signal_export.errors import BridgeError, ConfigError
 from signal_export.logs import redact_uri
 from signal_export.settings import Settings
 
@@ -36,9 +37,34 @@ RUNS_STRATEGY_INDEX = "strategy_ids_started_at"
 RUNS_ID_INDEX = "run_id"
 
 
+class MongoAccessError(BridgeError):
+    """MongoDB refused us: wrong credentials, or the user lacks a privilege (one-line message)."""
+
+
+#: MongoDB's codes for "who you are" and "what you may do".
+AUTH_FAILED, UNAUTHORIZED = 18, 13
+
+
+def explain_mongo_error(exc: BaseException, doing: str) -> BridgeError | None:
+    """A one-line, redacted :class:`MongoAccessError` for auth failures, else ``None``."""
+    code = getattr(exc, "code", None)
+    if code == AUTH_FAILED:
+        return MongoAccessError("MongoDB rejected the credentials (authentication failed, "
+                                "code 18): check the user and password in the MongoDB URI")
+    if code == UNAUTHORIZED:
+        detail = redact_uri(str(getattr(exc, "details", {}).get("errmsg") or exc))
+        return MongoAccessError(f"MongoDB user may not {doing} (code 13, unauthorized): "
+                                f"{detail}; see docs/PRODUCTION.md for each user's roles")
+    return None
+
+
 def connect(uri: str, *, app_name: str = "signal-export", timeout_ms: int = 5000,
             **kwargs: Any) -> MongoClient:
-    """A client with UTC-aware datetimes and timeouts that fail fast instead of hanging."""
+    """A client with UTC-aware datetimes and timeouts that fail fast instead of hanging.
+
+    A malformed URI (bad port, an unescaped ``@`` or ``:`` in the password, an
+    unknown option) is a :class:`ConfigError` with the reason, password redacted.
+    """
     options: dict[str, Any] = {
         "tz_aware": True,
         "appname": app_name,
@@ -48,7 +74,12 @@ def connect(uri: str, *, app_name: str = "signal-export", timeout_ms: int = 5000
     }
     options.update(kwargs)
     log.debug("connecting to %s", redact_uri(uri))
-    return MongoClient(uri, **options)
+    try:
+        return MongoClient(uri, **options)
+    except (InvalidURI, ConfigurationError, ValueError, TypeError) as exc:
+        hint = (" (escape '@', ':' and '/' in the user and password with "
+                "urllib.parse.quote_plus)" if uri.count("@") > 1 else "")
+        raise ConfigError(f"invalid MongoDB URI: {redact_uri(str(exc))}{hint}") from None
 
 
 def signals_collection(client: MongoClient, settings: Settings) -> Collection:
@@ -122,7 +153,8 @@ def ensure_indexes(client: MongoClient, settings: Settings) -> None:
         if settings.market_uri == settings.mongo_uri:
             ensure_market_indexes(client[settings.market_db], settings)
     except OperationFailure as exc:
-        raise RuntimeError(f"creating indexes failed: {exc}") from exc
+        raise (explain_mongo_error(exc, f"create indexes in {settings.db!r}")
+               or RuntimeError(f"creating indexes failed: {exc}")) from exc
 
 
 def _signal_filter(strategy_ids: Sequence[str] | str | None, timeframe: str | None,

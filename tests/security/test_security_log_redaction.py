@@ -48,6 +48,7 @@ SECRET_TEXTS = {
     "discord webhook": f"https://discord.com/api/webhooks/112233445566/{DISCORD_TOKEN}",
     "telegram bot url": f"https://api.telegram.org/bot{TELEGRAM_TOKEN}/sendMessage",
     "smtp uri": f"smtp://alerts@example.org:{SMTP_PW}@mail.example.org:587",
+    "unescaped @ in a uri password": f"mongodb://exporter:a@{MONGO_PW}@db:27017/",
     "smtp password field": f"smtp_password: {SMTP_PW}",
     "bearer token": f"Authorization: Bearer {BEARER}",
     "a jwt": f"token {A_JWT}",

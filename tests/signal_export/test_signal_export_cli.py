@@ -138,3 +138,24 @@ def test_an_interrupted_export_leaves_a_true_audit_record(mongo_uri, mongo_db, t
     assert 0 < stored < len(frame)  # really cut short
     assert record["status"] == "interrupted"
     assert record["counts"]["inserted"] == stored and record["counts"]["updated"] == 0
+
+
+@pytest.mark.parametrize(("uri", "expected", "code"), [
+    ("mongodb://exporter:Pw-secret-9@127.0.0.1:notaport/", "invalid MongoDB URI", 2),
+    ("mongodb://exporter:Pw-secret-9@127.0.0.1:99999/", "invalid MongoDB URI", 2),
+    ("http://exporter:Pw-secret-9@127.0.0.1:27017/", "invalid MongoDB URI", 2),
+    ("mongodb://exporter:Pw-secret-9@/", "invalid MongoDB URI", 2),
+    ("mongodb://exporter:p@ss-secret-9@127.0.0.1:1/", "quote_plus", 2),
+])
+def test_a_malformed_uri_is_one_clear_line_not_a_traceback(tmp_path, uri, expected, code):
+    path = tmp_path / "signals.csv"
+    path.write_text(CSV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXT_SIG_MONGO_URI": uri}
+    for command in (["export", str(path), "--strategy-id", "s"], ["latest"]):
+        proc = subprocess.run([sys.executable, "-m", "signal_export.cli", *command,
+                               "--env-file", "/nonexistent"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == code, proc.stderr
+        assert "Traceback" not in proc.stderr and expected in proc.stderr
+        assert "secret-9" not in proc.stdout + proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
