@@ -119,8 +119,9 @@ def load_artifact(path: str | Path, features: Iterable[str] | None = None) -> LS
         meta = json.loads(payload["meta"])
         stored_hash = payload["content_hash"]
         state = dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"model artefact {str(path)!r} is not readable: {exc}") from exc
+    except Exception as exc:  # truncated, not a zip, not our pickle: unreadable either way
+        raise ArtifactError(f"model artefact {str(path)!r} is not readable: "
+                            f"{type(exc).__name__}: {exc}") from exc
     if meta.get("format") != FORMAT:
         raise ArtifactError(f"model artefact {str(path)!r}: format {meta.get('format')!r}, "
                             f"expected {FORMAT!r}")

@@ -175,8 +175,11 @@ def replay_run(run_id: str, signals: Collection, runs: Collection, *,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: exit 0 identical, 1 different, 2 cannot replay."""
-    from signal_export.logs import configure_logging
+    """CLI: exit 0 identical, 1 different, 2 cannot replay, 3 MongoDB unavailable."""
+    from pymongo.errors import PyMongoError
+
+    from signal_export.errors import BridgeError
+    from signal_export.logs import configure_logging, redact_uri
     from signal_export.store import connect, runs_collection, signals_collection
 
     p = argparse.ArgumentParser(prog="signal-replay", description=__doc__.split("\n")[0])
@@ -187,8 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level")
     args = p.parse_args(argv)
     configure_logging(args.log_level)
-    settings = load_settings(env_file=args.env_file)
-    client = connect(settings.mongo_uri, app_name="signal-replay")
+    try:
+        settings = load_settings(env_file=args.env_file)
+        client = connect(settings.mongo_uri, app_name="signal-replay")
+    except (BridgeError, ValueError) as exc:
+        print(f"signal-replay: {exc}", file=sys.stderr)
+        return 2
     try:
         report = replay_run(args.run_id, signals_collection(client, settings),
                             runs_collection(client, settings), config_file=args.config,
@@ -196,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReplayError as exc:
         print(f"signal-replay: {exc}", file=sys.stderr)
         return 2
+    except PyMongoError as exc:
+        print(f"signal-replay: MongoDB unavailable: {type(exc).__name__}: "
+              f"{redact_uri(str(exc))[:300]}", file=sys.stderr)
+        return 3
     finally:
         client.close()
     if args.json:

@@ -16,6 +16,7 @@ line and rule and show the value masked. Not for: scanning git history
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import subprocess
@@ -158,9 +159,21 @@ def scan_files(repo: Path, paths: Iterable[str]) -> list[Finding]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Scan the repository in the current directory; exit 1 if anything is found."""
-    repo = Path(argv[0] if argv else ".").resolve()
-    findings = scan_files(repo, candidate_files(repo))
+    """Scan a git repository; exit 0 clean, 1 something found, 2 not a git repository."""
+    parser = argparse.ArgumentParser(
+        prog="signal-secret-scan", description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 nothing found, 1 secret-looking values found (listed), "
+               "2 REPO is not a git work tree.")
+    parser.add_argument("repo", nargs="?", default=".", help="git work tree (default: .)")
+    args = parser.parse_args(argv)
+    repo = Path(args.repo).resolve()
+    try:
+        files = candidate_files(repo)
+    except (subprocess.CalledProcessError, OSError):
+        print(f"signal-secret-scan: {repo} is not a git work tree (it scans the files a "
+              "commit would carry)", file=sys.stderr)
+        return 2
+    findings = scan_files(repo, files)
     for finding in findings:
         print(finding)
     if findings:

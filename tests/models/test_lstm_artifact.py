@@ -57,6 +57,14 @@ def test_edited_weights_are_refused_by_the_content_hash(artifact, tmp_path):
         load_artifact(path)
 
 
+@pytest.mark.parametrize("content", [b"not a model at all", b"PK\x03\x04truncated zip", b""])
+def test_a_corrupt_file_is_a_clear_error_not_a_traceback(tmp_path, content):
+    path = tmp_path / "lstm.pt"
+    path.write_bytes(content)
+    with pytest.raises(ArtifactError, match="is not readable"):
+        load_artifact(path)
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ArtifactError, match="does not exist"):
         load_artifact(tmp_path / "nope.pt")

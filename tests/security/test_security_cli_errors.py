@@ -30,3 +30,24 @@ def test_wrong_password_and_missing_privilege_are_named_not_blamed_on_indexes(
         assert "may not create indexes" in err and "code 13" in err
     finally:
         admin_client[db].command("dropUser", "reader")
+
+
+def test_signal_replay_with_mongodb_down_is_one_line_exit_3(capsys, monkeypatch):
+    from signal_export.security.replay import main as replay
+
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")
+    assert replay(["some-run", "--env-file", "/nonexistent"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("signal-replay: MongoDB unavailable") and len(err.splitlines()) == 1
+
+
+def test_secret_scan_help_does_not_scan_and_outside_git_is_exit_2(tmp_path, capsys):
+    import pytest
+
+    from signal_export.security.secret_scan import main as scan
+
+    with pytest.raises(SystemExit) as info:
+        scan(["--help"])
+    assert info.value.code == 0 and "Exit status" in capsys.readouterr().out
+    assert scan([str(tmp_path)]) == 2
+    assert "is not a git work tree" in capsys.readouterr().err
