@@ -5,6 +5,6 @@ integration tests, Freqtrade and the exporter talk real pymongo to a local
 ``mongodb://`` URI on machines where no genuine ``mongod`` can be installed.
 Protocol via ``mockupdb``, durable storage and real indexes in SQLite, MongoDB
 semantics for the commands the project uses. Production uses real MongoDB.
-Start it with ``python -m devservers.mongo`` (or ``local-mongod``) or from
+Start it with ``python -m devservers.mongo`` (from the repository root) or from
 Python with :class:`devservers.mongo.process.LocalMongoProcess`.
 """

@@ -19,8 +19,8 @@ ingest     readWrite on signals DB                        HTTP producers' signal
 ``updateUser`` with the new password and roles when it exists), so re-running
 it rotates passwords and repairs roles instead of failing. Users live in the
 ``admin`` auth database; services connect with ``?authSource=admin``. The
-compose init script (``docker/mongo-init/10-create-users.js``) carries the same
-plan as JSON and a test keeps the two equal. Not for: passwords' origin
+compose stack runs it as its one-shot ``bootstrap-users`` service (there is
+no second copy of the plan). Not for: passwords' origin
 (``signal_export.security.secrets``) or MongoDB server configuration.
 """
 

@@ -5,8 +5,8 @@ each service password from ``MONGO_<SERVICE>_PASSWORD`` (or ``..._FILE``), in
 the process environment or ``--env-file``. Passwords never appear on the
 command line, on stdout or in logs; ``--admin-uri`` is refused when it
 carries a password (it would show in ``ps``). Safe to re-run: existing users
-get the current password and roles. Not for: the Docker first-start path,
-which uses ``docker/mongo-init/10-create-users.js`` with the same plan.
+get the current password and roles. The compose stack runs it as the one-shot
+``bootstrap-users`` service before every start (docker/compose.yaml).
 """
 
 from __future__ import annotations
