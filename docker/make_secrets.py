@@ -18,7 +18,8 @@ compose.yaml or in ``.env``:
 - ``freqtrade_api_password``, ``freqtrade_jwt_secret``, ``freqtrade_ws_token``:
   Freqtrade's REST API (the monitor gets the password too);
 - ``ingest.tokens.yaml``: producer token hashes of the ingest API (starts
-  empty; add entries with ``signal-ingest new-token``).
+  empty; ``signal-ingest new-token --tokens docker/secrets/ingest.tokens.yaml``
+  adds one).
 
 Passwords are 48 hex characters (URI-safe). The directory is made 0700 (only
 you on the host); the files are 0644 because compose mounts them into
@@ -51,8 +52,8 @@ SERVICE_USERS = {
 }
 PLAIN_SECRETS = ("freqtrade_api_password", "freqtrade_jwt_secret", "freqtrade_ws_token")
 TOKENS_FILE = "ingest.tokens.yaml"
-EMPTY_TOKENS = ("# Producer token hashes of the ingest API (`signal-ingest new-token` prints "
-                "an entry).\nproducers: []\n")
+EMPTY_TOKENS = ("# Producer token hashes of the ingest API (`signal-ingest new-token --tokens "
+                "THIS_FILE` adds one).\nproducers: []\n")
 
 
 def _uri(user: str, password: str) -> str:
