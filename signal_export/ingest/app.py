@@ -5,11 +5,30 @@ contract-shaped or TradingView alerts), ``GET /v1/signals/latest``,
 ``GET /v1/health``, ``GET /metrics`` (Prometheus) and the generated OpenAPI
 schema at ``/openapi.json`` (docs at ``/docs``).
 
-Order of checks on ``POST``: body size (413, before anything is parsed) ->
-bearer token (401; a single TradingView alert may carry it as ``"token"`` in the
-body instead, since TradingView cannot set headers) -> per-producer rate limit
-(429 + ``Retry-After``) -> JSON (400) -> items (per-item results; 200/207/403/422, see
-:class:`~signal_export.ingest.models.IngestResponse`). MongoDB down -> 503.
+Order of checks on ``POST /v1/signals``, the first ones on the request head alone,
+before a byte of the body is read (:class:`EdgeMiddleware`):
+
+1. ``Authorization: Bearer`` present: an unknown token is a 401 at once; a known one
+   allows a body of up to ``max_body_bytes`` (413 beyond).
+2. no bearer token: the body may carry one (a single TradingView alert, ``"token"``,
+   since TradingView cannot set headers), so it is read, but only up to
+   ``body_token_max_bytes`` (default 8 KiB; alerts are small): a larger body (declared,
+   or once that much has arrived) is a 401 without reading on. Then the JSON (400, e.g.
+   "body is not valid JSON" for a text/plain alert that is not JSON) and the body token
+   (401).
+3. the body must arrive within ``body_timeout_s`` of the request head (408 and the
+   connection closed), so a body trickled in byte by byte cannot hold a connection.
+4. per-producer rate limit (429 + ``Retry-After``) -> JSON (400; a member name given twice
+   in one object is refused, naming it) -> items (per-item results; 200/207/403/422, see
+   :class:`~signal_export.ingest.models.IngestResponse`). MongoDB down -> 503.
+
+Refusals of unauthenticated requests (401, and the 400 of a token-less body) come out of
+a budget per client address (``auth_failure_limit``, default 20 at once, 1 per second
+after): over it, 429 + ``Retry-After``, still without reading the body. A request with a
+valid token is never held back by its address's budget. Every other route reads at most
+``body_token_max_bytes`` of body (413 beyond). Header and keep-alive timeouts, the
+connection cap and proxy headers are the server's (:mod:`signal_export.ingest.server`).
+
 Anything unexpected is caught at the edge, logged with a request id and
 answered as a clean JSON 500: bad input never gets there (fuzz-tested).
 Tokens are never logged: only the producer name is.
@@ -19,6 +38,7 @@ Not for: the ingest rules themselves (:mod:`signal_export.ingest.service`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -48,12 +68,21 @@ from signal_export.ingest.models import (
 )
 from signal_export.ingest.ratelimit import RateLimiter, retry_after_header
 from signal_export.ingest.service import BodyError, SignalSink, ingest_body, latest_signal
+from signal_export.ingest.strict import DuplicateMemberError, loads_json
 from signal_export.ingest.tokens import Producer, RateLimit, TokenRegistry
 
 log = logging.getLogger(__name__)
 
 API_TITLE = "Signal ingest API"
 DRAIN_CAP_FACTOR = 16
+SIGNALS_PATH = "/v1/signals"
+#: the largest body read without a bearer header (a TradingView alert with its token)
+BODY_TOKEN_MAX_BYTES = 8 * 1024
+BODY_TIMEOUT_S = 30.0
+#: refusals of unauthenticated requests per client address: burst, then per second
+AUTH_FAILURE_LIMIT = RateLimit(per_second=1.0, burst=20)
+#: where the edge leaves the producer of a valid bearer header for the route
+PRODUCER_SCOPE_KEY = "signal_ingest.producer"
 
 
 class SafeJSONResponse(JSONResponse):
@@ -81,17 +110,92 @@ class ApiError(Exception):
         self.field, self.headers = field, headers
 
 
-# --- ASGI edge: size limit, catch-all, request counter -----------------------
+# --- authentication -----------------------------------------------------------
+
+
+def _bearer_value(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _scope_bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            return _bearer_value(value.decode("latin-1"))
+    return None
+
+
+def _scope_client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class Gate:
+    """Token checks, with refusals of unauthenticated requests rate-limited per client
+    address (:data:`AUTH_FAILURE_LIMIT`): over the budget a refusal is a 429."""
+
+    def __init__(self, registry: TokenRegistry, failures: RateLimiter,
+                 body_token_max_bytes: int) -> None:
+        self.registry = registry
+        self.failures = failures
+        self.body_token_max_bytes = body_token_max_bytes
+
+    def refuse(self, client: str, refusal: ApiError) -> ApiError:
+        """``refusal``, or a 429 when ``client`` has used up its budget of refusals."""
+        wait = self.failures.acquire(client)
+        if wait > 0:
+            return ApiError(429, "rate_limited", "too many unauthenticated or refused requests "
+                            f"from this address; retry in {wait:.1f} s", None,
+                            {"Retry-After": retry_after_header(wait)})
+        return refusal
+
+    def missing(self, client: str, why: str = "") -> ApiError:
+        return self.refuse(client, ApiError(
+            401, "unauthorized", f"missing bearer token (Authorization: Bearer <token>){why}",
+            "Authorization", {"WWW-Authenticate": "Bearer"}))
+
+    def invalid(self, client: str) -> ApiError:
+        return self.refuse(client, ApiError(
+            401, "unauthorized", "invalid bearer token", "Authorization",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+
+    def too_large_for_body_token(self, client: str) -> ApiError:
+        return self.missing(client, f"; a token in the body is read only from bodies of at "
+                                    f"most {self.body_token_max_bytes} bytes")
+
+    def authenticate(self, token: str | None, client: str) -> Producer:
+        """The producer of ``token``; raises the (rate-limited) refusal otherwise."""
+        if not token:
+            raise self.missing(client)
+        producer = self.registry.authenticate(token)
+        if producer is None:
+            raise self.invalid(client)
+        return producer
+
+
+async def _answer(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+    await error_response(error.status, error.error, error.message, error.field,
+                         error.headers)(scope, receive, send)
+
+
+# --- ASGI edge: auth before the body, size and time limits, catch-all, counter -------
 
 
 class EdgeMiddleware:
-    """Buffers request bodies up to ``max_body_bytes`` (413 beyond), catches anything a
-    handler let escape (clean 500) and counts answers by status code."""
+    """Decides from the request head how much body may be read (:class:`Gate`; see the
+    module docstring), buffers it within that limit (413, or 401 without a bearer token)
+    and within ``body_timeout_s`` (408, connection closed), catches anything a handler let
+    escape (clean 500) and counts answers by status code."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: IngestMetrics) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: IngestMetrics,
+                 gate: Gate, body_timeout_s: float = BODY_TIMEOUT_S) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.gate = gate
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,7 +209,21 @@ class EdgeMiddleware:
                 self.metrics.requests.labels(code=str(message["status"])).inc()
             await send(message)
 
-        body = await self._read_body(scope, receive, send_counted)
+        limit, refuse_large = self.gate.body_token_max_bytes, None
+        if scope.get("method") == "POST" and scope.get("path") == SIGNALS_PATH:
+            client = _scope_client(scope)
+            token = _scope_bearer(scope)
+            if token is not None:
+                producer = self.gate.registry.authenticate(token)
+                if producer is None:  # refused on the head alone: the body is never read
+                    await _answer(self.gate.invalid(client), scope, receive, send_counted)
+                    return
+                scope[PRODUCER_SCOPE_KEY] = producer
+                limit = self.max_body_bytes
+            else:
+                limit = min(self.max_body_bytes, self.gate.body_token_max_bytes)
+                refuse_large = lambda: self.gate.too_large_for_body_token(client)  # noqa: E731
+        body = await self._read_body(scope, receive, send_counted, limit, refuse_large)
         if body is None:
             return
         replayed = False
@@ -128,31 +246,52 @@ class EdgeMiddleware:
                                           f"{request_id}); the input was not stored")
                 await response(scope, receive, send_counted)
 
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or ``None`` after answering 413/400 (the rest is drained)."""
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send, limit: int,
+                         refuse_large: Callable[[], ApiError] | None) -> bytes | None:
+        """The whole body, or ``None`` after answering (the reason is in the answer).
+
+        Over ``limit``: with ``refuse_large`` (no bearer token) its refusal at once, reading
+        nothing more; otherwise 413 (a moderately oversized body is drained first, so that
+        the client reads the 413 instead of a reset). Not complete within
+        ``body_timeout_s``: 408 and the connection is closed.
+        """
         length = dict(scope.get("headers") or []).get(b"content-length")
         declared: int | None = None
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
-                await error_response(400, "invalid", "Content-Length is not an integer",
-                                     "Content-Length")(scope, receive, send)
+                await _answer(ApiError(400, "invalid", "Content-Length is not an integer",
+                                       "Content-Length"), scope, receive, send)
                 return None
+        if refuse_large is not None and declared is not None and declared > limit:
+            await _answer(refuse_large(), scope, receive, send)
+            return None
         chunks: list[bytes] = []
         total = 0
-        too_large = declared is not None and declared > self.max_body_bytes
-        cap = self.max_body_bytes * DRAIN_CAP_FACTOR
-        # drain a moderately oversized body so the client reads the 413 instead of a reset
+        too_large = declared is not None and declared > limit
+        cap = limit * DRAIN_CAP_FACTOR
         more = not (declared is not None and declared > cap)
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                await _answer(ApiError(
+                    408, "timeout", f"the request body did not arrive within "
+                    f"{self.body_timeout_s:g} s; nothing was stored", "body",
+                    {"Connection": "close"}), scope, receive, send)
+                return None
             if message["type"] == "http.disconnect":
                 return None
             piece = message.get("body", b"")
             total += len(piece)
             more = message.get("more_body", False)
-            if total > self.max_body_bytes:
+            if total > limit:
+                if refuse_large is not None:
+                    await _answer(refuse_large(), scope, receive, send)
+                    return None
                 too_large = True
             if too_large:
                 if total > cap:
@@ -161,22 +300,13 @@ class EdgeMiddleware:
             chunks.append(piece)
         if too_large:
             size = declared if declared is not None else total
-            await error_response(413, "too_large", f"request body of {size} bytes is over the "
-                                 f"limit of {self.max_body_bytes} bytes", "body")(
-                scope, receive, send)
+            await _answer(ApiError(413, "too_large", f"request body of {size} bytes is over the "
+                                   f"limit of {limit} bytes", "body"), scope, receive, send)
             return None
         return b"".join(chunks)
 
 
 # --- the app ------------------------------------------------------------------
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _pop_body_token(body: Any) -> str | None:
@@ -188,19 +318,17 @@ def _pop_body_token(body: Any) -> str | None:
     return None
 
 
-def _authenticate(request: Request, registry: TokenRegistry,
-                  body_token: str | None = None) -> Producer:
-    token = _bearer(request)
-    if token is None and body_token is not None:
-        token = body_token or None
-    if token is None:
-        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)",
-                       "Authorization", {"WWW-Authenticate": "Bearer"})
-    producer = registry.authenticate(token)
-    if producer is None:
-        raise ApiError(401, "unauthorized", "invalid bearer token", "Authorization",
-                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return producer
+def _parse_json(raw: bytes) -> tuple[Any, ApiError | None]:
+    """The body as JSON, or the 400 to answer (a repeated member name is refused)."""
+    try:
+        return loads_json(raw), None
+    except DuplicateMemberError as exc:
+        return None, ApiError(400, "invalid", f"body is not valid JSON for this API: {exc}",
+                              exc.name)
+    except ValueError as exc:
+        return None, ApiError(400, "invalid", f"body is not valid JSON: {exc}", "body")
+    except RecursionError:
+        return None, ApiError(400, "invalid", "body is nested too deeply", "body")
 
 
 def _loc_field(loc: Any) -> str:
@@ -212,21 +340,27 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
                rate_limit: RateLimit = RateLimit(10.0, 50),
                metrics: IngestMetrics | None = None,
                clock: Callable[[], float] = time.monotonic,
-               wall_clock: Callable[[], datetime] | None = None) -> FastAPI:
+               wall_clock: Callable[[], datetime] | None = None,
+               body_token_max_bytes: int = BODY_TOKEN_MAX_BYTES,
+               body_timeout_s: float = BODY_TIMEOUT_S,
+               auth_failure_limit: RateLimit = AUTH_FAILURE_LIMIT) -> FastAPI:
     """The ASGI app, wired to a signal sink and a token registry.
 
-    ``clock`` drives the rate limiter; ``wall_clock`` (tz-aware, default: now in UTC) is
+    ``clock`` drives the rate limiters; ``wall_clock`` (tz-aware, default: now in UTC) is
     the receive time of a request, which TradingView alert times are judged against, so
-    tests can replay an alert "as received" at a given moment.
+    tests can replay an alert "as received" at a given moment. ``body_token_max_bytes``,
+    ``body_timeout_s`` and ``auth_failure_limit``: see the module docstring.
     """
     received_clock = wall_clock or (lambda: datetime.now(UTC))
     metrics = metrics or IngestMetrics()
     limiter = RateLimiter(rate_limit, clock)
+    gate = Gate(registry, RateLimiter(auth_failure_limit, clock), body_token_max_bytes)
     app = FastAPI(title=API_TITLE, version="1", default_response_class=SafeJSONResponse,
                   description="Signals from external producers (TradingView alerts, ML servers, "
                               "research UIs) into the crypto_signals store, through the same "
                               "contract, idempotently, with an audit record per request.")
     app.state.sink, app.state.registry, app.state.metrics = sink, registry, metrics
+    app.state.gate = gate
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -246,7 +380,9 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
 
     error_responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorBody, "description": text} for code, text in (
-            (400, "body is not JSON"), (401, "missing or invalid token"),
+            (400, "body is not JSON (or names a member twice)"),
+            (401, "missing or invalid token"),
+            (408, "the body did not arrive in time (connection closed)"),
             (413, "body or batch too large"), (429, "rate limited; see Retry-After"),
             (503, "MongoDB unavailable"))}
     results: dict[int | str, dict[str, Any]] = {
@@ -267,7 +403,9 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
               summary="Store one signal or a batch (contract shape or TradingView alert)",
               description="Auth: `Authorization: Bearer <token>`; a single TradingView alert "
                           "may instead carry `\"token\": \"<token>\"` in its body (never "
-                          "stored). See the per-status descriptions for the answers.")
+                          "stored; only in bodies of at most "
+                          f"{body_token_max_bytes} bytes). See the per-status descriptions "
+                          "for the answers.")
     async def post_signals(
         request: Request,
         align: Annotated[Align, Query(
@@ -276,17 +414,15 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
     ) -> Response:
         t0 = time.perf_counter()
         received_at = received_clock()
+        client = request.client.host if request.client else None
         raw = await request.body()
-        body: Any = None
-        parse_error: ApiError | None = None
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            parse_error = ApiError(400, "invalid", f"body is not valid JSON: {exc}", "body")
-        except RecursionError:
-            parse_error = ApiError(400, "invalid", "body is nested too deeply", "body")
-        body_token = _pop_body_token(body)
-        producer = _authenticate(request, registry, body_token)
+        body, parse_error = _parse_json(raw)
+        body_token = _pop_body_token(body)  # taken out even when a header token is used
+        producer: Producer | None = request.scope.get(PRODUCER_SCOPE_KEY)
+        if producer is None:  # no bearer header: the edge let at most a small body through
+            if parse_error is not None:
+                raise gate.refuse(client or "unknown", parse_error)
+            producer = gate.authenticate(body_token, client or "unknown")
         wait = limiter.acquire(producer.name, producer.rate_limit)
         if wait > 0:
             raise ApiError(429, "rate_limited", f"producer {producer.name!r} is over its rate "
@@ -294,7 +430,6 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
                            {"Retry-After": retry_after_header(wait)})
         if parse_error is not None:
             raise parse_error
-        client = request.client.host if request.client else None
         try:
             outcome = await run_in_threadpool(
                 ingest_body, body, producer, sink, received_at=received_at, align=align,
@@ -322,7 +457,7 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
     @app.get("/v1/signals/latest", response_model=LatestSignal,
              responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
                         404: {"model": ErrorBody}, 422: {"model": ErrorBody},
-                        503: {"model": ErrorBody}},
+                        429: {"model": ErrorBody}, 503: {"model": ErrorBody}},
              summary="The newest stored signal of one strategy, pair and timeframe")
     async def get_latest(
         request: Request,
@@ -331,7 +466,8 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
                                    description="BTC/USDT or BINANCE:BTCUSDT")],
         timeframe: Annotated[str, Query(min_length=1, max_length=8)],
     ) -> Response:
-        producer = _authenticate(request, registry)
+        client = request.client.host if request.client else "unknown"
+        producer = gate.authenticate(_bearer_value(request.headers.get("authorization")), client)
         if not producer.may_write(strategy_id):
             raise ApiError(403, "forbidden", f"strategy_id {strategy_id!r}: the token of "
                            f"producer {producer.name!r} is not bound to it", "strategy_id")
@@ -380,7 +516,8 @@ def create_app(sink: SignalSink, registry: TokenRegistry, *, max_body_bytes: int
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=metrics)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, metrics=metrics,
+                       gate=gate, body_timeout_s=body_timeout_s)
     return app
 
 

@@ -15,6 +15,12 @@ variable                           meaning                     default
 ``EXT_SIG_INGEST_MAX_ITEMS``       signals per request         5000
 ``EXT_SIG_INGEST_RATE_PER_SECOND`` default per-token refill    10
 ``EXT_SIG_INGEST_RATE_BURST``      default per-token burst     50
+``EXT_SIG_INGEST_BODY_TOKEN_MAX_BYTES``  body read without a bearer header (401 beyond)  8192
+``EXT_SIG_INGEST_HEADER_TIMEOUT_SECONDS``  request head must arrive within  10
+``EXT_SIG_INGEST_BODY_TIMEOUT_SECONDS``    request body must arrive within (408)  30
+``EXT_SIG_INGEST_KEEP_ALIVE_SECONDS``      idle keep-alive connection closed after  5
+``EXT_SIG_INGEST_MAX_CONNECTIONS``         connections/requests at once (503 beyond)  100
+``EXT_SIG_INGEST_FORWARDED_ALLOW_IPS``     proxies trusted for X-Forwarded-For  none
 =================================  ==========================  =========
 
 Not for: the token file format (:mod:`signal_export.ingest.tokens`).
@@ -38,10 +44,19 @@ ENV_VARS: dict[str, str] = {
     "max_items": "EXT_SIG_INGEST_MAX_ITEMS",
     "rate_per_second": "EXT_SIG_INGEST_RATE_PER_SECOND",
     "rate_burst": "EXT_SIG_INGEST_RATE_BURST",
+    "body_token_max_bytes": "EXT_SIG_INGEST_BODY_TOKEN_MAX_BYTES",
+    "header_timeout_seconds": "EXT_SIG_INGEST_HEADER_TIMEOUT_SECONDS",
+    "body_timeout_seconds": "EXT_SIG_INGEST_BODY_TIMEOUT_SECONDS",
+    "keep_alive_seconds": "EXT_SIG_INGEST_KEEP_ALIVE_SECONDS",
+    "max_connections": "EXT_SIG_INGEST_MAX_CONNECTIONS",
+    "forwarded_allow_ips": "EXT_SIG_INGEST_FORWARDED_ALLOW_IPS",
 }
 _TYPES: dict[str, type] = {"tokens_file": str, "host": str, "port": int, "grace_seconds": float,
                            "max_body_bytes": int, "max_items": int, "rate_per_second": float,
-                           "rate_burst": int}
+                           "rate_burst": int, "body_token_max_bytes": int,
+                           "header_timeout_seconds": float, "body_timeout_seconds": float,
+                           "keep_alive_seconds": float, "max_connections": int,
+                           "forwarded_allow_ips": str}
 
 
 class IngestConfigError(ValueError):
@@ -60,6 +75,12 @@ class IngestConfig:
     max_items: int = 5000
     rate_per_second: float = 10.0
     rate_burst: int = 50
+    body_token_max_bytes: int = 8192
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int = 100
+    forwarded_allow_ips: str | None = None  # comma-separated; unset: proxy headers ignored
 
     @property
     def default_rate_limit(self) -> RateLimit:
@@ -73,6 +94,11 @@ class IngestConfig:
             "max_items": self.max_items > 0,
             "rate_per_second": self.rate_per_second > 0,
             "rate_burst": self.rate_burst >= 1,
+            "body_token_max_bytes": self.body_token_max_bytes > 0,
+            "header_timeout_seconds": self.header_timeout_seconds > 0,
+            "body_timeout_seconds": self.body_timeout_seconds > 0,
+            "keep_alive_seconds": self.keep_alive_seconds > 0,
+            "max_connections": self.max_connections >= 1,
             "port": 0 <= self.port <= 65535,
         }
         for name, ok in rules.items():

@@ -17,16 +17,29 @@ presented token and compares it with *every* stored hash with
 :func:`hmac.compare_digest`, so the time taken tells nothing about which hash
 matched or how much of it.
 
+The file is read with loaders that refuse a repeated key (a second ``producers:``
+appended to the file would otherwise silently drop every producer of the first) and
+edited only through :func:`add_producer_to_file` (``signal-ingest new-token`` /
+``add-producer``): load, check, add, write a temporary file, ``os.replace`` it; the
+result is checked to load before it replaces the old file, so the file is never
+half-written or invalid. A new file is created ``0600``; an existing file keeps its
+permission bits (less any group/other write bit): ``docker/make_secrets.py`` makes it
+``0644`` on purpose, so that the container user can read it.
+
 Not for: HTTP handling (see :mod:`signal_export.ingest.app`) or rate limiting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
+import stat
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +48,7 @@ from typing import Any
 import yaml
 
 from signal_export.contract import STRATEGY_ID_RE
+from signal_export.ingest.strict import load_yaml, loads_json
 
 HASH_SCHEME = "sha256"
 # \A...\Z and fullmatch: ``$`` would accept a trailing newline (a name stored as ``source``).
@@ -154,19 +168,115 @@ def registry_from_mapping(data: Any) -> TokenRegistry:
     return TokenRegistry(producer_from_mapping(raw, i) for i, raw in enumerate(data["producers"]))
 
 
-def load_token_file(path: str | Path) -> TokenRegistry:
-    """Read a ``.yaml``/``.yml`` or ``.json`` token file."""
-    path = Path(path)
+def _read_token_data(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TokenConfigError(f"token file {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        return loads_json(text) if path.suffix == ".json" else load_yaml(text)
+    except (ValueError, yaml.YAMLError) as exc:
         raise TokenConfigError(f"token file {path}: not valid {path.suffix[1:] or 'YAML'}: "
                                f"{exc}") from None
+
+
+def load_token_file(path: str | Path) -> TokenRegistry:
+    """Read a ``.yaml``/``.yml`` or ``.json`` token file (a repeated key is an error)."""
+    path = Path(path)
+    data = _read_token_data(path)
     try:
         return registry_from_mapping(data)
     except TokenConfigError as exc:
         raise TokenConfigError(f"token file {path}: {exc}") from None
+
+
+def producer_entry(name: str, token_hash: str, strategy_ids: Iterable[str],
+                   rate_limit: RateLimit | None = None) -> dict[str, Any]:
+    """One ``producers`` entry as written to the token file (checked like a loaded one)."""
+    entry: dict[str, Any] = {"name": name, "token_hash": token_hash,
+                             "strategy_ids": list(dict.fromkeys(strategy_ids))}
+    if rate_limit is not None:
+        entry["rate_limit"] = {"per_second": rate_limit.per_second, "burst": rate_limit.burst}
+    producer_from_mapping(entry)
+    return entry
+
+
+def _leading_comments(text: str) -> str:
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
+def add_producer_to_file(path: str | Path, entry: Mapping[str, Any], *,
+                         replace: bool = False) -> tuple[Path, bool]:
+    """Add ``entry`` (see :func:`producer_entry`) to the token file at ``path``, atomically.
+
+    A missing file is created (mode ``0600``). The file must load as it is (a repeated key
+    or a bad entry is reported, not "repaired"); a producer of the same name is an error
+    unless ``replace`` (a new token for it). YAML comments other than the file's leading
+    comment block are not kept. Returns the path written (symlinks resolved) and whether
+    an entry was replaced.
+    """
+    path = Path(path).resolve()
+    is_json = path.suffix == ".json"
+    header = ""
+    if path.exists():
+        data = _read_token_data(path)
+        if data is None:
+            data = {"producers": []}
+        try:
+            registry_from_mapping(data)
+        except TokenConfigError as exc:
+            raise TokenConfigError(f"token file {path}: {exc}; fix it before adding to "
+                                   "it") from None
+        if not is_json:
+            header = _leading_comments(path.read_text(encoding="utf-8"))
+        mode = stat.S_IMODE(path.stat().st_mode) & ~0o022
+    else:
+        data, mode = {"producers": []}, 0o600
+    producers = [dict(p) for p in data["producers"]]
+    names = [p.get("name") for p in producers]
+    replaced = entry["name"] in names
+    if replaced:
+        if not replace:
+            raise TokenConfigError(f"token file {path}: producer {entry['name']!r} is already "
+                                   "in it (use --replace to give it a new token)")
+        producers[names.index(entry["name"])] = dict(entry)
+    else:
+        producers.append(dict(entry))
+    new_data = {**data, "producers": producers}
+    text = (json.dumps(new_data, indent=2) + "\n" if is_json else
+            header + yaml.safe_dump(new_data, sort_keys=False, default_flow_style=None,
+                                    allow_unicode=True))
+    try:  # what is about to be written loads, with every producer in it
+        registry_from_mapping(loads_json(text) if is_json else load_yaml(text))
+    except (TokenConfigError, ValueError, yaml.YAMLError) as exc:
+        raise TokenConfigError(f"token file {path}: not changed: {exc}") from None
+    _write_atomically(path, text, mode)
+    return path, replaced
+
+
+def _write_atomically(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to a temporary file next to ``path`` (``mode`` from the start, so the
+    content is never readable by others), fsync it and rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable (not on every filesystem)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -67,6 +67,8 @@ class Ingest:
 
 
 def start_ingest(db: Database, **app_kwargs: Any) -> tuple[BackgroundServer, Ingest]:
+    """``app_kwargs``: :func:`create_app`'s, plus ``server_limits`` (a ``ServerLimits``),
+    ``grace_seconds``, ``max_items`` and ``quotes`` (the sink's)."""
     coll, runs = db[SIGNALS_COLLECTION], db[EXPORT_RUNS_COLLECTION]
     ensure_signal_indexes(coll)
     ensure_runs_indexes(runs)
@@ -76,5 +78,7 @@ def start_ingest(db: Database, **app_kwargs: Any) -> tuple[BackgroundServer, Ing
         sink.quotes = app_kwargs.pop("quotes")
     app_kwargs.setdefault("max_body_bytes", MAX_BODY_BYTES)
     app_kwargs.setdefault("rate_limit", RateLimit(per_second=10_000.0, burst=10_000))
-    server = BackgroundServer(create_app(sink, registry(), **app_kwargs)).start()
+    app_kwargs.setdefault("auth_failure_limit", RateLimit(per_second=10_000.0, burst=10_000))
+    limits = app_kwargs.pop("server_limits", None)
+    server = BackgroundServer(create_app(sink, registry(), **app_kwargs), limits=limits).start()
     return server, Ingest(server.url, db, httpx.Client(base_url=server.url, timeout=30))

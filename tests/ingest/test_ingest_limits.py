@@ -79,6 +79,7 @@ def test_a_declared_body_far_over_the_limit_is_refused_without_reading_it(ingest
     import socket
 
     request = (b"POST /v1/signals HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer " + TOKENS["desk"].encode() + b"\r\n"
                b"Content-Length: 999999999\r\n\r\n[")
     with socket.create_connection((ingest.url.split("//")[1].split(":")[0],
                                    int(ingest.url.rsplit(":", 1)[1])), timeout=10) as sock:
