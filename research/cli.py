@@ -6,19 +6,26 @@
     research signals --config CONFIG --out signals.parquet [--export]
     research import-synthetic --symbols BTC/USDT,ETH/USDT --timeframe 1d --start D --end D
     research import-file PATH --timeframe 1d [--symbol BTC/USDT] [--tz UTC] [--map 'Time=datetime']
+    research import-exchange --exchange binance --pairs BTC/USDT,ETH/USDT --timeframe 1m \
+                     --start 2024-06-01 [--end 2024-06-30] [--exchange-config ccxt.json]
+    research list factors|generators [--json]
 
 MongoDB comes from the environment / ``.env`` (``EXT_SIG_MONGO_URI``, ``EXT_SIG_DB``,
 ``MARKET_MONGO_URI``, ``MARKET_DB``; see ``configs/.env.example``); ``--mongo-uri``
 points signals and market data at one server. Exit status: 0 done, 1 some signals
-were rejected at export, 2 bad input or config, 3 MongoDB failed. Progress goes to
-stderr (``--quiet`` hides it). Not a scheduler: see the scheduler's own command.
+were rejected at export, 2 bad input or config, 3 MongoDB failed, 4 the exchange
+failed (network, refused, after the retries), 130 interrupted (a re-run resumes).
+Progress goes to stderr (``--quiet`` hides it). Not a scheduler: see the
+scheduler's own command.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,9 +38,16 @@ from tqdm import tqdm
 
 from research.data.bars import BarsError
 from research.data.file_import import import_ohlcv_file
-from research.data.market_store import MarketStore, UpsertResult, upsert_candles
+from research.data.market_store import (
+    STORED_TIMEFRAMES,
+    MarketStore,
+    UpsertResult,
+    is_derived_timeframe,
+    last_stored_bar,
+    upsert_candles,
+)
 from research.data.synthetic import SyntheticMarket, generate_ohlcv
-from research.factors import FactorError, compute_factors
+from research.factors import FactorError, compute_factors, list_factors
 from research.pipeline import (
     MarketDataError,
     PipelineConfig,
@@ -48,12 +62,19 @@ from research.pipeline.run import export_frame, generate_signals, open_targets
 from research.pipeline.run import factor_frame as pipeline_factors
 from research.signals.base import GeneratorError
 from research.signals.expression import RuleError
-from signal_export.contract import OHLCV_FIELDS, ContractError, to_symbol
+from research.signals.registry import (
+    COMMON_PARAMS,
+    generator_parameters,
+    generator_summary,
+    list_generators,
+)
+from signal_export.contract import OHLCV_FIELDS, ContractError, timeframe_seconds, to_symbol
 from signal_export.exporter import ExportError
 from signal_export.logs import configure_logging, redact_uri
 from signal_export.settings import Settings, load_settings
 
-EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO = 0, 1, 2, 3
+EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO, EXIT_EXCHANGE = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 INPUT_ERRORS = (PipelineConfigError, MarketDataError, ContractError, FactorError,
                 GeneratorError, RuleError, BarsError, ValueError, OSError)
 
@@ -83,8 +104,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
                  f"{summary['exit_long']} exit_long)")
     m = summary.get("metrics")
     if m:
-        lines.append("backtest: " + ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()))
+        from research.backtest.format import format_metric
+
+        lines.append("backtest: " + ", ".join(f"{k}={format_metric(k, v)}"
+                                              for k, v in m.items()))
     exp = summary.get("export")
     if exp is None:
         lines.append("export: off")
@@ -266,6 +289,204 @@ def cmd_import_file(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class ExchangeFailed(Exception):
+    """The exchange could not be reached or refused a request (exit status 4)."""
+
+
+def _exchange_config(path: str | None) -> dict[str, Any]:
+    """The ccxt constructor config from ``--exchange-config``: a ccxt config object, or a
+    Freqtrade config / exchange overlay (its ``exchange.ccxt_config`` is used)."""
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"--exchange-config {path}: cannot read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--exchange-config {path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--exchange-config {path}: expected a JSON object, got "
+                         f"{type(data).__name__}")
+    exchange = data.get("exchange")
+    if isinstance(exchange, dict) and isinstance(exchange.get("ccxt_config"), dict):
+        return dict(exchange["ccxt_config"])  # a Freqtrade config or the stand-in's overlay
+    return data
+
+
+def make_exchange(exchange_id: str, config: dict[str, Any]) -> Any:
+    """A ccxt client for ``exchange_id`` (e.g. ``binance``), ``config`` merged into its
+    constructor config (ccxt deep-merges it over the exchange's own description)."""
+    import ccxt
+
+    name = exchange_id.strip().lower()
+    if name not in ccxt.exchanges:
+        close = difflib.get_close_matches(name, ccxt.exchanges, n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else \
+            "ccxt exchange ids, e.g. binance, bybit, kraken, okx"
+        raise ValueError(f"unknown exchange {exchange_id!r} ({hint})")
+    return getattr(ccxt, name)({"timeout": 30_000, **config, "enableRateLimit": True})
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _when(ts: pd.Timestamp | None, timeframe: str = "1m") -> str:
+    if ts is None:
+        return "-"
+    return ts.strftime("%Y-%m-%d" if timeframe == "1d" else "%Y-%m-%d %H:%M")
+
+
+def _bars(n: int) -> str:
+    return f"{n:,} bar" + ("" if n == 1 else "s")
+
+
+def _import_summary(report: Any, *, exchange: str, store: MarketStore, seconds: float,
+                    newest: dict[str, pd.Timestamp | None], max_rows: int = 20) -> str:
+    """One screen: a row per symbol (first ``max_rows``), totals, requests, gaps."""
+    tf = report.timeframe
+    coll = store.collection(tf)
+    items = list(report.symbols.values())
+    head = (f"{'symbol':<18} {'fetched':>9} {'inserted':>9} {'updated':>8} {'unchanged':>9}  "
+            f"{'first fetched':<16}  {'last fetched':<16}  {'stored up to':<16}  gaps")
+    lines = [f"import-exchange {exchange} {tf} -> {store.db.name}.{coll.name}", head]
+    for item in items[:max_rows]:
+        r = item.result
+        lines.append(f"{item.symbol:<18} {item.fetched:>9,} {r.inserted:>9,} {r.updated:>8,} "
+                     f"{r.unchanged:>9,}  {_when(item.first, tf):<16}  "
+                     f"{_when(item.last, tf):<16}  {_when(newest.get(item.symbol), tf):<16}  "
+                     f"{len(item.gaps)}")
+    if len(items) > max_rows:
+        lines.append(f"... {len(items) - max_rows} more symbols (in the totals)")
+    total = report.result
+    fetched = sum(i.fetched for i in items)
+    gaps = report.gaps
+    lines.append(f"{'total':<18} {fetched:>9,} {total.inserted:>9,} {total.updated:>8,} "
+                 f"{total.unchanged:>9,}")
+    lines.append(f"{report.requests:,} requests, {report.retries:,} retries, {seconds:.1f} s; "
+                 f"{len(gaps)} gaps ({sum(g.missing_bars for g in gaps):,} bars missing at the "
+                 "exchange, not filled)")
+    for gap in gaps[:3]:
+        lines.append(f"  gap {gap.symbol} {_when(gap.start, tf)} .. {_when(gap.end, tf)} "
+                     f"({_bars(gap.missing_bars)})")
+    if len(gaps) > 3:
+        lines.append(f"  ... {len(gaps) - 3} more gaps (--gaps-csv FILE lists them all)")
+    if fetched == 0:
+        lines.append("nothing new: every symbol is stored up to the last closed bar of the "
+                     "range (a re-run resumes after the newest stored bar)")
+    return "\n".join(lines)
+
+
+def cmd_import_exchange(args: argparse.Namespace) -> int:
+    import ccxt
+
+    from research.data.ccxt_import import import_ohlcv
+
+    timeframe_seconds(args.timeframe)  # not a timeframe at all -> ContractError
+    if args.timeframe not in STORED_TIMEFRAMES:
+        derived = is_derived_timeframe(args.timeframe)
+        raise ValueError(
+            f"timeframe {args.timeframe!r}: the market store keeps {', '.join(STORED_TIMEFRAMES)}"
+            + (f" and derives {args.timeframe} from 1m when read - import --timeframe 1m"
+               if derived else ""))
+    symbols = []
+    for item in _split(args.pairs):
+        try:
+            symbols.append(to_symbol(item))
+        except ContractError as exc:
+            raise ValueError(f"--pairs {item!r}: expected a pair like BTC/USDT or a symbol "
+                             f"like BINANCE:BTCUSDT ({exc})") from None
+    if not symbols:
+        raise ValueError("--pairs must name at least one pair, e.g. BTC/USDT")
+    if args.limit < 1 or args.max_retries < 0 or not args.backoff >= 0:
+        raise ValueError("--limit must be >= 1, --max-retries and --backoff >= 0")
+    lo = pd.Timestamp(_bound_ts(parse_bound(args.start, "--start")))
+    until = None
+    if args.end:
+        hi = bar_range(parse_bound(args.start, "--start"), parse_bound(args.end, "--end"),
+                       args.timeframe)[1]
+        if hi <= lo:
+            raise ValueError(f"--end {args.end} is before --start {args.start}")
+        until = hi - pd.Timedelta(milliseconds=1)
+    exchange = make_exchange(args.exchange, _exchange_config(args.exchange_config))
+    store = MarketStore.from_settings(_settings(args))
+    started = time.monotonic()
+    try:
+        report = import_ohlcv(exchange, symbols, args.timeframe, db=store, since=lo,
+                              until=until, limit=args.limit, max_retries=args.max_retries,
+                              backoff_s=args.backoff, progress=not args.quiet)
+        newest = {s: last_stored_bar(store, s, args.timeframe) for s in report.symbols}
+    except KeyboardInterrupt:
+        print("interrupted: what was fetched is stored; re-run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ccxt.BadSymbol, ccxt.BadRequest) as exc:
+        raise ValueError(f"exchange {exchange.id}: {_short(exc)}") from None
+    except ccxt.BaseError as exc:
+        raise ExchangeFailed(f"exchange {exchange.id}: {type(exc).__name__}: "
+                             f"{_short(exc)}") from None
+    finally:
+        store.db.client.close()
+    if args.gaps_csv:
+        report.gap_frame().to_csv(args.gaps_csv, index=False)
+    print(_import_summary(report, exchange=exchange.id, store=store,
+                          seconds=time.monotonic() - started, newest=newest))
+    return EXIT_OK
+
+
+def _bound_ts(value: Any) -> pd.Timestamp:
+    return bar_range(value, value, "1m")[0]
+
+
+def _factor_rows() -> list[dict[str, Any]]:
+    return [{"name": name, "parameters": {k: f.describe_param(k) for k in f.defaults},
+             "defaults": dict(f.defaults), "outputs": list(f.outputs),
+             "requires": sorted(f.requires), "doc": (f.doc.splitlines() or [""])[0]}
+            for name, f in sorted(list_factors().items())]
+
+
+def _generator_rows() -> list[dict[str, Any]]:
+    rows = []
+    for name, cls in list_generators().items():
+        params = generator_parameters(cls)
+        rows.append({"name": name, "doc": generator_summary(cls),
+                     "parameters": {p.name: p.text() for p in params if not p.common},
+                     "defaults": {p.name: p.default for p in params
+                                  if not p.common and not p.required},
+                     "required": [p.name for p in params if p.required and not p.common]})
+    return rows
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = _factor_rows() if args.what == "factors" else _generator_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    width = max(len(r["name"]) for r in rows) + 2
+    pad = " " * width
+    lines = []
+    if args.what == "factors":
+        lines.append(f"{len(rows)} factors (pipeline: factors: [{{name: rsi, params: "
+                     "{period: 7}}]; CLI: --factors rsi:period=7)")
+        for r in rows:
+            params = ", ".join(r["parameters"].values()) or "(no parameters)"
+            lines.append(f"{r['name']:<{width}}{params}")
+            lines.append(f"{pad}-> {', '.join(r['outputs'])}; needs {', '.join(r['requires'])}")
+            lines.append(f"{pad}{r['doc']}")
+    else:
+        lines.append(f"{len(rows)} generators (pipeline: generator: {{type: NAME, params: "
+                     "{...}})")
+        for r in rows:
+            lines.append(f"{r['name']:<{width}}{r['doc']}")
+            for text in r["parameters"].values():
+                lines.append(f"{pad}{text}")
+        lines.append(f"every generator also takes {', '.join(COMMON_PARAMS)}; a pipeline fills "
+                     "strategy_id, timeframe and version from its export block and timeframe")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 # --- parser ---------------------------------------------------------------------
 
 
@@ -338,6 +559,36 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--map", action="append", metavar="FILE_COL=COL",
                     help="rename a file column to a canonical one (repeatable)")
     fi.set_defaults(func=cmd_import_file)
+
+    ie = sub.add_parser("import-exchange", parents=[common],
+                        help="download OHLCV from an exchange (ccxt) into the market store: "
+                             "paged, resumable, idempotent, rate-limited")
+    ie.add_argument("--exchange", default="binance", help="ccxt exchange id (default: binance)")
+    ie.add_argument("--pairs", "--symbols", dest="pairs", required=True,
+                    help="comma list, BTC/USDT or BINANCE:BTCUSDT")
+    ie.add_argument("--timeframe", default="1m",
+                    help="1m or 1d, the stored timeframes (5m, 15m, 1h, 4h ... are derived "
+                         "from 1m when read); default 1m")
+    ie.add_argument("--start", required=True, help="first day (YYYY-MM-DD) or ISO time")
+    ie.add_argument("--end", help="last day (inclusive) or ISO time; default: the last closed "
+                                  "bar")
+    ie.add_argument("--exchange-config", metavar="FILE.json",
+                    help="merged into the ccxt constructor config (API URLs, options, keys); "
+                         "a Freqtrade config's exchange.ccxt_config is taken as is")
+    ie.add_argument("--limit", type=int, default=1000, help="bars per request (default 1000)")
+    ie.add_argument("--max-retries", type=int, default=6,
+                    help="retries of a rate-limited or failed request (default 6)")
+    ie.add_argument("--backoff", type=float, default=1.0,
+                    help="first retry delay in seconds, doubling (default 1)")
+    ie.add_argument("--gaps-csv", metavar="FILE", help="write every gap found to this CSV")
+    ie.set_defaults(func=cmd_import_exchange)
+
+    ls = sub.add_parser("list", help="list the registered factors or signal generators with "
+                                     "their parameters and defaults")
+    ls.add_argument("what", choices=["factors", "generators"])
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.add_argument("--log-level", default="WARNING")
+    ls.set_defaults(func=cmd_list)
     return parser
 
 
@@ -347,6 +598,9 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
     except ExportError as exc:
         print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         return EXIT_MONGO
+    except ExchangeFailed as exc:
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
+        return EXIT_EXCHANGE
     except PyMongoError as exc:
         short = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
         print(f"error: MongoDB: {type(exc).__name__}: {redact_uri(short)}", file=sys.stderr)

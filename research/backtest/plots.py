@@ -1,9 +1,13 @@
 """Figures and a self-contained HTML report of a :class:`BacktestResult`.
 
-For a researcher's eyes: equity and drawdown, and positions over price with
-entry/exit markers, as PNG (matplotlib's Agg canvas, no display and no pyplot
-global state), plus one HTML file with those PNGs embedded (base64), the
-parameters, the metrics table and the trades table. Long 1m histories are
+For a researcher's eyes: equity (with the buy-and-hold benchmark of the same
+universe when given) and drawdown, and positions over price with entry/exit
+markers, as PNG (matplotlib's Agg canvas, no display and no pyplot global
+state), plus one HTML file with those PNGs embedded (base64), the parameters,
+the formatted metrics of the strategy next to the benchmark's
+(:mod:`research.backtest.format`), any extra sections (the pipeline adds the
+factor analysis) and the trades table, where a trade still open at the end
+shows ``open`` as its exit. Long 1m histories are
 bucketed to a few thousand points before drawing (last equity, deepest
 drawdown, any position per bucket), so plotting 525,600 bars stays quick and
 the lines stay readable. Not for interactive exploration or publication styling.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -22,6 +27,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from research.backtest.format import format_duration, format_percent, metrics_table
 from research.backtest.metrics import drawdown
 from research.backtest.simulate import BacktestResult
 
@@ -60,8 +66,12 @@ def _save(fig: Figure, path: str | Path | None) -> bytes:
     return png
 
 
-def plot_equity_drawdown(result: BacktestResult, path: str | Path | None = None) -> bytes:
-    """Equity (total, and per symbol when there are few) over drawdown; returns PNG bytes."""
+def plot_equity_drawdown(result: BacktestResult, path: str | Path | None = None, *,
+                         benchmark: BacktestResult | None = None) -> bytes:
+    """Equity (total, per symbol when there are few, and the ``benchmark``'s) over drawdown.
+
+    Returns PNG bytes.
+    """
     fig = Figure(figsize=(11, 6.5), layout="constrained")
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
     eq = result.equity
@@ -71,17 +81,24 @@ def plot_equity_drawdown(result: BacktestResult, path: str | Path | None = None)
         for sym, col in _bucket(result.equity_by_symbol, "last").items():
             ax_eq.plot(col.index, col.to_numpy(), lw=0.8, alpha=0.6, label=str(sym))
     ax_eq.plot(eq_b.index, eq_b.to_numpy(), color="black", lw=1.6, label="portfolio")
+    bench_text = ""
+    if benchmark is not None:
+        bh = _bucket(benchmark.equity.reindex(eq.index), "last")
+        ax_eq.plot(bh.index, bh.to_numpy(), color="tab:purple", lw=1.3, ls="-.",
+                   label="buy & hold (same universe)")
+        bench_text = f", buy & hold {benchmark.metrics.total_return:+.1%}"
     ax_eq.axhline(result.initial_capital, color="grey", lw=0.8, ls="--", label="initial capital")
     m = result.metrics
     ax_eq.set_title(
         f"Equity ({result.timeframe}, fee {result.fee:.2%}, slippage {result.slippage_bps:g} bps)"
-        f" - total return {m.total_return:+.1%}, Sharpe {m.sharpe:.2f}, "
-        f"max drawdown {m.max_drawdown:.1%}")
+        f" - total return {m.total_return:+.1%}{bench_text}, Sharpe {m.sharpe:.2f}, "
+        f"max drawdown {m.max_drawdown:.1%}", fontsize=10)
     ax_eq.set_ylabel("value (quote currency)")
     ax_eq.legend(loc="best", fontsize=8, ncol=3, framealpha=0.8)
     ax_dd.fill_between(dd_b.index, dd_b.to_numpy() * 100, 0, color="tab:red", alpha=0.4, lw=0)
     ax_dd.set_ylabel("drawdown (%)")
-    ax_dd.set_title(f"Drawdown (longest under water: {m.max_drawdown_duration})", fontsize=10)
+    ax_dd.set_title(f"Drawdown (longest under water: "
+                    f"{format_duration(m.max_drawdown_duration)})", fontsize=10)
     ax_dd.set_xlabel("bar open time (UTC)")
     for ax in (ax_eq, ax_dd):
         _date_axis(ax)
@@ -130,19 +147,64 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _time(value: pd.Timestamp) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if pd.notna(value) else "open"
+
+
+def trades_display(trades: pd.DataFrame) -> pd.DataFrame:
+    """The trades table as people read it: times to the minute, ``open`` as the exit time
+    of a trade still open at the end (its exit price is the last close, a mark), money
+    to cents, returns in percent."""
+    is_open = trades["is_open"].to_numpy(dtype=bool)
+    return pd.DataFrame({
+        "symbol": trades["symbol"].astype(str),
+        "entry": trades["entry_time"].map(_time),
+        "exit": [("open" if o else _time(t)) for o, t in zip(is_open, trades["exit_time"],
+                                                               strict=True)],
+        "entry price": trades["entry_price"].map(lambda v: f"{v:.6g}"),
+        "exit price": [f"{v:.6g}" + (" (mark)" if o else "")
+                       for v, o in zip(trades["exit_price"], is_open, strict=True)],
+        "units": trades["units"].map(lambda v: f"{v:.6g}"),
+        "entry value": trades["entry_value"].map(lambda v: f"{v:,.2f}"),
+        "exit value": trades["exit_value"].map(lambda v: f"{v:,.2f}"),
+        "fees": trades["fees"].map(lambda v: f"{v:,.2f}"),
+        "pnl": trades["pnl"].map(lambda v: f"{v:+,.2f}"),
+        "return": trades["return"].map(lambda v: format_percent(v, signed=True)),
+        "bars held": trades["bars_held"].map(lambda v: f"{v:,}"),
+        "status": np.where(is_open, "open", "closed"),
+    })
+
+
 def html_report(result: BacktestResult, close: pd.DataFrame, path: str | Path,
-                title: str = "Backtest report") -> Path:
-    """Write one self-contained HTML file (images embedded) and return its path."""
-    images = [("Equity and drawdown", plot_equity_drawdown(result)),
+                title: str = "Backtest report", *, benchmark: BacktestResult | None = None,
+                sections: Sequence[tuple[str, str]] = ()) -> Path:
+    """Write one self-contained HTML file (images embedded) and return its path.
+
+    ``benchmark`` (see :func:`research.backtest.benchmark.buy_and_hold`) is drawn on the
+    equity plot and its metrics shown next to the strategy's; ``sections`` are extra
+    (heading, HTML fragment) pairs placed after the figures.
+    """
+    images = [("Equity and drawdown", plot_equity_drawdown(result, benchmark=benchmark)),
               ("Positions over price", plot_positions(result, close))]
-    params = {"timeframe": result.timeframe, "bars": len(result.equity),
-              "first bar": result.equity.index[0], "last bar": result.equity.index[-1],
-              "symbols": len(result.weights), "initial capital": result.initial_capital,
-              "fee": result.fee, "fee model": result.fee_model.value,
-              "slippage (bps)": result.slippage_bps,
+    params = {"timeframe": result.timeframe, "bars": f"{len(result.equity):,}",
+              "first bar": _time(result.equity.index[0]),
+              "last bar": _time(result.equity.index[-1]),
+              "symbols": len(result.weights),
+              "initial capital": f"{result.initial_capital:,.2f}",
+              "fee": f"{result.fee:.3%} per side", "fee model": result.fee_model.value,
+              "slippage": f"{result.slippage_bps:g} bps",
               "fills": "signal at bar t -> open of bar t+1 (Freqtrade convention)"}
+    if benchmark is not None:
+        params["benchmark"] = ("buy & hold of the same symbols, weights and costs "
+                               "(bought at each symbol's first open)")
+    metrics = {"strategy": result.metrics.to_dict()}
+    if benchmark is not None:
+        bench = benchmark.metrics.to_dict()
+        metrics["buy & hold"] = {k: v for k, v in bench.items()
+                                 if k not in ("n_trades", "n_open_trades", "win_rate",
+                                              "profit_factor", "turnover", "turnover_annual")}
     trades = result.trades
-    shown = trades.head(MAX_HTML_TRADES)
+    shown = trades_display(trades.head(MAX_HTML_TRADES))
     caption = (f"Trades ({len(trades):,}"
                + (f"; first {len(shown):,} shown" if len(shown) < len(trades) else "") + ")")
     parts = [
@@ -157,14 +219,18 @@ def html_report(result: BacktestResult, close: pd.DataFrame, path: str | Path,
         "<h2>Parameters</h2>",
         pd.Series(params, name="value").map(_fmt).to_frame().to_html(),
         "<h2>Metrics</h2>",
-        pd.Series(result.metrics.to_dict(), name="value").map(_fmt).to_frame().to_html(),
+        metrics_table(metrics).to_html(),
     ]
     for heading, png in images:
         data = base64.b64encode(png).decode("ascii")
         parts += [f"<h2>{heading}</h2>",
                   f"<img alt='{heading}' src='data:image/png;base64,{data}'>"]
-    parts += [f"<h2>{caption}</h2>", shown.to_html(index=False, float_format=lambda v: f"{v:.6g}"),
-              "</body></html>"]
+    for heading, fragment in sections:
+        parts += [f"<h2>{html.escape(heading)}</h2>", fragment]
+    open_note = (f" - {int(trades['is_open'].sum())} still open at the end, marked at the "
+                 "last close" if trades["is_open"].any() else "")
+    parts += [f"<h2>{caption}</h2>", f"<p>{html.escape(open_note.lstrip(' -'))}</p>"
+              if open_note else "", shown.to_html(index=False), "</body></html>"]
     out = Path(path)
     out.write_text("\n".join(parts), encoding="utf-8")
     return out

@@ -6,7 +6,9 @@
   DB handle every function takes (a plain pymongo ``Database`` works too).
 - :mod:`~research.data.ccxt_import`: paged, resumable, rate-limit aware ccxt download.
 - :mod:`~research.data.file_import`: CSV/Parquet import with explicit timezone rules.
-- :mod:`~research.data.readers`: ``get_crypto_market_data`` / ``get_crypto_min_data``.
+- :mod:`~research.data.readers`: ``get_crypto_market_data`` / ``get_crypto_min_data``, and
+  ``get_crypto_bars`` for any timeframe the store accepts: 1m and 1d as stored, 5m, 15m,
+  1h, 4h ... resampled from 1m on the contract's bar grid (docs/RESEARCH.md).
 - :mod:`~research.data.freqtrade_candles`: write candles in Freqtrade's own format.
 
 Submodules are imported explicitly (``from research.data.readers import ...``) so that

@@ -12,6 +12,13 @@ The DB handle: every function takes a :class:`MarketStore` (a pymongo
 ``Database`` plus the two collection names) or a plain ``Database`` (the
 contract's default names). Build one from settings with
 :meth:`MarketStore.from_settings`.
+
+Timeframes: only 1m and 1d are *stored*. The other common timeframes (5m, 15m,
+30m, 1h, 2h, 4h, 6h, 8h, 12h: any whole number of minutes that divides a day)
+are *derived* when read, by resampling the stored 1m bars
+(:func:`research.data.readers.get_crypto_bars`), so there is one copy of the
+data and a 1h bar can never disagree with its minutes. Writing a derived
+timeframe is an error that says so (import 1m instead).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from signal_export.contract import (
     MARKET_1M_COLLECTION,
     OHLCV_FIELDS,
     ContractError,
+    timeframe_seconds,
     to_symbol,
 )
 from signal_export.settings import Settings
@@ -38,6 +46,9 @@ from signal_export.store import connect, ensure_market_indexes
 #: Timeframes the store holds, and the time field each collection is keyed on.
 STORED_TIMEFRAMES = ("1m", "1d")
 TIME_FIELD = {"1m": "datetime", "1d": "date"}
+#: The common timeframes readers derive from stored 1m bars (any other whole number
+#: of minutes dividing a day works too, see :func:`is_derived_timeframe`).
+COMMON_DERIVED_TIMEFRAMES = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h")
 DEFAULT_BATCH_SIZE = 10_000
 
 
@@ -72,11 +83,39 @@ def as_store(db: MarketStore | Database) -> MarketStore:
     return db if isinstance(db, MarketStore) else MarketStore(db)
 
 
+def is_derived_timeframe(timeframe: str) -> bool:
+    """True for a timeframe read by resampling stored 1m bars (5m, 15m, 1h, 4h, ...).
+
+    That is a whole number of minutes, more than one, dividing a day, other than 1d.
+    Raises :class:`ContractError` for a string that is not a timeframe at all.
+    """
+    seconds = timeframe_seconds(timeframe)
+    return timeframe not in STORED_TIMEFRAMES and seconds % 60 == 0 and seconds < 86400 \
+        and 86400 % seconds == 0
+
+
 def check_stored_timeframe(timeframe: str) -> None:
     if timeframe not in STORED_TIMEFRAMES:
+        hint = ""
+        try:
+            if is_derived_timeframe(timeframe):
+                hint = (f"; {timeframe} bars are derived from the stored 1m bars when read "
+                        "(get_crypto_bars, or a pipeline timeframe) - store 1m")
+        except ContractError:
+            hint = " (and it is not a timeframe: use e.g. 1m, 5m, 1h, 4h, 1d)"
         raise ContractError(
-            f"timeframe {timeframe!r}: the market store holds only {', '.join(STORED_TIMEFRAMES)}"
-        )
+            f"timeframe {timeframe!r}: the market store holds only "
+            f"{', '.join(STORED_TIMEFRAMES)}{hint}")
+
+
+def check_readable_timeframe(timeframe: str) -> None:
+    """Accept a stored (1m, 1d) or derived (5m .. 12h) timeframe; else a clear error."""
+    if timeframe in STORED_TIMEFRAMES:
+        return
+    if not is_derived_timeframe(timeframe):
+        raise ContractError(
+            f"timeframe {timeframe!r}: the market store reads 1m and 1d as stored and whole "
+            f"minutes dividing a day ({', '.join(COMMON_DERIVED_TIMEFRAMES)}) from 1m")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,15 @@ index range scan on ``{symbol, datetime}``, which keeps every server reply
 small. Writing is
 :mod:`research.data.market_store`'s job.
 
+``get_crypto_bars`` reads any timeframe the store accepts: 1m and 1d as stored,
+and 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h (any whole number of minutes dividing
+a day) resampled from the stored 1m bars with the standard OHLCV aggregation
+(first open, max high, min low, last close, summed volume), each bar labelled by
+its open time on the signal contract's grid (epoch-anchored: 4h bars open at
+00:00, 04:00 ... UTC, like Binance and Freqtrade). A derived bar is built from
+the 1m bars that exist (a hole in the minutes is not filled); ``complete=True``
+keeps only bars with all their minutes.
+
 Boundaries: a ``datetime``/``Timestamp`` must be tz-aware; a ``date``, a
 ``'YYYYMMDD'`` or ``'YYYY-MM-DD'`` string means that UTC calendar day, and as
 the end of a minute request it includes the whole day.
@@ -29,9 +38,16 @@ import pandas as pd
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from signal_export.contract import OHLCV_FIELDS, ContractError, ensure_utc, to_symbol
+from signal_export.contract import (
+    OHLCV_FIELDS,
+    ContractError,
+    ensure_utc,
+    floor_to_bar,
+    timeframe_delta,
+    to_symbol,
+)
 
-from .market_store import MarketStore, as_store
+from .market_store import MarketStore, as_store, check_readable_timeframe
 
 DEFAULT_READ_BATCH = 50_000
 Bound = datetime | date | pd.Timestamp | str
@@ -186,3 +202,56 @@ def get_crypto_min_data(
     if frame is None:
         return empty_frame("datetime", chosen)
     return frame[["datetime", "symbol", *chosen]]
+
+
+def get_crypto_bars(
+    symbols: str | Iterable[str],
+    start: Bound,
+    end: Bound,
+    timeframe: str,
+    fields: Sequence[str] | None = None,
+    *,
+    db: MarketStore | Database,
+    batch_size: int = DEFAULT_READ_BATCH,
+    complete: bool = False,
+) -> pd.DataFrame:
+    """``timeframe`` bars of ``symbols`` whose open time lies in ``[start, end]``.
+
+    Columns: ``datetime`` (UTC bar open, ``datetime64[ms, UTC]``), ``symbol``, then
+    ``fields``, sorted by symbol then time, for every timeframe (1d included, whose
+    stored ``date`` becomes ``datetime``). 1m and 1d come from their collections;
+    5m .. 12h are aggregated from 1m (see the module docstring): a bar opening
+    before ``start`` is not returned, and the last bar covers its whole period
+    even when ``end`` falls inside it (an end given as a date includes the day).
+    ``complete=True`` drops derived bars that lack some of their 1m bars
+    (a hole in the data, or the bar still in progress when the minutes were stored).
+    """
+    check_readable_timeframe(timeframe)
+    if timeframe == "1d":
+        frame = get_crypto_market_data(symbols, start, end, fields, db=db, batch_size=batch_size)
+        return frame.rename(columns={"date": "datetime"})
+    if timeframe == "1m":
+        return get_crypto_min_data(symbols, start, end, fields, db=db, batch_size=batch_size)
+    from research.data.bars import expected_bars, time_bars  # pandas-only, imported on use
+
+    chosen = _fields(fields)
+    step = timeframe_delta(timeframe)
+    lo, _ = _parse_bound(start, "start")
+    hi, whole_day = _parse_bound(end, "end")
+    if whole_day:
+        hi = hi + timedelta(days=1) - timedelta(milliseconds=1)
+    first = floor_to_bar(lo, timeframe)
+    if first < lo:
+        first = first + step  # the bar containing start opened before it
+    last = floor_to_bar(hi, timeframe)
+    if last < first:
+        return empty_frame("datetime", chosen)
+    minutes = get_crypto_min_data(symbols, first, last + step - timedelta(milliseconds=1),
+                                  db=db, batch_size=batch_size)
+    if minutes.empty:
+        return empty_frame("datetime", chosen)
+    bars = time_bars(minutes, timeframe)
+    if complete:
+        bars = bars[bars["n_bars"] == expected_bars(timeframe)]
+    bars = bars.astype({"datetime": "datetime64[ms, UTC]"})
+    return bars.loc[:, ["datetime", "symbol", *chosen]].reset_index(drop=True)

@@ -12,11 +12,20 @@ must keep so the newest value equals a full recomputation to 1e-9
 with its own independent windows (seed 000: one symbol's data never reaches
 another's), then optionally adds cross-sectional ranks / z-scores per timestamp
 (seed 002). It is not the place for I/O or for signal logic.
+
+Parameters are checked before any factor function (TA-Lib) sees them: each
+value must have its default's type (an int parameter takes an int, or a float
+with no fraction; a float parameter any finite number) and lie within the
+factor's declared ``limits`` (int parameters default to ``>= 1``, float ones to
+``> 0``), and a factor may add a cross-parameter ``check`` (MACD: fast < slow).
+A bad value raises :class:`FactorError` naming the factor and the parameter,
+e.g. ``factor 'rsi': parameter 'period' must be an integer >= 2, got -5``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +38,10 @@ log = logging.getLogger(__name__)
 Bars = Mapping[str, np.ndarray]
 FactorFunc = Callable[..., dict[str, np.ndarray]]
 LatestFunc = Callable[..., dict[str, np.ndarray]]
+#: Inclusive (minimum, maximum) of a numeric parameter; None leaves that side open.
+Limits = tuple[float | None, float | None]
+#: A cross-parameter check: the merged parameters -> a problem sentence, or None.
+ParamsCheck = Callable[[Mapping[str, Any]], str | None]
 
 #: Named data requirements -> the frame columns that satisfy them.
 REQUIREMENT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -64,6 +77,35 @@ class FactorDef:
     doc: str = ""
     #: Optional vectorised-across-symbols path: 2-D arrays (symbols x bars) -> newest values.
     latest: LatestFunc | None = None
+    #: Declared limits of numeric parameters (see :func:`param_limits` for the defaults).
+    limits: Mapping[str, Limits] = field(default_factory=dict)
+    check: ParamsCheck | None = None
+
+    def param_limits(self, name: str) -> Limits:
+        """The inclusive limits of parameter ``name``: declared, else ints >= 1, floats > 0."""
+        if name in self.limits:
+            return self.limits[name]
+        default = self.defaults[name]
+        if isinstance(default, int) and not isinstance(default, bool):
+            return (1, None)
+        return (None, None)
+
+    def describe_param(self, name: str) -> str:
+        """``'period=14 (int, 2..100000)'``: a parameter, its default, type and range."""
+        default = self.defaults[name]
+        kind = type(default).__name__
+        lo, hi = self.param_limits(name)
+        if isinstance(default, float) and name not in self.limits:
+            rng = "> 0"
+        elif lo is None and hi is None:
+            rng = ""
+        elif hi is None:
+            rng = f">= {lo:g}"
+        elif lo is None:
+            rng = f"<= {hi:g}"
+        else:
+            rng = f"{lo:g}..{hi:g}"
+        return f"{name}={default!r} ({kind}{', ' + rng if rng else ''})"
 
 
 @dataclass(frozen=True)
@@ -121,13 +163,22 @@ def register_factor(
     lookback: int | Callable[[Mapping[str, Any]], int],
     warmup: int | Callable[[Mapping[str, Any]], int] | None = None,
     latest: LatestFunc | None = None,
+    limits: Mapping[str, Limits] | None = None,
+    check: ParamsCheck | None = None,
     **defaults: Any,
 ) -> Callable[[FactorFunc], FactorFunc]:
-    """Decorator: register ``func`` under ``name``; keyword defaults are its parameters."""
+    """Decorator: register ``func`` under ``name``; keyword defaults are its parameters.
+
+    ``limits`` maps a numeric parameter to its inclusive (min, max) (e.g. TA-Lib's
+    ``timeperiod`` is 2..100000 for RSI); ``check`` validates parameters together.
+    """
     reqs = frozenset(requires)
     unknown = reqs - REQUIREMENT_COLUMNS.keys()
     if unknown:
         raise FactorError(f"factor {name!r}: unknown requirement(s) {sorted(unknown)}")
+    stray = set(limits or ()) - set(defaults)
+    if stray:
+        raise FactorError(f"factor {name!r}: limits for unknown parameter(s) {sorted(stray)}")
 
     def deco(func: FactorFunc) -> FactorFunc:
         if name in FACTORS:
@@ -136,7 +187,8 @@ def register_factor(
             name=name, func=func, outputs=tuple(outputs), requires=reqs,
             defaults=dict(defaults), lookback=_as_int_fn(lookback),
             warmup=_as_int_fn(warmup if warmup is not None else lookback),
-            doc=(func.__doc__ or "").strip(), latest=latest,
+            doc=(func.__doc__ or "").strip(), latest=latest, limits=dict(limits or {}),
+            check=check,
         )
         return func
 
@@ -189,7 +241,59 @@ def resolve_spec(request: FactorRequest) -> FactorSpec:
             f"factor {name!r}: unknown parameter(s) {sorted(unknown)} "
             f"(accepted: {sorted(fdef.defaults)})"
         )
-    return FactorSpec(fdef, {**fdef.defaults, **given})
+    return FactorSpec(fdef, validate_params(fdef, given))
+
+
+def _number_text(lo: float | None, hi: float | None, strict_positive: bool) -> str:
+    if strict_positive:
+        return " > 0"
+    if lo is not None and hi is not None:
+        return f" in {lo:g}..{hi:g}"
+    if lo is not None:
+        return f" >= {lo:g}"
+    return f" <= {hi:g}" if hi is not None else ""
+
+
+def _check_param(fdef: FactorDef, key: str, value: Any) -> Any:
+    """``value`` checked (and an integral float made an int) against the default's type."""
+    default = fdef.defaults[key]
+    lo, hi = fdef.param_limits(key)
+    where = f"factor {fdef.name!r}: parameter {key!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise FactorError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value, ok = int(value), True
+        kind, positive = "an integer", False
+    elif isinstance(default, float):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value))
+        kind, positive = "a finite number", key not in fdef.limits
+        if ok:
+            value = float(value)
+    else:
+        if not isinstance(value, type(default)):
+            raise FactorError(f"{where} must be a {type(default).__name__}, got {value!r}")
+        return value
+    rule = kind + _number_text(lo, hi, positive)
+    if not ok:
+        raise FactorError(f"{where} must be {rule}, got {value!r} ({type(value).__name__})")
+    if (positive and value <= 0) or (lo is not None and value < lo) or (
+            hi is not None and value > hi):
+        raise FactorError(f"{where} must be {rule}, got {value!r}")
+    return value
+
+
+def validate_params(fdef: FactorDef, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The factor's defaults updated with ``given``, each checked before any computation."""
+    params = {**fdef.defaults, **{k: _check_param(fdef, k, v) for k, v in given.items()}}
+    problem = fdef.check(params) if fdef.check is not None else None
+    if problem:
+        raise FactorError(f"factor {fdef.name!r}: {problem}")
+    return params
 
 
 def resolve_specs(requests: Iterable[FactorRequest]) -> list[FactorSpec]:

@@ -40,7 +40,8 @@ def _vol_latest(bars: Bars, window: int) -> dict[str, np.ndarray]:
 
 @register_factor(
     "volatility", outputs=("volatility_{window}",), requires=("close",),
-    lookback=lambda p: p["window"] + 1, latest=_vol_latest, window=20,
+    lookback=lambda p: p["window"] + 1, latest=_vol_latest, limits={"window": (2, None)},
+    window=20,
 )
 def volatility(bars: Bars, window: int) -> dict[str, np.ndarray]:
     """Rolling std (ddof=0) of 1-bar log returns over ``window`` bars; not annualised."""
@@ -64,7 +65,8 @@ def _zscore_latest(bars: Bars, window: int) -> dict[str, np.ndarray]:
 
 @register_factor(
     "zscore", outputs=("zscore_{window}",), requires=("close",),
-    lookback=lambda p: p["window"], latest=_zscore_latest, window=20,
+    lookback=lambda p: p["window"], latest=_zscore_latest, limits={"window": (2, None)},
+    window=20,
 )
 def zscore(bars: Bars, window: int) -> dict[str, np.ndarray]:
     """(close - rolling mean) / rolling std over ``window`` bars including the current one."""

@@ -26,6 +26,9 @@ from research.factors.windows import window_stat
 
 #: Residual influence of a recursive smoother's seed we accept in incremental mode.
 SEED_DECAY = 1e-15
+#: TA-Lib's own range of ``timeperiod`` (outside it TA-Lib fails with TA_BAD_PARAM);
+#: a recursive smoother also needs a period of 2 or more (alpha < 1).
+TALIB_PERIOD = (2, 100_000)
 
 
 def decay_bars(alpha: float) -> int:
@@ -47,7 +50,7 @@ def ema_bars(period: int) -> int:
     "rsi", outputs=("rsi_{period}",), requires=("close",),
     lookback=lambda p: p["period"] + 1,
     warmup=lambda p: p["period"] + 1 + wilder_bars(p["period"]),
-    period=14,
+    limits={"period": TALIB_PERIOD}, period=14,
 )
 def rsi(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Relative Strength Index (TA-Lib RSI, Wilder smoothing), 0..100."""
@@ -58,7 +61,7 @@ def rsi(bars: Bars, period: int) -> dict[str, np.ndarray]:
     "atr", outputs=("atr_{period}",),
     lookback=lambda p: p["period"] + 1,
     warmup=lambda p: p["period"] + 1 + wilder_bars(p["period"]),
-    period=14,
+    limits={"period": TALIB_PERIOD}, period=14,
 )
 def atr(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Average True Range (TA-Lib ATR), in price units."""
@@ -70,7 +73,7 @@ def atr(bars: Bars, period: int) -> dict[str, np.ndarray]:
     lookback=lambda p: 2 * p["period"],
     # Two chained Wilder stages (DM/TR smoothing, then ADX) plus slack for the chain.
     warmup=lambda p: 2 * p["period"] + 2 * wilder_bars(p["period"]) + 4 * p["period"],
-    period=14,
+    limits={"period": TALIB_PERIOD}, period=14,
 )
 def adx(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Average Directional Index (TA-Lib ADX): trend strength 0..100, direction-free."""
@@ -85,6 +88,9 @@ def adx(bars: Bars, period: int) -> dict[str, np.ndarray]:
     requires=("close",),
     lookback=lambda p: p["slow"] + p["signal"] - 1,
     warmup=lambda p: p["slow"] + p["signal"] + ema_bars(p["slow"]) + ema_bars(p["signal"]),
+    limits={"fast": TALIB_PERIOD, "slow": TALIB_PERIOD, "signal": TALIB_PERIOD},
+    check=lambda p: (f"parameter 'fast' ({p['fast']}) must be smaller than 'slow' "
+                     f"({p['slow']})") if p["fast"] >= p["slow"] else None,
     fast=12, slow=26, signal=9,
 )
 def macd(bars: Bars, fast: int, slow: int, signal: int) -> dict[str, np.ndarray]:
@@ -99,7 +105,7 @@ def macd(bars: Bars, fast: int, slow: int, signal: int) -> dict[str, np.ndarray]
     "ema", outputs=("ema_{period}", "ema_dist_{period}"), requires=("close",),
     lookback=lambda p: p["period"],
     warmup=lambda p: p["period"] + ema_bars(p["period"]),
-    period=50,
+    limits={"period": TALIB_PERIOD}, period=50,
 )
 def ema(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Exponential moving average (TA-Lib EMA) and the close's distance to it (close/ema - 1)."""
@@ -117,7 +123,8 @@ def _sma_latest(bars: Bars, period: int) -> dict[str, np.ndarray]:
 
 @register_factor(
     "sma", outputs=("sma_{period}", "sma_dist_{period}"), requires=("close",),
-    lookback=lambda p: p["period"], latest=_sma_latest, period=200,
+    lookback=lambda p: p["period"], latest=_sma_latest, limits={"period": (1, 100_000)},
+    period=200,
 )
 def sma(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Simple moving average (TA-Lib SMA) and the close's distance to it (close/sma - 1)."""
@@ -143,7 +150,8 @@ def _bbands_latest(bars: Bars, period: int, nbdev: float) -> dict[str, np.ndarra
 
 @register_factor(
     "bbands", outputs=("bb_pctb_{period}", "bb_width_{period}"), requires=("close",),
-    lookback=lambda p: p["period"], latest=_bbands_latest, period=20, nbdev=2.0,
+    lookback=lambda p: p["period"], latest=_bbands_latest, limits={"period": (2, None)},
+    period=20, nbdev=2.0,
 )
 def bbands(bars: Bars, period: int, nbdev: float) -> dict[str, np.ndarray]:
     """Bollinger %b (0 at the lower band, 1 at the upper) and band width relative to the middle.
@@ -190,7 +198,8 @@ def obv_delta(bars: Bars, period: int) -> dict[str, np.ndarray]:
 
 @register_factor(
     "mfi", outputs=("mfi_{period}",),
-    lookback=lambda p: p["period"] + 1, warmup=lambda p: p["period"] + 1, period=14,
+    lookback=lambda p: p["period"] + 1, warmup=lambda p: p["period"] + 1,
+    limits={"period": TALIB_PERIOD}, period=14,
 )
 def mfi(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Money Flow Index (TA-Lib MFI), a volume-weighted RSI, 0..100."""

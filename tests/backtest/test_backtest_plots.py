@@ -51,6 +51,6 @@ def test_html_report_is_self_contained(backtest, tmp_path):
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
     assert len(images) == 2
     assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
-    assert "Unit test report" in text and "sharpe" in text and "max_drawdown" in text
+    assert "Unit test report" in text and "Sharpe ratio" in text and "Max drawdown" in text
     assert f"Trades ({len(res.trades):,}" in text
     assert "http://" not in text and "https://" not in text  # nothing to fetch
