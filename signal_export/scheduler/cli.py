@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         from signal_export.scheduler.service import build_scheduler, install_shutdown
 
         scheduler = build_scheduler(runners, blocking=True)
-        install_shutdown(scheduler)
+        install_shutdown(scheduler, runners)
         log.info("scheduler started with %d jobs", len(runners))
         scheduler.start()
         return 0

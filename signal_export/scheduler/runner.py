@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 import pandas as pd
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from signal_export.contract import timeframe_delta
 from signal_export.logs import redact_text
@@ -102,6 +104,8 @@ class RunRecord:
     late_start: bool
     duration_s: float
     owner: str
+    #: The lease epoch the bar ran under: a record is only ever replaced by an equal or newer one.
+    epoch: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     export_run_id: str | None = None
     error: str | None = None
@@ -124,8 +128,18 @@ def ensure_runs_indexes(db: Database, runs_collection: str) -> None:
                                       ("bar", DESCENDING)], name="job_status_bar")
 
 
+class Fenced(Exception):
+    """A newer lease epoch wrote this bar's record: this holder's view is stale."""
+
+
 class JobRunner:
-    """Runs one job's due bars under its lease; ``tick()`` is safe to call at any time."""
+    """Runs one job's due bars under its lease; ``tick()`` is safe to call at any time.
+
+    One tick at a time per runner (an in-process lock: a tick that finds another
+    running returns at once), one process at a time per job (the lease), and
+    between bars the lease is renewed, the due bars recomputed if it changed
+    hands, and :attr:`stopping` honoured (shutdown within one bar).
+    """
 
     def __init__(self, job: JobSpec, config: JobConfig, db: Database, *,
                  clock: Clock = system_clock, owner: str | None = None,
@@ -143,6 +157,8 @@ class JobRunner:
         self.job_fn = job_fn or (lambda cfg, bar, now: run_job(cfg, bar, now))
         self.on_record = on_record
         self.budget_s = budget_seconds(job, config.timeframe)
+        self.stopping = threading.Event()
+        self._running = threading.Lock()
         ensure_runs_indexes(db, runs_collection)
 
     @property
@@ -172,21 +188,34 @@ class JobRunner:
 
     def tick(self) -> list[RunRecord]:
         """Export every due bar (oldest first) if this process gets the lease; the records."""
-        if not self.lease.acquire():
+        if not self._running.acquire(blocking=False):  # this job is already running here
             return []
-        records: list[RunRecord] = []
         try:
-            due = self.due()
-            for i, bar in enumerate(due):
-                if i and not self.lease.acquire():  # renew between bars of a long back-fill
-                    break
-                records.append(self.run_bar(bar, backfill=i < len(due) - 1))
+            if self.stopping.is_set() or not self.lease.acquire():
+                return []
+            records: list[RunRecord] = []
+            try:
+                due = self.due()
+                while due and not self.stopping.is_set():
+                    bar = due.pop(0)
+                    epoch = self.lease.epoch
+                    records.append(self.run_bar(bar, backfill=bool(due), epoch=epoch))
+                    if not self.lease.acquire():  # renew between bars; lost to another holder
+                        break
+                    if self.lease.epoch != epoch:  # lost and taken again: others may have run
+                        due = [b for b in self.due() if b > bar]
+            except Fenced as exc:
+                log.warning("job %s: %s; stopping this tick", self.job.name, exc,
+                            extra={"job": self.job.name})
+            finally:
+                self.lease.release()
+            return records
         finally:
-            self.lease.release()
-        return records
+            self._running.release()
 
-    def run_bar(self, bar: pd.Timestamp, *, backfill: bool = False) -> RunRecord:
-        """One bar: pipeline + export, timed against the budget, recorded."""
+    def run_bar(self, bar: pd.Timestamp, *, backfill: bool = False,
+                epoch: int | None = None) -> RunRecord:
+        """One bar: pipeline + export, timed against the budget, recorded under ``epoch``."""
         started = self.clock()
         t0 = time.perf_counter()
         summary: JobResult | None = None
@@ -214,9 +243,17 @@ class JobRunner:
                          and latency > self.budget_s),
             backfill=backfill, late_start=late_start,
             duration_s=round(time.perf_counter() - t0, 6), owner=self.owner,
+            epoch=epoch if epoch is not None else (self.lease.epoch or 0),
             counts={} if summary is None else summary.counts(),
             export_run_id=None if summary is None else summary.run_id, error=error)
-        self.runs.replace_one({"_id": record.as_doc()["_id"]}, record.as_doc(), upsert=True)
+        doc = record.as_doc()
+        try:  # the fence: never replace a record written under a newer epoch
+            self.runs.replace_one({"_id": doc["_id"], "$or": [
+                {"epoch": {"$lte": record.epoch}}, {"epoch": {"$exists": False}}]}, doc,
+                upsert=True)
+        except DuplicateKeyError:
+            raise Fenced(f"bar {bar.isoformat()} was recorded under a newer lease epoch than "
+                         f"ours ({record.epoch}); our record is discarded") from None
         log.info("job %s bar %s %s latency %.3fs (budget %.1fs)%s", self.job.name,
                  bar.isoformat(), record.status, latency, self.budget_s,
                  " backfill" if backfill else "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from signal_export.contract import ensure_utc, floor_to_bar, timeframe_delta, timeframe_seconds
@@ -45,6 +46,29 @@ def bars_due(last_done: datetime | None, now: datetime, timeframe: str, *,
     step = timeframe_delta(timeframe)
     first = max(last + step, newest - max_backfill * step)
     return list(pd.date_range(first, newest, freq=step))
+
+
+class BarCloseTrigger(BaseTrigger):
+    """Fires at every bar boundary + offset, computed from the clock, not from the last run.
+
+    So the job's first run can be "now" (the start-up catch-up, folded into the
+    one job) and the next ones still land on the bar grid, which an
+    ``IntervalTrigger`` given ``next_run_time=now`` would shift.
+    """
+
+    def __init__(self, timeframe: str, offset_seconds: float = 0.0) -> None:
+        self.timeframe, self.offset_seconds = timeframe, offset_seconds
+        self.grid = make_trigger(timeframe, offset_seconds)
+        self.interval = self.grid.interval
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        after = now if previous_fire_time is None else max(
+            now, previous_fire_time + timedelta(microseconds=1))
+        return self.grid.get_next_fire_time(None, after)
+
+    def __str__(self) -> str:
+        return f"bar close {self.timeframe} + {self.offset_seconds:g} s"
 
 
 def make_trigger(timeframe: str, offset_seconds: float = 0.0) -> IntervalTrigger:

@@ -67,20 +67,23 @@ def test_due_bars_start_after_the_offset_and_cover_missed_bars():
                     offset_seconds=2) == [T0 - timedelta(minutes=m) for m in (3, 2, 1)]
 
 
-def test_apscheduler_jobs_coalesce_single_instance_and_catch_up_at_start(mongo_db, tmp_path):
+def test_one_apscheduler_job_per_job_coalesced_single_instance_catching_up_at_start(
+        mongo_db, tmp_path):
     runner = JobRunner(job_spec(misfire_grace_seconds=17), pipeline_config(tmp_path), mongo_db)
     scheduler = build_scheduler([runner])
     scheduler.start(paused=True)
     try:
-        jobs = {j.id: j for j in scheduler.get_jobs()}
-        assert set(jobs) == {"sched_test_1m", "sched_test_1m:catch-up"}
-        job = jobs["sched_test_1m"]
+        [job] = scheduler.get_jobs()  # the catch-up is this job's first run, not a second job
+        assert job.id == "sched_test_1m"
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == 17
         assert job.trigger.interval == timedelta(minutes=1)
-        # the regular job stays on the bar grid: hh:mm:02
-        assert job.next_run_time.second == 2 and job.next_run_time.microsecond == 0
-        assert jobs["sched_test_1m:catch-up"].next_run_time <= datetime.now(UTC)
+        assert job.next_run_time <= datetime.now(UTC)  # first run: now (the catch-up)
+        # ... and every later run on the bar grid, hh:mm:02, however late the first one was
+        first = job.next_run_time.replace(second=31, microsecond=123)
+        after = job.trigger.get_next_fire_time(first, first)
+        assert after.second == 2 and after.microsecond == 0 and after > first
+        assert job.trigger.get_next_fire_time(after, after) == after + timedelta(minutes=1)
     finally:
         scheduler.shutdown(wait=False)
 
@@ -164,7 +167,8 @@ def test_over_budget_and_failed_runs_raise_alerts_that_resolve(mongo_db, tmp_pat
     assert "market data missing for BINANCE:SOLUSDT" in rec.sent[1].message()
 
 
-def test_sigterm_stops_the_scheduler_process_cleanly(mongo_uri, mongo_client, tmp_path):
+def test_sigterm_stops_a_long_backfill_after_the_running_bar(mongo_uri, mongo_client, tmp_path):
+    """50 bars due; SIGTERM after a few: the process ends within one more bar, exit 0."""
     import os
     import signal
     import subprocess
@@ -172,24 +176,32 @@ def test_sigterm_stops_the_scheduler_process_cleanly(mongo_uri, mongo_client, tm
     import time
 
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(yaml.safe_dump({**PIPELINE, "report": {"output_dir": str(tmp_path)}}))
+    pipeline.write_text(yaml.safe_dump({**PIPELINE, "end": "2030-01-01T00:00:00Z",
+                                        "report": {"output_dir": str(tmp_path)}}))
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(yaml.safe_dump({"jobs": [{"name": "term_job", "pipeline": str(pipeline)}]}))
+    jobs.write_text(yaml.safe_dump({"jobs": [{"name": "term_job", "pipeline": str(pipeline),
+                                              "max_backfill_bars": 60}]}))
     db = f"t_sched_term_{os.getpid()}"
+    runs = mongo_client[db]["scheduler_runs"]
+    long_ago = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
+    runs.insert_one({"_id": "seed", "job": "term_job", "status": "ok", "bar": long_ago})
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXT_SIG_")}
     env |= {"EXT_SIG_MONGO_URI": mongo_uri, "EXT_SIG_DB": db, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "signal_export.scheduler.cli", "--jobs",
                              str(jobs), "--env-file", str(tmp_path / "none")], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not mongo_client[db]["scheduler_runs"].find_one():
-            time.sleep(0.3)
-        assert mongo_client[db]["scheduler_runs"].find_one()["job"] == "term_job"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and runs.count_documents({}) < 4:
+            time.sleep(0.05)
+        assert runs.count_documents({}) >= 4, "the back-fill never got going"
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        at_term = runs.count_documents({})
+        out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
-        assert "shutting the scheduler down" in out
+        assert "stopping after the running bar" in out
+        assert runs.count_documents({}) <= at_term + 1  # at most the bar it was on
+        assert runs.count_documents({}) < 1 + 50  # and certainly not the whole back-fill
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -157,3 +157,108 @@ def test_an_expired_lease_of_a_crashed_owner_is_taken_over(mongo_db, tmp_path, c
     assert other.tick() == []
     clock.advance(61)
     assert [r.bar for r in other.tick()] == [T0]  # no history yet: the newest closed bar
+
+
+def test_two_schedulers_ticking_together_export_each_bar_once_and_own_their_records(
+        mongo_db, tmp_path):
+    """Two processes (runners with their own owners) tick at the same moments over a long
+    back-fill: every bar is run exactly once, and each record names the runner that ran it."""
+    clock = FakeClock(T0 + timedelta(seconds=3))
+    ran: list[tuple[str, pd.Timestamp]] = []
+    lock = threading.Lock()
+
+    def fn_for(name):
+        def fn(cfg, bar, now):
+            with lock:
+                ran.append((name, bar))
+            return ExportSummary(target="x", dry_run=False, run_id=f"{name}-{bar}")
+        return fn
+
+    mongo_db["scheduler_runs"].insert_one({"_id": "seed", "job": "sched_test_1m",
+                                           "status": "ok", "bar": T0 - timedelta(minutes=21)})
+    runners = [JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                         owner=name, job_fn=fn_for(name)) for name in ("a", "b")]
+    barrier = threading.Barrier(2)
+
+    def loop(runner):
+        for _ in range(5):
+            barrier.wait(10)
+            runner.tick()
+
+    threads = [threading.Thread(target=loop, args=(r,)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    bars = [bar for _, bar in ran]
+    assert len(bars) == len(set(bars)) == 20  # T0-20 .. T0-1 min, each exactly once
+    records = {r["bar"]: r["owner"] for r in mongo_db["scheduler_runs"].find({"_id": {"$ne":
+                                                                               "seed"}})}
+    assert {pd.Timestamp(b): o for b, o in records.items()} == {
+        pd.Timestamp(bar): name for name, bar in ran}
+
+
+def test_a_holder_paused_past_its_lease_stops_instead_of_rerunning_stale_bars(mongo_db,
+                                                                           tmp_path):
+    """A holder that sleeps through its lease (SIGSTOP) loses it: the other instance takes a
+    newer epoch and runs the rest; the paused one recomputes nothing stale, cannot overwrite
+    the newer records, and stops."""
+    clock = FakeClock(T0 + timedelta(seconds=3))
+    mongo_db["scheduler_runs"].insert_one({"_id": "seed", "job": "sched_test_1m",
+                                           "status": "ok", "bar": T0 - timedelta(minutes=6)})
+    ran: list[tuple[str, pd.Timestamp]] = []
+    other: list = []
+
+    def paused_fn(cfg, bar, now):
+        ran.append(("paused", bar))
+        if len(ran) == 1:  # paused mid-bar for longer than the lease: the other one takes over
+            clock.advance(121)
+            other.extend(fresh.tick())
+        return ExportSummary(target="x", dry_run=False, run_id="paused")
+
+    def fresh_fn(cfg, bar, now):
+        ran.append(("fresh", bar))
+        return ExportSummary(target="x", dry_run=False, run_id="fresh")
+
+    paused = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                       owner="paused", lease_seconds=120, job_fn=paused_fn)
+    fresh = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                      owner="fresh", lease_seconds=120, job_fn=fresh_fn)
+    records = paused.tick()
+    first = T0 - timedelta(minutes=5)
+    # the paused holder ran only its first bar; the fresh holder ran everything after it
+    # (and the first bar again, since it was not recorded yet when it took over)
+    assert [b for who, b in ran if who == "paused"] == [first]
+    fresh_bars = [b for who, b in ran if who == "fresh"]
+    assert fresh_bars[0] == first and len(fresh_bars) == len(set(fresh_bars))
+    assert records == []  # its record of the first bar was refused: a newer epoch wrote it
+    stored = mongo_db["scheduler_runs"].find_one({"job": "sched_test_1m", "bar": first})
+    assert stored["owner"] == "fresh" and stored["epoch"] == 2
+    assert all(r["owner"] == "fresh" for r in mongo_db["scheduler_runs"].find(
+        {"_id": {"$ne": "seed"}}))
+
+
+def test_the_lease_epoch_only_grows_across_release_and_reacquire(mongo_db, tmp_path, clock):
+    runner = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock,
+                       owner="x", job_fn=lambda cfg, bar, now: None)
+    epochs = []
+    for _ in range(3):
+        assert runner.lease.acquire()
+        epochs.append(runner.lease.epoch)
+        runner.lease.release()
+    assert epochs == [1, 2, 3]
+
+
+def test_stop_is_honoured_between_bars(mongo_db, tmp_path):
+    clock = FakeClock(T0 + timedelta(seconds=3))
+    mongo_db["scheduler_runs"].insert_one({"_id": "seed", "job": "sched_test_1m",
+                                           "status": "ok", "bar": T0 - timedelta(minutes=11)})
+    runner = JobRunner(job_spec(), pipeline_config(tmp_path), mongo_db, clock=clock)
+
+    def fn(cfg, bar, now):
+        runner.stopping.set()  # SIGTERM arrives while the first bar runs
+        return ExportSummary(target="x", dry_run=False, run_id="r")
+
+    runner.job_fn = fn
+    assert len(runner.tick()) == 1
+    assert runner.tick() == []  # and no new tick starts once stopping
