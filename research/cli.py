@@ -69,6 +69,7 @@ from research.signals.registry import (
     list_generators,
 )
 from signal_export.contract import OHLCV_FIELDS, ContractError, timeframe_seconds, to_symbol
+from signal_export.errors import BridgeError
 from signal_export.exporter import ExportError
 from signal_export.logs import configure_logging, redact_uri
 from signal_export.settings import Settings, load_settings
@@ -289,7 +290,7 @@ def cmd_import_file(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class ExchangeFailed(Exception):
+class ExchangeFailed(BridgeError):
     """The exchange could not be reached or refused a request (exit status 4)."""
 
 

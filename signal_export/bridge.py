@@ -26,13 +26,14 @@ import sys
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
+from signal_export.errors import BridgeError
 from signal_export.security.secrets import SecretError, env_value
 from signal_export.strategies import STRATEGY_FILE, STRATEGY_NAME
 
 FREQTRADE_PREFIX = "FREQTRADE__"
 
 
-class InstallError(RuntimeError):
+class InstallError(BridgeError, RuntimeError):
     """The strategy cannot be installed there; the message says why."""
 
 

@@ -47,6 +47,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from signal_export.errors import BridgeError
+
 # --- collections and keys -------------------------------------------------
 
 SIGNALS_COLLECTION = "crypto_signals"
@@ -96,7 +98,7 @@ class Action(StrEnum):
     EXIT_LONG = "exit_long"
 
 
-class ContractError(ValueError):
+class ContractError(BridgeError, ValueError):
     """A value that breaks the signal contract; the message names the field.
 
     ``field`` (optional) is the field name, for callers that report errors as data.

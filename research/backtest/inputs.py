@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from signal_export.contract import ContractError, timeframe_seconds
+from signal_export.errors import BridgeError
 
 
-class BacktestInputError(ValueError):
+class BacktestInputError(BridgeError, ValueError):
     """Bad backtest input; the message names the symbol, bar and field."""
 
 

@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from signal_export.contract import ContractError, floor_series_to_bar, timeframe_delta
+from signal_export.errors import BridgeError
 
 OHLCV_AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
 
 
-class BarsError(ValueError):
+class BarsError(BridgeError, ValueError):
     """Input that cannot be aggregated into bars; the message names the problem."""
 
 

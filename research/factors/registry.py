@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from signal_export.errors import BridgeError
+
 log = logging.getLogger(__name__)
 
 Bars = Mapping[str, np.ndarray]
@@ -55,7 +57,7 @@ REQUIREMENT_COLUMNS: dict[str, tuple[str, ...]] = {
 KEY_COLUMNS = ("datetime", "symbol")
 
 
-class FactorError(ValueError):
+class FactorError(BridgeError, ValueError):
     """A factor request or input frame that cannot be computed; the message names it."""
 
 

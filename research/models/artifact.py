@@ -31,11 +31,12 @@ import torch
 from research.models.config import LSTMConfig
 from research.models.dataset import Scaler
 from research.models.network import LSTMClassifier
+from signal_export.errors import BridgeError
 
 FORMAT = "lstm-artifact/1"
 
 
-class ArtifactError(ValueError):
+class ArtifactError(BridgeError, ValueError):
     """An artefact that cannot be saved, loaded or used; the message names the file/field."""
 
 

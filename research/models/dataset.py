@@ -21,9 +21,10 @@ import pandas as pd
 from research.factors.registry import compute_factors
 from research.models.config import LabelConfig, LSTMConfig
 from signal_export.contract import timeframe_seconds
+from signal_export.errors import BridgeError
 
 
-class DatasetError(ValueError):
+class DatasetError(BridgeError, ValueError):
     """Input that cannot be turned into model data; the message names the column or row."""
 
 

@@ -30,9 +30,10 @@ from research.models.dataset import (
 )
 from research.models.training import TrainResult, train_classifier
 from signal_export.contract import timeframe_seconds
+from signal_export.errors import BridgeError
 
 
-class FitError(ValueError):
+class FitError(BridgeError, ValueError):
     """A window with nothing to train on; the message names the window."""
 
 

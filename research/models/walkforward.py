@@ -26,9 +26,10 @@ from research.models.fitting import ModelData, fit_window
 from research.models.inference import predict_windows
 from research.models.metrics import classification_summary
 from research.models.network import select_device
+from signal_export.errors import BridgeError
 
 
-class WalkForwardError(ValueError):
+class WalkForwardError(BridgeError, ValueError):
     """A walk-forward set-up that yields no fold; the message says why."""
 
 

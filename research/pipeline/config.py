@@ -46,9 +46,10 @@ from signal_export.contract import (
     timeframe_seconds,
     to_symbol,
 )
+from signal_export.errors import ConfigError
 
 
-class PipelineConfigError(ValueError):
+class PipelineConfigError(ConfigError):
     """A pipeline config that cannot be used; the message names the file, key and reason."""
 
 

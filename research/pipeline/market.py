@@ -28,11 +28,12 @@ from research.pipeline.config import (
     SyntheticSource,
 )
 from signal_export.contract import OHLCV_FIELDS, timeframe_delta
+from signal_export.errors import BridgeError
 
 COLUMNS = ("datetime", "symbol", *OHLCV_FIELDS)
 
 
-class MarketDataError(ValueError):
+class MarketDataError(BridgeError, ValueError):
     """The configured market data is missing or unusable; the message names symbol and range."""
 
 

@@ -18,9 +18,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from signal_export.contract import timeframe_seconds
+from signal_export.errors import BridgeError
 
 
-class GeneratorError(ValueError):
+class GeneratorError(BridgeError, ValueError):
     """A generator that cannot run on its input; the message names the generator and field."""
 
 

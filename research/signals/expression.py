@@ -20,8 +20,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from signal_export.errors import BridgeError
 
-class RuleError(ValueError):
+
+class RuleError(BridgeError, ValueError):
     """A rule that cannot be parsed or evaluated; the message names the rule and the part."""
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from signal_export.contract import Action
+from signal_export.errors import BridgeError
 
 
-class PositionError(ValueError):
+class PositionError(BridgeError, ValueError):
     """Bad position or action input; the message names the row and field."""
 
 

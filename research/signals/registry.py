@@ -27,9 +27,10 @@ from research.signals.ensemble import EnsembleGenerator
 from research.signals.rank import RankGenerator
 from research.signals.threshold import ThresholdGenerator
 from research.signals.trap import TrapGenerator
+from signal_export.errors import ConfigError
 
 
-class GeneratorConfigError(ValueError):
+class GeneratorConfigError(ConfigError):
     """A generator config that cannot be built; the message names the type and field."""
 
 

@@ -25,6 +25,7 @@ from signal_export.contract import (
     ContractError,
     timeframe_seconds,
 )
+from signal_export.errors import ConfigError
 from signal_export.security.secrets import SecretError, env_value
 from signal_export.settings import ENV_VARS
 
@@ -32,10 +33,6 @@ from signal_export.settings import ENV_VARS
 ENV_KEYS: dict[str, str] = {
     ENV_VARS[name]: name for name in ("mongo_uri", "db", "collection", "strategy_ids")
 }
-
-
-class ConfigError(ValueError):
-    """Bad ``ext_signals`` settings; the message names every offending key."""
 
 
 class MissingSignalPolicy(StrEnum):

@@ -57,6 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signal_export.contract import Align, ContractError
+from signal_export.errors import BridgeError
 from signal_export.exporter import ExportError
 from signal_export.ingest.metrics import PROMETHEUS_CONTENT_TYPE, IngestMetrics
 from signal_export.ingest.models import (
@@ -100,7 +101,7 @@ def error_response(status: int, error: str, message: str, field: str | None = No
                             status_code=status, headers=headers)
 
 
-class ApiError(Exception):
+class ApiError(BridgeError):
     """Raised by handlers, turned into an :class:`ErrorBody` answer."""
 
     def __init__(self, status: int, error: str, message: str, field: str | None = None,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from signal_export.errors import ConfigError
 from signal_export.ingest.tokens import RateLimit
 from signal_export.settings import read_env
 
@@ -59,7 +60,7 @@ _TYPES: dict[str, type] = {"tokens_file": str, "host": str, "port": int, "grace_
                            "forwarded_allow_ips": str}
 
 
-class IngestConfigError(ValueError):
+class IngestConfigError(ConfigError):
     """A setting has a bad value; the message names the variable."""
 
 

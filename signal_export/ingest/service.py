@@ -40,6 +40,7 @@ from signal_export.contract import (
     timeframe_seconds,
     to_pair,
 )
+from signal_export.errors import BridgeError
 from signal_export.exporter import ExportCounts, export_signals
 from signal_export.ingest.tokens import Producer
 from signal_export.ingest.tradingview import (
@@ -62,7 +63,7 @@ def tv_field_names(item: Any) -> dict[str, str]:
     return TV_FIELD_NAMES
 
 
-class BodyError(ValueError):
+class BodyError(BridgeError, ValueError):
     """The body as a whole is unusable (not a signal, an array or ``{"signals": [...]}``)."""
 
     def __init__(self, message: str, field: str = "body", status: int = 422) -> None:

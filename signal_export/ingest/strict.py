@@ -22,10 +22,12 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 
+from signal_export.errors import BridgeError
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class DuplicateMemberError(ValueError):
+class DuplicateMemberError(BridgeError, ValueError):
     """A JSON object names one member twice; ``name`` is that member."""
 
     def __init__(self, name: str) -> None:

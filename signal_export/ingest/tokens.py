@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 
 from signal_export.contract import STRATEGY_ID_RE
+from signal_export.errors import ConfigError
 from signal_export.ingest.strict import load_yaml, loads_json
 
 HASH_SCHEME = "sha256"
@@ -56,7 +57,7 @@ _HASH_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\Z")
 
 
-class TokenConfigError(ValueError):
+class TokenConfigError(ConfigError):
     """The token file is unreadable or breaks a rule; the message names the producer and field."""
 
 

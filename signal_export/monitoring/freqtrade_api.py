@@ -14,13 +14,14 @@ from typing import Any
 
 from freqtrade_client import FtRestClient
 
+from signal_export.errors import BridgeError
 from signal_export.logs import register_secret
 from signal_export.security.secrets import env_value
 
 TRADES_PAGE = 500
 
 
-class FreqtradeApiError(RuntimeError):
+class FreqtradeApiError(BridgeError, RuntimeError):
     """The bot's REST API did not answer usefully."""
 
 

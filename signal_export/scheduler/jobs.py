@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signal_export.contract import STRATEGY_ID_RE, timeframe_seconds, to_symbol
+from signal_export.errors import ConfigError
 
 #: The job module of a jobs file that names none: the research pipeline.
 DEFAULT_JOB_MODULE = "research.pipeline.scheduled"
@@ -33,7 +34,7 @@ JOB_MODULE_API = ("job_config", "job_function")
 _DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
-class JobsFileError(ValueError):
+class JobsFileError(ConfigError):
     """A jobs file that cannot be used; the message names the file, job and key."""
 
 

@@ -37,6 +37,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from signal_export.contract import timeframe_delta
+from signal_export.errors import BridgeError
 from signal_export.logs import redact_text
 from signal_export.scheduler.jobs import JobSpec, budget_seconds, load_job_module
 from signal_export.scheduler.lease import JobLease
@@ -128,7 +129,7 @@ def ensure_runs_indexes(db: Database, runs_collection: str) -> None:
                                       ("bar", DESCENDING)], name="job_status_bar")
 
 
-class Fenced(Exception):
+class Fenced(BridgeError):
     """A newer lease epoch wrote this bar's record: this holder's view is stale."""
 
 

@@ -34,6 +34,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
+from signal_export.errors import BridgeError
 from signal_export.settings import Settings
 from signal_export.store import ensure_market_indexes, ensure_runs_indexes, ensure_signal_indexes
 
@@ -67,7 +68,7 @@ SERVICE_USERS: tuple[ServiceUser, ...] = (
 SERVICE_KEYS = tuple(u.key for u in SERVICE_USERS)
 
 
-class BootstrapError(RuntimeError):
+class BootstrapError(BridgeError, RuntimeError):
     """The plan cannot be applied; the message names the user/role and never a password."""
 
 

@@ -12,11 +12,13 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 
+from signal_export.errors import BridgeError
+
 AUTH_FAILED = 18
 UNAUTHORIZED = 13
 
 
-class MongoLoginError(RuntimeError):
+class MongoLoginError(BridgeError, RuntimeError):
     """Login to MongoDB failed; the message names user, authSource and hosts, never the password."""
 
     def __init__(self, message: str, code: int | None) -> None:

@@ -34,6 +34,7 @@ from pymongo.collection import Collection
 from research.pipeline import PipelineConfig, load_config, parse_config, run_pipeline
 from research.pipeline.run import _config_sha
 from signal_export.contract import SIGNAL_CONTENT_FIELDS, ensure_utc, to_pair
+from signal_export.errors import BridgeError
 from signal_export.exporter import code_version, content_hash
 from signal_export.settings import Settings, load_settings
 from signal_export.validate import validate_batch
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 MAX_LISTED = 20
 
 
-class ReplayError(RuntimeError):
+class ReplayError(BridgeError, RuntimeError):
     """The run cannot be replayed (unknown run, no config, config does not match)."""
 
 

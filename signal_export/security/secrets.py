@@ -24,10 +24,11 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from signal_export.errors import ConfigError
 from signal_export.logs import register_env_secrets, register_secret
 
 
-class SecretError(RuntimeError, ValueError):
+class SecretError(ConfigError):
     """A required secret is missing or unreadable; the message names the variable only.
 
     Also a ``ValueError``: every entry point reports bad configuration values that way.
