@@ -311,7 +311,7 @@ def run_pipeline(
         title = config.report.title or f"{config.name}: {config.export.strategy_id} " \
                                        f"({config.timeframe})"
         files = write_report(out_dir, result=result, market=market, signals=signals,
-                             config=config_as_dict(config), title=title)
+                             config=config_as_dict(config), title=title, factors=factors)
         bar.update()
         summary = None
         if do_export:
