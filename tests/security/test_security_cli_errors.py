@@ -33,7 +33,7 @@ def test_wrong_password_and_missing_privilege_are_named_not_blamed_on_indexes(
 
 
 def test_signal_replay_with_mongodb_down_is_one_line_exit_3(capsys, monkeypatch):
-    from signal_export.security.replay import main as replay
+    from research.pipeline.replay import main as replay
 
     monkeypatch.setenv("EXT_SIG_MONGO_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")
     assert replay(["some-run", "--env-file", "/nonexistent"]) == 3

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from research.pipeline import config_as_dict, parse_config, run_pipeline
-from signal_export.security.replay import ReplayError, main, replay_run
+from research.pipeline.replay import ReplayError, main, replay_run
 from signal_export.settings import load_settings
 
 CONFIG = {
