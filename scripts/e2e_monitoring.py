@@ -8,8 +8,10 @@ process every ``--interval`` seconds, printing signal lag per strategy/pair.
 After ``--outage-after`` seconds the scheduler is stopped on purpose (SIGTERM)
 for ``--outage`` seconds: the lag passes the budget and alerts fire to the
 webhook; the restarted scheduler back-fills the missed bars and the alerts
-resolve. Prints a summary (lag figures, alerts received, reconciliation) and
-exits non-zero when no alert fired or none resolved.
+resolve. Alerts arrive grouped: one message per monitor cycle listing what
+fired and what resolved. Prints a summary (lag figures, messages and the alerts
+they carried, reconciliation) and exits non-zero when no alert fired, none
+resolved, or a cycle sent more than one message to the channel.
 
 Usage: ``python scripts/e2e_monitoring.py [--minutes 5] [--outage-after 90] [--outage 150]``
 """
@@ -66,7 +68,7 @@ def webhook_receiver(received: list[dict]) -> tuple[str, ThreadingHTTPServer]:
         def do_POST(self) -> None:  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             received.append(body)
-            print(f"  webhook <- {body['alert']['title']}", flush=True)
+            print(f"  webhook <- {body['title']} ({len(body['alerts'])} alerts)", flush=True)
             self.send_response(200)
             self.end_headers()
 
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         while not api.ping() and time.monotonic() < deadline:  # Freqtrade starts in ~10-30 s
             time.sleep(1)
         lags: list[float] = []
+        per_cycle: list[int] = []  # webhook messages per monitor cycle
         started = time.monotonic()
         outage_started = outage_ended = None
         try:
@@ -167,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"--- {elapsed:.0f}s: restarting the scheduler", flush=True)
                     scheduler = start_scheduler(tmp, mongo.uri)
                     outage_ended = elapsed
+                before = len(received)
                 snap = monitor.cycle()
+                per_cycle.append(len(received) - before)
                 finite = snap.lags["lag_s"][snap.lags["lag_s"] < float("inf")]
                 lags.extend(finite.tolist())
                 print(f"=== {datetime.now(UTC).isoformat(timespec='seconds')} "
@@ -182,18 +187,22 @@ def main(argv: list[str] | None = None) -> int:
             standin.__exit__(None, None, None)
             mongo.stop()
             hook_server.shutdown()
-    fired = [a for a in received if a["alert"]["status"] == "firing"]
-    resolved = [a for a in received if a["alert"]["status"] == "resolved"]
+    alerts = [a for message in received for a in message["alerts"]]
+    fired = [a for a in alerts if a["status"] == "firing"]
+    resolved = [a for a in alerts if a["status"] == "resolved"]
     print("\n=== summary")
     if lags:
         lag_sorted = sorted(lags)
         print(f"signal lag over {len(lags)} readings: min {lag_sorted[0]:.1f} s, median "
               f"{lag_sorted[len(lags) // 2]:.1f} s, max {lag_sorted[-1]:.1f} s")
-    print(f"alerts fired: {len(fired)} ({sorted({a['alert']['rule'] for a in fired})}); "
-          f"resolved: {len(resolved)}")
+    print(f"webhook messages: {len(received)} over {len(per_cycle)} monitor cycles "
+          f"(at most {max(per_cycle, default=0)} per cycle)")
+    print(f"alerts fired: {len(fired)} ({sorted({a['rule'] for a in fired})}); "
+          f"resolved: {len(resolved)} ({sorted({a['rule'] for a in resolved})})")
     if not snap.outcomes.empty:
         print("reconciliation:", snap.outcomes["kind"].value_counts().to_dict())
-    return 0 if fired and resolved else 1
+    grouped = max(per_cycle, default=0) <= 1
+    return 0 if fired and resolved and grouped else 1
 
 
 if __name__ == "__main__":

@@ -8,20 +8,22 @@ yet), ``no_action`` (a score between the thresholds), ``superseded`` (a newer
 or higher-priority signal won the same row), ``deduped`` and ``debounced``.
 
 Two views, because ops ask two questions. Per pair (``last``, gauge
-``ext_signals_last_evaluation{pair,outcome}``): what happened on this market.
-Per strategy id (:meth:`SignalStats.strategy_counts`, gauge
-``ext_signals_unusable{strategy_id,reason}``): is this producer sending
+``signal_bridge_strategy_last_evaluation_signals{pair,outcome}``): what happened on this
+market. Per strategy id (:meth:`SignalStats.strategy_counts`, gauge
+``signal_bridge_strategy_unusable_signals{strategy_id,reason}``): is this producer sending
 anything the bot can use. Only the per-strategy view sees documents for pairs
 outside the whitelist or without a readable pair/ts: they have no whitelisted
 pair to hang a count on, and a ``pair`` label per bogus value would let a
 producer grow the label set without bound. The monitoring side reads
-:meth:`SignalStats.snapshot`; the gauges mirror it. Not a metrics server:
-exposing the registry is the monitor's job.
+:meth:`SignalStats.snapshot`; the gauges mirror it. The gauges live in their own
+registry (:data:`REGISTRY`, served by :func:`serve_metrics` on ``ext_signals.metrics_port``),
+named like every metric of the project (prefix ``signal_bridge_``, seconds).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -39,21 +41,30 @@ UNUSABLE_REASONS: tuple[str, ...] = ("unknown_pair", "malformed", "unmatched", "
 #: candles), so they can be told apart per strategy id even when several ids share a pair.
 SIGNAL_LEVEL: tuple[str, ...] = ("pending", "unmatched", "stale", "expired", "no_action")
 
-try:  # optional dependency (pinned in the project, but keep the consumer importable without it)
-    from prometheus_client import Gauge
+#: Names of the strategy's gauges (the monitor scrapes :data:`UNUSABLE_METRIC`).
+LAST_EVALUATION_METRIC = "signal_bridge_strategy_last_evaluation_signals"
+LAG_METRIC = "signal_bridge_strategy_signal_lag_seconds"
+UNUSABLE_METRIC = "signal_bridge_strategy_unusable_signals"
 
+try:  # optional dependency (pinned in the project, but keep the consumer importable without it)
+    from prometheus_client import CollectorRegistry, Gauge
+
+    #: The strategy's own registry: its endpoint serves these gauges and nothing else.
+    REGISTRY = CollectorRegistry()
     _SIGNALS_GAUGE = Gauge(
-        "ext_signals_last_evaluation", "Signals per outcome in the latest evaluation of a pair",
-        ["pair", "outcome"],
+        LAST_EVALUATION_METRIC, "Signals per outcome in the latest evaluation of a pair",
+        ["pair", "outcome"], registry=REGISTRY,
     )
-    _LAG_GAUGE = Gauge("ext_signals_lag_seconds", "now - latest signal ts - one bar", ["pair"])
+    _LAG_GAUGE = Gauge(LAG_METRIC, "now - latest signal ts - one bar (absent: no signal yet)",
+                       ["pair"], registry=REGISTRY)
     _UNUSABLE_GAUGE = Gauge(
-        "ext_signals_unusable",
+        UNUSABLE_METRIC,
         "Stored signals of a strategy id the bot could not use, per reason (latest evaluation "
         "of every whitelisted pair plus documents outside the whitelist in the read window)",
-        ["strategy_id", "reason"],
+        ["strategy_id", "reason"], registry=REGISTRY,
     )
-except Exception:  # pragma: no cover - prometheus_client missing or gauge already registered
+except Exception:  # pragma: no cover - prometheus_client missing
+    REGISTRY = None
     _SIGNALS_GAUGE = None
     _LAG_GAUGE = None
     _UNUSABLE_GAUGE = None
@@ -143,7 +154,7 @@ class SignalStats:
 
     def record_lag(self, pair: str, seconds: float) -> None:
         self.lag_seconds[pair] = seconds
-        if _LAG_GAUGE is not None:
+        if _LAG_GAUGE is not None and math.isfinite(seconds):  # never +Inf: absent instead
             _LAG_GAUGE.labels(pair=pair).set(seconds)
 
     def snapshot(self) -> dict[str, Any]:
@@ -188,9 +199,9 @@ def serve_metrics(port: int, address: str = "127.0.0.1") -> bool:
     try:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=address)
+        start_http_server(port, addr=address, registry=REGISTRY)
     except Exception as exc:  # noqa: BLE001 - metrics must never stop the bot
-        logging.getLogger(__name__).warning("ext_signals metrics not served on %s:%s: %s",
+        logging.getLogger(__name__).warning("strategy metrics not served on %s:%s: %s",
                                             address, port, exc)
         return False
     return True

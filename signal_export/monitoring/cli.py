@@ -5,8 +5,14 @@ everything once (no alerts are sent) and prints Mongo/exporter/bot health and
 one row per strategy/pair: lag, last signal, last export, open trade; and,
 for a bot with ``metrics_url``, the signals its strategy could not use, per
 strategy id and reason (read from the strategy's own gauges).
-``signal-monitor run`` repeats the cycle every ``interval_seconds``, serves
-Prometheus metrics and sends alerts, until SIGTERM.
+``signal-monitor run`` checks every alert channel (webhook URL variables, SMTP
+password, ...), then repeats the cycle every ``interval_seconds``, serves
+Prometheus metrics and sends alerts (one grouped message per channel per
+cycle), until SIGTERM.
+
+Exit codes: 0 ok (``status``: nothing firing); 1 ``status``: at least one
+alert is firing (MongoDB down included), the ``firing:`` line names them;
+2 unusable configuration (monitor file, a channel's missing secret, MongoDB URI).
 """
 
 from __future__ import annotations
@@ -20,21 +26,25 @@ from pathlib import Path
 import pandas as pd
 
 from signal_export.consumer.stats import UNUSABLE_REASONS
+from signal_export.errors import ConfigError
 from signal_export.logs import configure_logging
-from signal_export.monitoring.config import (
-    MonitorConfigError,
-    load_monitor_config,
-    parse_monitor_config,
-)
+from signal_export.monitoring.channels import build_channels, check_channels
+from signal_export.monitoring.config import load_monitor_config, parse_monitor_config
 from signal_export.monitoring.manager import AlertManager
 from signal_export.monitoring.metrics import MonitorMetrics, serve_metrics
 from signal_export.monitoring.monitor import BotState, Monitor, Snapshot
+from signal_export.security.secrets import SecretError
 from signal_export.settings import load_settings
 from signal_export.store import connect
 
+EXIT_OK, EXIT_FIRING, EXIT_CONFIG = 0, 1, 2
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="signal-monitor", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="signal-monitor", description=__doc__.splitlines()[0],
+        epilog="exit codes: 0 ok (status: nothing firing), 1 status: an alert is firing, "
+               "2 unusable configuration")
     p.add_argument("command", choices=("status", "run"))
     p.add_argument("--config", type=Path, help="monitor/alerts YAML (default: built-in defaults)")
     p.add_argument("--env-file", default=".env")
@@ -54,13 +64,15 @@ def status_table(snap: Snapshot) -> str:
     """The ops view: health lines, then one row per strategy/pair."""
     lines = [f"time {snap.now.isoformat(timespec='seconds')}",
              f"mongo {'up' if snap.mongo.reachable else 'DOWN'}"
-             + (f" ping {snap.mongo.ping_ms:.1f} ms" if snap.mongo.ping_ms is not None
+             + (f" ping {snap.mongo.ping_s * 1000:.1f} ms" if snap.mongo.ping_s is not None
                 else f" ({snap.mongo.error})")]
     if snap.exporter is not None:
         e = snap.exporter
-        lines.append(f"exporter runs {e.runs} ok {e.ok} failed {e.failed} success "
-                     f"{e.success_rate:.1%} write p50 {e.write_latency_p50_ms or 0:.1f} ms "
-                     f"p99 {e.write_latency_p99_ms or 0:.1f} ms")
+        lines.append(f"exporter runs {e.runs} ok {e.ok} partial {e.partial} failed {e.failed} "
+                     f"interrupted {e.interrupted} success {e.success_rate:.1%} (rows rejected "
+                     f"by validation: {e.rejected_rows}) run p50 "
+                     f"{(e.write_latency_p50_s or 0) * 1000:.1f} ms "
+                     f"p99 {(e.write_latency_p99_s or 0) * 1000:.1f} ms")
     for j in snap.jobs:
         lines.append(f"job {j.job}: runs {j.runs} failed {j.failed} signals {j.signals} "
                      f"last bar {_fmt_ts(j.last_bar)} latency {j.last_latency_s or 0:.3f} s "
@@ -112,16 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, json=args.log_json)
     try:
         config = load_monitor_config(args.config) if args.config else parse_monitor_config({})
-    except MonitorConfigError as exc:
+        if args.command == "run":  # a channel that cannot send is a start-up error
+            problems = check_channels(build_channels(config.channels))
+            if problems:
+                raise ConfigError("alert channels: " + "; ".join(problems))
+        settings = load_settings(args.env_file)
+        client = connect(settings.mongo_uri, app_name="signal-monitor", timeout_ms=2000)
+    except (ConfigError, SecretError) as exc:  # monitor file, secrets, a bad MongoDB URI
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    settings = load_settings(args.env_file)
-    client = connect(settings.mongo_uri, app_name="signal-monitor", timeout_ms=2000)
+        return EXIT_CONFIG
     try:
         if args.command == "status":
             monitor = Monitor(config, client, settings, manager=AlertManager([]))
-            print(status_table(monitor.cycle()))
-            return 0
+            snap = monitor.cycle()
+            print(status_table(snap))
+            return EXIT_FIRING if snap.active_rules else EXIT_OK
         monitor = Monitor(config, client, settings)
         metrics = MonitorMetrics()
         if config.metrics_port and not args.once:
@@ -133,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             snap = monitor.cycle()
             metrics.update(snap)
             if args.once or stop.wait(config.interval_seconds):
-                return 0
+                return EXIT_OK
     finally:
         client.close()
 

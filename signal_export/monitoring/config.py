@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signal_export.contract import STRATEGY_ID_RE, timeframe_seconds
+from signal_export.errors import ConfigError
 
 
-class MonitorConfigError(ValueError):
+class MonitorConfigError(ConfigError):
     """A monitor config that cannot be used; the message names the file and key."""
 
 
@@ -97,18 +98,36 @@ class WebhookConfig(_Model):
             raise ValueError("webhook URLs with tokens belong in the environment: use url_env")
         return v
 
+    @model_validator(mode="after")
+    def _complete(self) -> WebhookConfig:
+        if not (self.url or self.url_env):
+            raise ValueError(f"webhook {self.name}: set url_env (or url)")
+        if self.style == "telegram" and not self.chat_id:
+            raise ValueError(f"webhook {self.name}: style telegram needs chat_id")
+        return self
+
 
 class EmailConfig(_Model):
     kind: Literal["email"] = "email"
     name: str = "email"
-    host: str
-    port: int = 25
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
     sender: str
     recipients: list[str] = Field(min_length=1)
     username: str | None = None
     password_env: str | None = None
-    security: Literal["none", "starttls", "ssl"] = "none"
+    #: ``starttls`` / ``ssl`` (implicit TLS) / ``none`` (clear text: only when set so).
+    #: Default: ``ssl`` on port 465, ``starttls`` on any other port.
+    security: Literal["none", "starttls", "ssl"] | None = None
+    #: CA bundle for a server certificate not signed by a system CA.
+    ca_file: str | None = None
     timeout_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> EmailConfig:
+        if bool(self.username) != bool(self.password_env):
+            raise ValueError(f"email {self.name}: username and password_env go together")
+        return self
 
 
 ChannelConfig = Annotated[WebhookConfig | EmailConfig, Field(discriminator="kind")]

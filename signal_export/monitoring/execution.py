@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from signal_export.consumer.matching import parse_tag
-from signal_export.monitoring.alerts import Condition, Rule
+from signal_export.monitoring.alerts import Condition, Rule, Unit
 
 #: ccxt order states that mean "did not fill and will not".
 FAILED_ORDER_STATES = frozenset({"canceled", "cancelled", "rejected", "expired"})
@@ -128,7 +128,8 @@ def slippage_conditions(fills: pd.DataFrame, now: datetime, threshold_bps: float
                       float(r.slippage_bps), threshold_bps,
                       f"{r.side} fill {r.fill_price:.8g} vs signal reference {r.ref_price:.8g}: "
                       f"{r.slippage_bps:.1f} bps at {r.happened_at.isoformat()}",
-                      strategy_id=r.strategy_id, pair=r.pair, subject=str(r.side))
+                      strategy_id=r.strategy_id, pair=r.pair, subject=str(r.side),
+                      unit=Unit.BPS)
             for r in newest.itertuples(index=False)]
 
 

@@ -26,21 +26,58 @@ from signal_export.store import latest_signals
 @dataclass
 class MongoHealth:
     reachable: bool
-    ping_ms: float | None
+    ping_s: float | None
     error: str | None = None
+
+
+#: Export audit statuses of a finished run (``running``: still going, or died: see
+#: the export_stalled rule).
+FINISHED_STATUSES = ("ok", "partial", "failed", "interrupted")
+#: What a finished run means for ops: ``failed`` (could not store what was valid: status
+#: failed or a document failed to write), ``interrupted`` (stopped by a signal, counts
+#: true), ``partial`` (stored everything valid; some rows the producer sent were
+#: rejected by validation), ``ok``.
+EXPORT_OUTCOMES = ("ok", "partial", "failed", "interrupted")
+
+
+def export_outcome(doc: Mapping[str, Any]) -> str:
+    """:data:`EXPORT_OUTCOMES` of one finished audit record. A producer's rejected rows
+    (a bad CSV: ``counts.rejected``) make a run ``partial``, never ``failed``."""
+    counts = doc.get("counts") or {}
+    status = doc.get("status")
+    if status == "failed" or int(counts.get("failed") or 0) > 0:
+        return "failed"
+    if status == "interrupted":
+        return "interrupted"
+    if status == "partial" or int(counts.get("rejected") or 0) > 0:
+        return "partial"
+    return "ok"
 
 
 @dataclass
 class ExporterHealth:
+    """Finished export runs in the look-back window."""
+
     runs: int = 0
     ok: int = 0
+    partial: int = 0
     failed: int = 0
-    write_latency_p50_ms: float | None = None
-    write_latency_p99_ms: float | None = None
+    interrupted: int = 0
+    #: rows producers sent that failed validation (not exporter failures)
+    rejected_rows: int = 0
+    write_latency_p50_s: float | None = None
+    write_latency_p99_s: float | None = None
+    #: one dict per finished run: run_id, outcome, latency_s, counts, finished_at
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        """Runs that stored every valid signal (``ok``, ``partial``, ``interrupted``)."""
+        return self.runs - self.failed
 
     @property
     def success_rate(self) -> float:
-        return self.ok / self.runs if self.runs else 1.0
+        return self.succeeded / self.runs if self.runs else 1.0
 
 
 @dataclass
@@ -56,6 +93,8 @@ class JobHealth:
     last_latency_s: float | None
     over_budget: int
     newest: dict[str, Any] = field(default_factory=dict)
+    #: every run record of the job in the window (the metrics count the new ones)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def mongo_health(client: MongoClient) -> MongoHealth:
@@ -65,18 +104,30 @@ def mongo_health(client: MongoClient) -> MongoHealth:
         client.admin.command("ping")
     except PyMongoError as exc:
         return MongoHealth(False, None, redact_text(f"{type(exc).__name__}: {exc}")[:300])
-    return MongoHealth(True, round((time.perf_counter() - t0) * 1000, 3))
+    return MongoHealth(True, time.perf_counter() - t0)
 
 
 def exporter_health(runs: Collection, since: datetime) -> ExporterHealth:
-    """Export audit records since ``since``: success counts and write-latency percentiles."""
-    docs = list(runs.find({"started_at": {"$gte": since}}, {"status": 1, "latency_ms": 1}))
-    out = ExporterHealth(runs=len(docs), ok=sum(d.get("status") == "ok" for d in docs),
-                         failed=sum(d.get("status") in ("failed", "partial") for d in docs))
-    lat = np.array([d["latency_ms"] for d in docs if d.get("latency_ms") is not None], float)
+    """Finished export audit records since ``since``: outcomes (:func:`export_outcome`),
+    rejected rows, write-latency percentiles, and one record per run for the metrics."""
+    docs = list(runs.find({"started_at": {"$gte": since},
+                           "status": {"$in": list(FINISHED_STATUSES)}},
+                          {"_id": 0, "run_id": 1, "status": 1, "latency_ms": 1, "counts": 1,
+                           "finished_at": 1}))
+    out = ExporterHealth(runs=len(docs))
+    for d in docs:
+        outcome = export_outcome(d)
+        setattr(out, outcome, getattr(out, outcome) + 1)
+        out.rejected_rows += int((d.get("counts") or {}).get("rejected") or 0)
+        latency = d.get("latency_ms")
+        out.records.append({"run_id": d.get("run_id"), "outcome": outcome,
+                            "latency_s": None if latency is None else latency / 1000.0,
+                            "counts": dict(d.get("counts") or {}),
+                            "finished_at": d.get("finished_at")})
+    lat = np.array([r["latency_s"] for r in out.records if r["latency_s"] is not None], float)
     if lat.size:
-        out.write_latency_p50_ms = float(np.percentile(lat, 50))
-        out.write_latency_p99_ms = float(np.percentile(lat, 99))
+        out.write_latency_p50_s = float(np.percentile(lat, 50))
+        out.write_latency_p99_s = float(np.percentile(lat, 99))
     return out
 
 
@@ -109,7 +160,8 @@ def job_health(runs: Collection, since: datetime) -> tuple[list[JobHealth], list
             last_bar=ok_rows[-1]["bar"] if ok_rows else None,
             last_export=ok_rows[-1]["finished_at"] if ok_rows else None,
             last_latency_s=newest.get("latency_s"),
-            over_budget=sum(bool(d.get("over_budget")) for d in rows), newest=newest))
+            over_budget=sum(bool(d.get("over_budget")) for d in rows), newest=newest,
+            records=rows))
     return out, newest_docs
 
 

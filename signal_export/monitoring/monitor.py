@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 
 from signal_export.logs import redact_text
 from signal_export.monitoring import execution, reconcile, rules
-from signal_export.monitoring.alerts import Alert, Condition, Rule
+from signal_export.monitoring.alerts import Alert, Condition, Notification, Rule, Unit
 from signal_export.monitoring.config import MonitorConfig
 from signal_export.monitoring.freqtrade_api import FreqtradeApi, FreqtradeApiError
 from signal_export.monitoring.health import (
@@ -77,7 +77,14 @@ class Snapshot:
     outcomes: pd.DataFrame
     conditions: list[Condition]
     alerts: list[Alert]
+    #: ``{rule: n}`` firing now (inhibited alerts included): ``status`` exits 1 if any
     active_rules: dict[str, int]
+    #: what this cycle sent (one message per channel), None if nothing changed
+    notification: Notification | None = None
+    #: start of the look-back window of this cycle's readings
+    since: datetime | None = None
+    #: ``{(channel, "sent"|"failed"): n}`` notifications since the monitor started
+    deliveries: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Monitor:
@@ -152,7 +159,7 @@ class Monitor:
                     missing_bars=th.missing_bars, budget_seconds=th.lag_budget_seconds)
                 conditions += rules.export_run_conditions(newest_runs)
                 conditions.append(rules.success_rate_condition(
-                    exporter.ok, exporter.runs, now, th.exporter_min_success_rate))
+                    exporter.succeeded, exporter.runs, now, th.exporter_min_success_rate))
                 conditions.append(rules.stalled_export_condition(
                     running_exports(self.db[self.settings.export_runs_collection], since), now,
                     th.export_running_max_seconds))
@@ -160,11 +167,10 @@ class Monitor:
                 log.error("monitor: MongoDB read failed: %s", redact_text(str(exc)))
         bots = [self._bot(api, now) for api in self.apis.values()]
         for b in bots:
-            conditions.append(Condition(
+            conditions.append(Condition(  # the API error already names the bot
                 Rule.BOT_DOWN, not b.reachable or b.state != "running", now,
-                0.0 if b.reachable else 1.0, 0.0,
-                f"bot {b.name}: " + (b.error or f"state {b.state}"), subject=b.name,
-                severity="critical"))
+                0.0 if b.reachable else 1.0, 0.0, b.error or f"bot {b.name}: state {b.state}",
+                subject=b.name, severity="critical", unit=Unit.FLAG))
             if not b.reachable:
                 continue
             orders = execution.orders_frame(b.raw_trades)
@@ -183,12 +189,11 @@ class Monitor:
         if cfg.writeback and mongo.reachable:
             self._write_back(bots, now)
         alerts = self.manager.process(conditions)
-        active: dict[str, int] = {}
-        for key in self.manager.active:
-            rule = key.split("|", 1)[0]
-            active[rule] = active.get(rule, 0) + 1
+        m = self.manager
+        deliveries = ({(name, "sent"): n for name, n in m.delivered.items()}
+                      | {(name, "failed"): n for name, n in m.failed.items()})
         return Snapshot(now, mongo, exporter, jobs, lags, bots, outcomes, conditions, alerts,
-                        active)
+                        m.firing_rules(), m.last_notification, since, deliveries)
 
     def _reconcile(self, bots: list[BotState], now: datetime, since: datetime,
                    mongo_ok: bool) -> pd.DataFrame:

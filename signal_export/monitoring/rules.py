@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from signal_export.monitoring.alerts import Condition, Rule
+from signal_export.monitoring.alerts import Condition, Rule, Unit, human_duration
 
 
 def lag_conditions(lags: pd.DataFrame, now: datetime, *, missing_bars: int,
@@ -28,19 +28,26 @@ def lag_conditions(lags: pd.DataFrame, now: datetime, *, missing_bars: int,
     for row in lags.itertuples(index=False):
         budget = budget_seconds if budget_seconds is not None else row.bar_s / 2
         missing_limit = missing_bars * row.bar_s
-        last = "never" if pd.isna(row.ts) else row.ts.isoformat()
+        lag = float(row.lag_s)
+        newest = ("never" if pd.isna(row.ts) else
+                  f"bar {row.ts:%Y-%m-%d %H:%M} UTC, closed {human_duration(lag)} ago")
         out.append(Condition(
-            Rule.MISSING_SIGNALS, bool(row.lag_s > missing_limit), now, float(row.lag_s),
-            missing_limit,
+            Rule.MISSING_SIGNALS, bool(lag > missing_limit), now, lag, missing_limit,
             f"no {row.timeframe} signal for {row.pair} in {missing_bars} bars "
-            f"(newest ts {last}, lag {row.lag_s:.0f} s)",
-            strategy_id=row.strategy_id, pair=row.pair, severity="critical"))
+            f"(newest signal: {newest})",
+            strategy_id=row.strategy_id, pair=row.pair, severity="critical", unit=Unit.SECONDS))
         lag_limit = row.bar_s + budget
         out.append(Condition(
-            Rule.LAG_OVER_BUDGET, bool(row.lag_s > lag_limit), now, float(row.lag_s), lag_limit,
-            f"signal lag {row.lag_s:.0f} s > one bar + export budget {budget:.0f} s "
-            f"(newest ts {last})", strategy_id=row.strategy_id, pair=row.pair))
+            Rule.LAG_OVER_BUDGET, bool(lag > lag_limit), now, lag, lag_limit,
+            f"signal lag {human_duration(lag)} > one bar + export budget "
+            f"{human_duration(budget)} (newest signal: {newest})",
+            strategy_id=row.strategy_id, pair=row.pair, unit=Unit.SECONDS))
     return out
+
+
+def _seconds(value: float) -> str:
+    """Sub-minute latencies to the millisecond, longer ones humanised."""
+    return f"{value:.3f} s" if value < 60 else human_duration(value)
 
 
 def export_run_conditions(runs: Iterable[Mapping[str, Any]]) -> list[Condition]:
@@ -60,13 +67,16 @@ def export_run_conditions(runs: Iterable[Mapping[str, Any]]) -> list[Condition]:
         out.append(Condition(
             Rule.EXPORT_FAILURE, failed, run["finished_at"], 1.0 if failed else 0.0, 0.0,
             f"export job {job} bar {bar}: {run.get('error') or 'ok'}",
-            strategy_id=run.get("strategy_id"), subject=job, severity="critical"))
+            strategy_id=run.get("strategy_id"), subject=job, severity="critical",
+            unit=Unit.FLAG))
+        latency = float(run.get("latency_s") or 0.0)
+        budget = float(run.get("budget_s") or 0.0)
+        budget_text = f"{budget:.1f} s" if budget < 60 else human_duration(budget)
         out.append(Condition(
-            Rule.EXPORT_LATENCY, bool(run.get("over_budget")), run["finished_at"],
-            float(run.get("latency_s") or 0.0), float(run.get("budget_s") or 0.0),
-            f"export job {job} bar {bar}: bar close -> acknowledged took "
-            f"{float(run.get('latency_s') or 0.0):.3f} s (budget {run.get('budget_s')} s)",
-            strategy_id=run.get("strategy_id"), subject=job))
+            Rule.EXPORT_LATENCY, bool(run.get("over_budget")), run["finished_at"], latency,
+            budget, f"export job {job} bar {bar}: bar close -> acknowledged took "
+            f"{_seconds(latency)} (budget {budget_text})",
+            strategy_id=run.get("strategy_id"), subject=job, unit=Unit.SECONDS))
     return out
 
 
@@ -84,9 +94,10 @@ def stalled_export_condition(running: Iterable[Mapping[str, Any]], now: datetime
     names = ", ".join(str(r.get("run_id")) for r in stalled[:3])
     return Condition(
         Rule.EXPORT_STALLED, bool(stalled), now, oldest, max_seconds,
-        f"{len(stalled)} export run(s) still 'running' after {max_seconds:.0f} s "
-        f"(oldest started {oldest:.0f} s ago: {names})" if stalled
-        else "no export run stalled", subject="export-runs", severity="critical")
+        f"{len(stalled)} export run(s) still 'running' after {human_duration(max_seconds)} "
+        f"(oldest started {human_duration(oldest)} ago: {names})" if stalled
+        else "no export run stalled", subject="export-runs", severity="critical",
+        unit=Unit.SECONDS)
 
 
 def mongo_condition(reachable: bool, now: datetime, error: str | None = None,
@@ -94,12 +105,18 @@ def mongo_condition(reachable: bool, now: datetime, error: str | None = None,
     """MONGO_DOWN for the signal store."""
     return Condition(Rule.MONGO_DOWN, not reachable, now, 0.0 if reachable else 1.0, 0.0,
                      "MongoDB reachable" if reachable else f"MongoDB unreachable: {error}",
-                     subject=subject, severity="critical")
+                     subject=subject, severity="critical", unit=Unit.FLAG)
 
 
 def success_rate_condition(ok: int, total: int, now: datetime, minimum: float) -> Condition:
-    """EXPORT_FAILURE on the exporter's success rate over the look-back window."""
+    """EXPORT_FAILURE on the exporter's success rate over the look-back window.
+
+    ``ok``/``total``: finished export runs that stored every valid signal / all finished
+    runs (:attr:`~.health.ExporterHealth.succeeded`): rows a producer sent that failed
+    validation (a bad CSV) are the producer's problem, not a failed export.
+    """
     rate = ok / total if total else 1.0
     return Condition(Rule.EXPORT_FAILURE, total > 0 and rate < minimum, now, rate, minimum,
-                     f"exporter success rate {rate:.1%} over {total} runs",
-                     subject="exporter-success-rate")
+                     f"exporter success rate {rate:.1%} over {total} runs "
+                     f"({total - ok} failed to store valid signals)",
+                     subject="exporter-success-rate", unit=Unit.RATIO)

@@ -4,9 +4,10 @@ Why scrape: what the bot could not use (pairs outside its whitelist, malformed
 documents, stale/expired signals) is known only inside the bot; Freqtrade's
 REST API has no endpoint for strategy data, while ``ExternalSignalStrategy``
 already serves gauges for Prometheus. The monitor reads
-``ext_signals_unusable{strategy_id,reason}`` once per cycle (one small HTTP
-GET) so ``signal-monitor status`` shows per strategy id and reason what the
-producer sent in vain. Not the place the counts are made (:mod:`signal_export.consumer.stats`).
+``signal_bridge_strategy_unusable_signals{strategy_id,reason}`` once per cycle
+(one small HTTP GET) so ``signal-monitor status`` shows per strategy id and
+reason what the producer sent in vain. Not the place the counts are made
+(:mod:`signal_export.consumer.stats`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from signal_export.consumer.stats import UNUSABLE_METRIC
 from signal_export.errors import BridgeError
 
-UNUSABLE_METRIC = "ext_signals_unusable"
+__all__ = ["UNUSABLE_METRIC", "StrategyMetricsError", "parse_unusable", "read_unusable"]
 
 
 class StrategyMetricsError(BridgeError, RuntimeError):

@@ -103,7 +103,7 @@ def test_refusals_are_rate_limited_per_client_address(make_ingest) -> None:
     assert ingest.client.get("/v1/signals/latest", params=params,
                              headers=auth()).status_code == 200
     text = ingest.client.get("/metrics").text
-    assert 'signal_ingest_requests_total{code="429"} 4.0' in text
+    assert 'signal_bridge_ingest_requests_total{code="429"} 4.0' in text
 
 
 def test_the_default_refusal_budget_is_twenty_then_429() -> None:

@@ -68,11 +68,11 @@ def test_ingest_latency_and_counts_are_exported_as_prometheus_metrics(ingest) ->
     ingest.post(batch(3))
     ingest.post([signal(weight=9.0)])
     text = ingest.client.get("/metrics").text
-    assert 'signal_ingest_latency_seconds_count{outcome="ok"} 1.0' in text
-    assert 'signal_ingest_latency_seconds_count{outcome="rejected"} 1.0' in text
-    assert 'signal_ingest_signals_total{producer="desk",status="accepted"} 3.0' in text
-    assert 'signal_ingest_signals_total{producer="desk",status="rejected"} 1.0' in text
-    assert 'signal_ingest_requests_total{code="422"} 1.0' in text
+    assert 'signal_bridge_ingest_latency_seconds_count{outcome="ok"} 1.0' in text
+    assert 'signal_bridge_ingest_latency_seconds_count{outcome="rejected"} 1.0' in text
+    assert 'signal_bridge_ingest_signals_total{producer="desk",status="accepted"} 3.0' in text
+    assert 'signal_bridge_ingest_signals_total{producer="desk",status="rejected"} 1.0' in text
+    assert 'signal_bridge_ingest_requests_total{code="422"} 1.0' in text
 
 
 def test_a_declared_body_far_over_the_limit_is_refused_without_reading_it(ingest) -> None:

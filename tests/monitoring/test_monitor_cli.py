@@ -38,12 +38,41 @@ def test_status_prints_one_row_per_strategy_and_pair(mongo_uri, mongo_db, tmp_pa
                                                              "SOL/USDT"]}]}))
     monkeypatch.setenv("EXT_SIG_MONGO_URI", mongo_uri)
     monkeypatch.setenv("EXT_SIG_DB", mongo_db.name)
-    assert main(["status", "--config", str(config), "--env-file", str(tmp_path / "none")]) == 0
+    # SOL/USDT never had a signal: missing_signals fires, so status exits 1
+    assert main(["status", "--config", str(config), "--env-file", str(tmp_path / "none")]) == 1
     out = capsys.readouterr().out
     rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines()}
     assert rows[("alpha", "BTC/USDT")][4:6] == ["2026-03-02", "12:00:00"]
     assert rows[("alpha", "SOL/USDT")][3] == "never"
-    assert "mongo up" in out and "exporter runs 1 ok 1" in out
+    assert "mongo up" in out and "exporter runs 1 ok 1 partial 0 failed 0" in out
+    assert "firing: lag_over_budget=3, missing_signals=3" in out
+
+
+def test_status_exits_0_when_nothing_fires_and_1_while_mongo_is_down(mongo_uri, mongo_db,
+                                                                    tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setenv("EXT_SIG_DB", mongo_db.name)
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", mongo_uri)
+    assert main(["status", "--env-file", str(tmp_path / "none")]) == 0
+    assert "firing:" not in capsys.readouterr().out
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300")
+    assert main(["status", "--env-file", str(tmp_path / "none")]) == 1
+    out = capsys.readouterr().out
+    assert "mongo DOWN" in out and "firing: mongo_down=1" in out
+
+
+def test_run_refuses_to_start_when_a_channel_cannot_send(tmp_path, capsys, monkeypatch):
+    """A missing webhook URL variable is found at start-up, not at the first alert."""
+    monkeypatch.delenv("OPS_HOOK_URL", raising=False)
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", "mongodb://127.0.0.1:1/")  # never contacted
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump({"metrics_port": None, "channels": [
+        {"kind": "webhook", "name": "ops", "style": "slack", "url_env": "OPS_HOOK_URL"}]}))
+    assert main(["run", "--once", "--config", str(config), "--env-file",
+                 str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("error: alert channels: webhook ops: environment variable "
+                           "OPS_HOOK_URL is not set (nor OPS_HOOK_URL_FILE)")
 
 
 def test_unknown_config_keys_are_errors_naming_the_key():
@@ -79,9 +108,11 @@ def test_run_once_sends_the_alerts_of_one_cycle(mongo_uri, mongo_db, tmp_path, m
         monkeypatch.setenv("TEST_RUN_HOOK", url)
         assert main(["run", "--once", "--config", str(config), "--env-file",
                      str(tmp_path / "none")]) == 0
-    texts = [r["json"]["text"] for r in received]
-    assert any(t.startswith("[FIRING] missing_signals alpha SOL/USDT") for t in texts), texts
+    (text,) = [r["json"]["text"] for r in received]  # lag_over_budget: inhibited
+    assert text.startswith("[FIRING] missing_signals alpha SOL/USDT"), text
+    assert "(newest signal: never)" in text and "value never, limit 3 min" in text
     assert mongo_db["monitor_alerts"].count_documents({"rule": "missing_signals"}) == 1
+    assert mongo_db["monitor_alerts"].count_documents({"rule": "lag_over_budget"}) == 0
 
 
 def _free_port() -> int:
@@ -149,10 +180,10 @@ def test_monitor_metrics_export_the_bots_unusable_counts():
 
 
 def test_parse_unusable_reads_only_its_metric():
-    text = ("# TYPE ext_signals_unusable gauge\n"
-            'ext_signals_unusable{reason="stale",strategy_id="a"} 2.0\n'
-            'ext_signals_unusable{reason="unknown_pair",strategy_id="a"} 5.0\n'
-            'ext_signals_last_evaluation{outcome="stale",pair="BTC/USDT"} 9.0\n')
+    text = ("# TYPE signal_bridge_strategy_unusable_signals gauge\n"
+            'signal_bridge_strategy_unusable_signals{reason="stale",strategy_id="a"} 2.0\n'
+            'signal_bridge_strategy_unusable_signals{reason="unknown_pair",strategy_id="a"} 5.0\n'
+            'signal_bridge_strategy_last_evaluation_signals{outcome="stale",pair="BTC/USDT"} 9.0\n')
     assert parse_unusable(text) == {"a": {"stale": 2, "unknown_pair": 5}}
     with pytest.raises(StrategyMetricsError):
         parse_unusable("<html>not metrics</html>{")

@@ -87,8 +87,10 @@ def test_one_cycle_reports_every_problem_with_strategy_pair_and_bot(monitor_setu
     kinds = snap.outcomes.set_index(["pair", "side"])["kind"].to_dict()
     assert kinds[("BTC/USDT", "enter")] == "matched" and kinds[("BTC/USDT", "exit")] == "matched"
     assert kinds[("ETH/USDT", "enter")] == "missed" and kinds[("XRP/USDT", "enter")] == "extra"
-    assert {a.condition.rule for a in rec.sent} >= {"missing_signals", "low_balance"}
-    assert db["monitor_alerts"].count_documents({"status": "firing"}) == len(rec.sent)
+    assert {a.condition.rule for a in snap.alerts} >= {"missing_signals", "low_balance"}
+    assert len(rec.sent) == 1 and rec.sent[0] is snap.notification  # one grouped message
+    assert len(snap.notification.alerts) == len(snap.alerts) >= 7
+    assert db["monitor_alerts"].count_documents({"status": "firing"}) == len(snap.alerts)
     assert snap.exporter is not None and snap.exporter.runs == 1 and snap.exporter.ok == 1
 
 
@@ -131,8 +133,9 @@ def test_status_table_and_metrics_show_lag_per_strategy_and_pair(monitor_setup):
     text = metrics.render().decode()
     assert ('signal_bridge_signal_lag_seconds{pair="ETH/USDT",strategy_id="alpha",'
             'timeframe="1m"} 1740.0') in text
-    assert 'signal_bridge_bot_free_balance{bot="bot1"} 10.0' in text
+    assert 'signal_bridge_bot_free_balance{bot="bot1",currency="USDT"} 10.0' in text
     assert "signal_bridge_mongo_up 1.0" in text
+    assert "signal_bridge_mongo_ping_seconds_count 1.0" in text
     assert 'signal_bridge_reconciliation_outcomes{kind="missed",strategy_id="alpha"} 1.0' in text
 
 
@@ -143,8 +146,11 @@ def test_an_unreachable_bot_fires_bot_down_and_the_cycle_goes_on(monitor_setup):
     snap = monitor.cycle()
     assert ("bot_down", None, None, "bot1") in _firing(snap)
     assert ("missing_signals", "alpha", "ETH/USDT", None) in _firing(snap)
-    down = next(a for a in rec.sent if a.condition.rule == "bot_down")
-    assert "unreachable" in down.message() and PASSWORD not in down.message()
+    down = next(a for a in snap.alerts if a.condition.rule == "bot_down")
+    text = rec.sent[-1].message()
+    assert "- bot_down bot1 [critical]: bot bot1: show_config unreachable at " \
+           "http://127.0.0.1:1" in text, text
+    assert "bot bot1: bot bot1" not in text and PASSWORD not in down.message()
 
 
 def test_wrong_freqtrade_password_is_a_clear_error(monitor_setup):

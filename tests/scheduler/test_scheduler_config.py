@@ -158,10 +158,11 @@ def test_over_budget_and_failed_runs_raise_alerts_that_resolve(mongo_db, tmp_pat
     runner.tick()  # fails
     clock.now = T0 + timedelta(seconds=125 + 38)
     runner.tick()  # retries the failed bar (backfill, ok) and runs the newest (ok)
-    titles = [a.title for a in rec.sent]
+    # one grouped notification per run record: the failed run fires export_failure and
+    # clears export_latency in the same message
+    titles = [n.title for n in rec.sent]
     assert titles == ["[FIRING] export_latency sched_test sched_test_1m",
-                      "[FIRING] export_failure sched_test sched_test_1m",
-                      "[RESOLVED] export_latency sched_test sched_test_1m",
+                      "[FIRING 1, RESOLVED 1] signal-bridge: export_failure, export_latency",
                       "[RESOLVED] export_failure sched_test sched_test_1m"], titles
     assert "took 40.000 s (budget 30.0 s)" in rec.sent[0].message()
     assert "market data missing for BINANCE:SOLUSDT" in rec.sent[1].message()

@@ -223,9 +223,12 @@ def test_metrics_served_for_the_monitor(mongo_uri, mongo_db):
     logic.bot_loop_start(PAIRS, T0 + N * H + timedelta(seconds=30))
     analyse(logic, "ETH/USDT")
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'ext_signals_last_evaluation{outcome="matched",pair="ETH/USDT"} 1.0' in body
-    assert 'ext_signals_lag_seconds{pair="ETH/USDT"} 30.0' in body
-    assert 'ext_signals_unusable{reason="unknown_pair",strategy_id="demo"} 0.0' in body
+    assert ('signal_bridge_strategy_last_evaluation_signals{outcome="matched",pair="ETH/USDT"} '
+            '1.0') in body
+    assert 'signal_bridge_strategy_signal_lag_seconds{pair="ETH/USDT"} 30.0' in body
+    assert ('signal_bridge_strategy_unusable_signals{reason="unknown_pair",strategy_id="demo"} '
+            '0.0') in body
+    assert "python_gc" not in body  # the strategy's own registry: nothing but its gauges
 
 
 def test_empty_window_is_not_an_outage(mongo_uri, mongo_db, caplog):

@@ -5,7 +5,7 @@ Against the local MongoDB server over the wire, in-process as Freqtrade drives
 backtest: ``populate`` per pair, then the simulation's first ``bot_loop_start``),
 plus one run of the real ``freqtrade backtesting`` CLI. Checked: the counts per
 strategy id (pairs outside the whitelist, unmappable pairs, documents without a
-readable pair or ts, stale/expired), the ``ext_signals_unusable`` gauge, the
+readable pair or ts, stale/expired), the ``signal_bridge_strategy_unusable_signals`` gauge, the
 warn-once text naming the offending values, the per-candle and backtest summary
 lines. That the steady state stays one ``find`` per loop with such documents
 present is in test_live_path.py, next to the other query-count tests.
@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pymongo
 import pytest
-from prometheus_client import REGISTRY
 from pymongo import monitoring
 from strategy_helpers import PAIRS, constructed_candles
 
 from signal_export.consumer.logic import ExternalSignalLogic, apply_entry, apply_exit
 from signal_export.consumer.normalise import normalise_signals
-from signal_export.consumer.stats import UNUSABLE_REASONS
+from signal_export.consumer.stats import REGISTRY, UNUSABLE_REASONS
 
 H = timedelta(hours=1)
 MIN = timedelta(minutes=1)
@@ -82,7 +81,7 @@ def loop(logic: ExternalSignalLogic, now: datetime, pairs=PAIRS) -> dict[str, pd
 
 
 def gauge(sid: str, reason: str) -> float | None:
-    return REGISTRY.get_sample_value("ext_signals_unusable",
+    return REGISTRY.get_sample_value("signal_bridge_strategy_unusable_signals",
                                      {"strategy_id": sid, "reason": reason})
 
 
