@@ -29,8 +29,8 @@ def lag_conditions(lags: pd.DataFrame, now: datetime, *, missing_bars: int,
         budget = budget_seconds if budget_seconds is not None else row.bar_s / 2
         missing_limit = missing_bars * row.bar_s
         lag = float(row.lag_s)
-        newest = ("never" if pd.isna(row.ts) else
-                  f"bar {row.ts:%Y-%m-%d %H:%M} UTC, closed {human_duration(lag)} ago")
+        bar = "never" if pd.isna(row.ts) else f"bar {row.ts:%Y-%m-%d %H:%M} UTC"
+        newest = bar if pd.isna(row.ts) else f"{bar}, closed {human_duration(lag)} ago"
         out.append(Condition(
             Rule.MISSING_SIGNALS, bool(lag > missing_limit), now, lag, missing_limit,
             f"no {row.timeframe} signal for {row.pair} in {missing_bars} bars "
@@ -40,7 +40,7 @@ def lag_conditions(lags: pd.DataFrame, now: datetime, *, missing_bars: int,
         out.append(Condition(
             Rule.LAG_OVER_BUDGET, bool(lag > lag_limit), now, lag, lag_limit,
             f"signal lag {human_duration(lag)} > one bar + export budget "
-            f"{human_duration(budget)} (newest signal: {newest})",
+            f"{human_duration(budget)} (newest signal: {bar})",
             strategy_id=row.strategy_id, pair=row.pair, unit=Unit.SECONDS))
     return out
 
