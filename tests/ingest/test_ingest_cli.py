@@ -89,3 +89,23 @@ def test_the_module_serves_the_api_until_sigterm(tmp_path, mongo_uri, mongo_clie
     assert proc.returncode in (0, -signals.SIGTERM), output
     assert "Finished server process" in output
     assert token not in output
+
+
+def test_serve_names_a_duplicate_key_index_failure_and_an_unreachable_server_apart(
+        tmp_path, mongo_uri, mongo_client) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    assert run_cli("new-token", "--tokens", str(tokens), "--name", "desk",
+                   "--strategy-id", "alpha").returncode == 0
+    db = f"ingest_dups_{uuid.uuid4().hex[:8]}"
+    doc = {"strategy_id": "alpha", "pair": "BTC/USDT", "timeframe": "1h", "ts": 1}
+    mongo_client[db]["crypto_signals"].insert_many([dict(doc), dict(doc)])  # no index yet
+    try:
+        out = run_cli("serve", "--mongo-uri", mongo_uri, "--db", db, "--tokens", str(tokens),
+                      "--port", "0", "--env-file", "/nonexistent")
+        assert out.returncode == 3, out.stderr
+        assert "same key" in out.stderr and "unreachable" not in out.stderr
+    finally:
+        mongo_client.drop_database(db)
+    down = run_cli("serve", "--mongo-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200",
+                   "--tokens", str(tokens), "--port", "0", "--env-file", "/nonexistent")
+    assert down.returncode == 3 and "unreachable at start" in down.stderr
