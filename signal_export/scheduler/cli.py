@@ -19,13 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from signal_export.logs import configure_logging
+from pymongo.errors import PyMongoError
+
+from signal_export.errors import ConfigError
+from signal_export.logs import configure_logging, redact_uri
 from signal_export.scheduler.jobs import JobsFileError, load_job_module, load_jobs
 from signal_export.scheduler.runner import JobRunner, RunRecord
 from signal_export.scheduler.timing import next_fire_time
 from signal_export.security.secrets import SecretError
 from signal_export.settings import load_settings
-from signal_export.store import connect, ensure_indexes
+from signal_export.store import MongoAccessError, connect, ensure_indexes
 
 if TYPE_CHECKING:
     from signal_export.monitoring.manager import AlertManager
@@ -64,13 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(args.env_file)
-    except SecretError as exc:
+        on_record = _alert_hook(args.alerts) if args.alerts else None
+        client = connect(settings.mongo_uri, app_name="signal-scheduler")
+    except (ConfigError, SecretError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    client = connect(settings.mongo_uri, app_name="signal-scheduler")
-    ensure_indexes(client, settings)
+    try:
+        ensure_indexes(client, settings)
+    except (MongoAccessError, RuntimeError, PyMongoError) as exc:
+        client.close()
+        print(f"error: MongoDB at start-up: {redact_uri(str(exc)).split(', Timeout:')[0]}",
+              file=sys.stderr)
+        return 3
     db = client[settings.db]
-    on_record = _alert_hook(args.alerts) if args.alerts else None
     runners = [JobRunner(job, configs[job.name], db, lease_seconds=jobs_file.lease_seconds,
                          runs_collection=jobs_file.runs_collection,
                          leases_collection=jobs_file.leases_collection,
@@ -93,10 +102,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _alert_hook(path: Path) -> Callable[[RunRecord], None]:
+    """The alert hook of ``--alerts FILE``; a channel that could not deliver is a
+    :class:`ConfigError` now, at start-up, not at the first alert."""
+    from signal_export.monitoring.channels import check_channels
     from signal_export.monitoring.config import load_monitor_config
     from signal_export.monitoring.manager import AlertManager
 
-    return run_alert_hook(AlertManager.from_config(load_monitor_config(path)))
+    manager = AlertManager.from_config(load_monitor_config(path))
+    problems = check_channels(manager.channels)
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+    return run_alert_hook(manager)
 
 
 def run_alert_hook(manager: AlertManager) -> Callable[[RunRecord], None]:

@@ -134,6 +134,28 @@ def test_cli_rejects_a_bad_jobs_file_with_exit_code_2(tmp_path, capsys):
     assert "nowhere.yaml: cannot read" in capsys.readouterr().err
 
 
+def test_cli_checks_alert_channels_and_mongodb_at_start_up(tmp_path, capsys, monkeypatch):
+    """A webhook whose URL variable is unset is exit 2 before anything runs; an unreachable
+    MongoDB is one line, exit 3."""
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(yaml.safe_dump({**PIPELINE, "report": {"output_dir": str(tmp_path)}}))
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"jobs": [{"name": "j", "pipeline": str(pipeline)}]}))
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(yaml.safe_dump({"channels": [{"kind": "webhook", "name": "ops",
+                                                    "url_env": "NO_SUCH_HOOK_VAR"}]}))
+    monkeypatch.delenv("NO_SUCH_HOOK_VAR", raising=False)
+    monkeypatch.setenv("EXT_SIG_MONGO_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")
+    none = str(tmp_path / "none")
+    assert main(["--jobs", str(jobs), "--alerts", str(alerts), "--once",
+                 "--env-file", none]) == 2
+    err = capsys.readouterr().err
+    assert "NO_SUCH_HOOK_VAR" in err and "Traceback" not in err
+    assert main(["--jobs", str(jobs), "--once", "--env-file", none]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: MongoDB at start-up") and len(err.splitlines()) == 1
+
+
 def test_over_budget_and_failed_runs_raise_alerts_that_resolve(mongo_db, tmp_path, clock):
     from research.pipeline.run import ExportSummary
     from signal_export.monitoring.manager import AlertManager
