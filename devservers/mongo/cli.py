@@ -31,8 +31,6 @@ DESCRIPTION = (
     "For the demo, tests and local runs where no genuine mongod is available; "
     "use real MongoDB in production."
 )
-
-
 BANNER = ("local-mongod is a DEVELOPMENT server, NOT for production: partial mongod "
           "semantics and security model, no TLS; use real MongoDB in production")
 EXIT_REFUSED = 2
@@ -115,14 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="its password (env LOCAL_MONGOD_ADMIN_PASSWORD; never printed)")
     parser.add_argument("--ttl-interval", type=float, default=60.0,
                         help="seconds between TTL sweeps (default 60, as mongod)")
+    parser.add_argument("--max-connections", type=int, default=1000,
+                        help="open connections at most; more are closed at once (default 1000)")
+    parser.add_argument("--idle-timeout", type=float, default=1800.0,
+                        help="seconds a connection may idle between messages (default 1800)")
+    parser.add_argument("--message-timeout", type=float, default=30.0,
+                        help="seconds without data in the middle of a message, or to send a "
+                        "reply, before the client is dropped (default 30)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.ttl_interval <= 0:
-        print("--ttl-interval must be > 0", file=sys.stderr)
-        return 2
+    for flag in ("ttl_interval", "max_connections", "idle_timeout", "message_timeout"):
+        if getattr(args, flag) <= 0:
+            print(f"--{flag.replace('_', '-')} must be > 0", file=sys.stderr)
+            return 2
     if bool(args.admin_user) != bool(args.admin_password):
         print("--admin-user and --admin-password go together", file=sys.stderr)
         return 2
@@ -147,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"local-mongod: {refusal}", file=sys.stderr)
             return EXIT_REFUSED
 
-
     from devservers.mongo.server import LocalMongoServer
 
     try:
         server = LocalMongoServer(args.data_dir, host=args.host, port=args.port,
-                                  auth=args.auth, ttl_interval=args.ttl_interval)
+                                  auth=args.auth, ttl_interval=args.ttl_interval,
+                                  max_connections=args.max_connections,
+                                  idle_timeout=args.idle_timeout,
+                                  message_timeout=args.message_timeout)
         if args.admin_user:
             server.auth.ensure_admin(args.admin_user, args.admin_password)
         server.start()
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print(server.uri, flush=True)
     root.info("local-mongod (DEVELOPMENT SERVER) listening on %s data_dir=%s auth=%s",
               server.uri, args.data_dir, args.auth)
-    while not stop.wait(0.5):
+    while not stop.wait(0.1):
         pass
     root.info("stopping")
     server.stop()

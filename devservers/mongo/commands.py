@@ -13,6 +13,7 @@ Authentication, authorization and the wire protocol live elsewhere
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -150,7 +151,34 @@ class CommandHandler:
         return {"host": "local-mongod", "version": SERVER_VERSION, "process": "local-mongod",
                 "pid": bson.Int64(os.getpid()), "uptime": time.monotonic() - self._started,
                 "localTime": dt.now(UTC), "storageEngine": {"name": "sqlite-devserver"},
-                "metrics": {"cursor": {"open": {"total": len(self.cursors)}}}, "ok": 1.0}
+                "metrics": {"cursor": {"open": {"total": len(self.cursors)}},
+                            "queryExecutor": self._query_metrics(),
+                            "operation": self._operation_metrics()},
+                "globalLock": self._lock_metrics(), "ok": 1.0}
+
+    def _lock_metrics(self) -> dict:
+        """Running / queued operations in mongod's ``globalLock`` shape."""
+        act = self.storage.activity()
+        return {"activeClients": {"total": act["readers"] + act["writers"],
+                                  "readers": act["readers"], "writers": act["writers"]},
+                "currentQueue": {"total": act["queued_writers"], "readers": 0,
+                                 "writers": act["queued_writers"]}}
+
+    def _operation_metrics(self) -> dict:
+        stats = self.storage.stats
+        return {"killedDueToMaxTimeMSExpired": bson.Int64(stats["killed_max_time"]),
+                "killedDueToClientDisconnect": bson.Int64(stats["killed_client_disconnect"]),
+                "killedAtShutdown": bson.Int64(stats["killed_shutdown"])}
+
+    def _query_metrics(self) -> dict:
+        """mongod's ``metrics.queryExecutor.collectionScans`` plus this server's counters."""
+        stats = self.storage.stats
+        return {"collectionScans": {"total": bson.Int64(stats["collection_scans"]),
+                                    "nonTailable": bson.Int64(stats["collection_scans"])},
+                "scannedObjects": bson.Int64(stats["docs_examined"]),
+                "indexReads": bson.Int64(stats["index_reads"]),
+                "rangeJoins": bson.Int64(stats["range_joins"]),
+                "interrupted": bson.Int64(stats["interrupted"])}
 
     def cmd_getparameter(self, db: str, cmd: dict) -> dict:
         return {"featureCompatibilityVersion": {"version": "7.0"}, "ok": 1.0}
@@ -192,22 +220,25 @@ class CommandHandler:
         """Matching rows as (rid, raw, decoded-or-None), sorted, skipped and limited."""
         sort = sort or []
         want = skip + limit if limit else None
-        with self.storage.lock:
+        # One read snapshot; the scan checks the operation's maxTimeMS / client between
+        # chunks of rows and is closed before the snapshot ends.
+        with self.storage.read():
             plan = self.storage.plan(meta, query, sort)
             presorted = bool(plan.order_by) or not sort
             sql_limit = want if (plan.exact and presorted and want) else None
-            rows = self.storage.scan(meta, plan, sql_limit)
             out: list[tuple[int, bytes, dict | None]] = []
-            for rid, raw in rows:
-                if plan.exact:
-                    out.append((rid, raw, None))
-                else:
-                    doc = _decode(raw)
-                    if queries.matches(query, doc):
-                        out.append((rid, raw, doc))
-                if presorted and want is not None and len(out) >= want:
-                    break
+            with contextlib.closing(self.storage.scan(meta, plan, sql_limit)) as rows:
+                for rid, raw in rows:
+                    if plan.exact:
+                        out.append((rid, raw, None))
+                    else:
+                        doc = _decode(raw)
+                        if queries.matches(query, doc):
+                            out.append((rid, raw, doc))
+                    if presorted and want is not None and len(out) >= want:
+                        break
         if not presorted:
+            self.storage.check()
             out = queries.sort_docs(
                 out, sort, decode=lambda r: r[2] if r[2] is not None else _decode(r[1])
             )
@@ -541,7 +572,11 @@ class CommandHandler:
         if pipeline:
             database = _AggDatabase(self, db)
             try:
-                result = list(mm_aggregate.process_pipeline(docs, database, pipeline, None))
+                result = docs
+                for stage in pipeline:  # one stage at a time: maxTimeMS is checked between
+                    self.storage.check()
+                    result = list(mm_aggregate.process_pipeline(result, database, [stage],
+                                                                None))
             except MongoError:
                 raise
             except NotImplementedError as exc:

@@ -3,7 +3,9 @@
 In-process unit test of the storage planner (no wire protocol): documents with
 mixed-type values in indexed fields, random equality / range / ``$in`` filters
 and sorts; the indexed answer must equal a brute-force scan with mongomock's
-matcher, in MongoDB sort order.
+matcher, in MongoDB sort order, also when every ``$in`` goes through the
+temporary range table. Over the wire: a 15,000-prefix ``$in`` (3 strategy ids x
+5,000 pairs) returns the right documents without a collection scan.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from mongomock_ng.filtering import filter_applies
 
 from devservers.mongo import keys
+from devservers.mongo import storage as storage_module
 from devservers.mongo.commands import CommandHandler
 from devservers.mongo.storage import Storage
 
@@ -70,6 +73,10 @@ def _expected(docs, q, sort_spec):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=query, sort_spec=sort, limit=st.sampled_from([0, 1, 5]))
 def test_indexed_answers_equal_a_full_scan(handler, q, sort_spec, limit):
+    _check_against_full_scan(handler, q, sort_spec, limit)
+
+
+def _check_against_full_scan(handler, q, sort_spec, limit):
     spec = dict(sort_spec + [("_id", 1)]) if sort_spec else {"_id": 1}
     reply = handler.cmd_find("db", {"find": "c", "filter": q, "sort": spec, "limit": limit,
                                     "batchSize": 1000})
@@ -132,3 +139,55 @@ def test_raw_insert_command_without_id_gets_one(mongo_db):
     assert reply["n"] == 2
     ids = [d["_id"] for d in mongo_db["raw"].find()]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+@pytest.fixture
+def join_every_in(monkeypatch):
+    """Every multi-range plan goes through the temporary range table (not only large ones)."""
+    monkeypatch.setattr(storage_module, "RANGE_JOIN_MIN", 2)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=query, sort_spec=sort, limit=st.sampled_from([0, 1, 5]))
+def test_range_table_answers_equal_a_full_scan(handler, join_every_in, q, sort_spec, limit):
+    _check_against_full_scan(handler, q, sort_spec, limit)
+
+
+def test_a_15000_prefix_in_is_answered_from_the_index(mongo_db):
+    """3 strategy ids x 5,000 pairs = 15,000 index prefixes: the right documents, in order,
+    read through the index: the server's collection-scan counter does not move and it
+    examines no document outside the answer (mongod's ``scannedObjects``)."""
+    coll = mongo_db["sig"]
+    coll.create_index([("strategy_id", 1), ("pair", 1), ("timeframe", 1), ("ts", 1)],
+                      unique=True)
+    t0 = datetime(2026, 1, 1)
+    sids, pairs = ["s0", "s1", "s2"], [f"P{i:04d}/USDT" for i in range(5_000)]
+    docs = [{"strategy_id": sid, "pair": pair, "timeframe": tf, "ts": t0 + timedelta(hours=h)}
+            for sid in [*sids, "other"] for pair in pairs for tf in ("1h", "5m")
+            for h in range(2)]
+    coll.insert_many(docs, ordered=False)
+    flt = {"strategy_id": {"$in": sids}, "pair": {"$in": pairs[::-1]}, "timeframe": "1h",
+           "ts": {"$gte": t0 + timedelta(hours=1)}}
+    want = sorted((d["strategy_id"], d["pair"]) for d in docs if d["strategy_id"] in sids
+                  and d["timeframe"] == "1h" and d["ts"] == t0 + timedelta(hours=1))
+    admin = mongo_db.client.admin
+    local = "queryExecutor" in admin.command("serverStatus").get("metrics", {})
+
+    def counters() -> tuple[int, int]:
+        if not local:
+            return 0, 0
+        executor = admin.command("serverStatus")["metrics"]["queryExecutor"]
+        return executor["collectionScans"]["total"], executor["scannedObjects"]
+
+    scans, examined = counters()
+    got = [(d["strategy_id"], d["pair"]) for d in coll.find(flt, {"_id": 0}).sort(
+        [("strategy_id", 1), ("pair", 1)])]
+    assert got == want and len(got) == 15_000
+    assert coll.count_documents(flt) == 15_000
+    newest = list(coll.find(flt, {"_id": 0, "pair": 1}).sort(
+        [("strategy_id", -1), ("pair", -1), ("timeframe", -1), ("ts", -1)]).limit(2))
+    assert [d["pair"] for d in newest] == [pairs[-1], pairs[-2]]
+    if local:  # no collection scan, and no document read that is not in an answer
+        assert counters()[0] == scans
+        assert counters()[1] - examined <= 15_000 + 2
