@@ -6,6 +6,10 @@ where ``freqtrade trade --userdir user_data --strategy ExternalSignalStrategy``
 finds it. Re-running it is a no-op when the file is current; a changed file
 there is replaced only with ``--force``. ``signal-bridge strategy-path``
 prints the directory of the packaged file (usable as ``--strategy-path``).
+``signal-bridge hyperopt-params FILE`` prints the decision settings of a
+``freqtrade hyperopt`` result file (``<strategy>.json`` next to the strategy)
+as an ``ext_signals`` block, for the research pipeline's config (and the bot's),
+so research decides with the hyperopted values too.
 
 ``signal-bridge freqtrade ARGS...`` runs ``freqtrade ARGS...`` in this process
 after turning every ``FREQTRADE__<KEY>_FILE=/path`` variable into
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import sys
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
-from signal_export.errors import BridgeError
+from signal_export.errors import BridgeError, ConfigError
 from signal_export.security.secrets import SecretError, env_value
 from signal_export.strategies import STRATEGY_FILE, STRATEGY_NAME
 
@@ -94,6 +99,27 @@ def run_freqtrade(args: Sequence[str]) -> int:
     return 0
 
 
+def _print_hyperopt_params(path: Path, fmt: str) -> int:
+    from signal_export.consumer.hyperopt import decision_params
+
+    try:
+        params = decision_params(path)
+    except ConfigError as exc:
+        print(f"signal-bridge hyperopt-params: {exc}", file=sys.stderr)
+        return 2
+    if not params:
+        print(f"signal-bridge hyperopt-params: {path} holds no decision parameters",
+              file=sys.stderr)
+        return 2
+    if fmt == "json":
+        print(json.dumps({"ext_signals": params}, indent=4))
+    else:
+        print(f"ext_signals:   # from {path}")
+        for key, value in params.items():
+            print(f"  {key}: {json.dumps(value)}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="signal-bridge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -104,6 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--force", action="store_true",
                          help="replace a different file of the same name")
     sub.add_parser("strategy-path", help="print the directory of the packaged strategy file")
+    params = sub.add_parser(
+        "hyperopt-params", help="print a freqtrade hyperopt result file's decision settings "
+                                "as an ext_signals block (pipeline YAML or bot JSON)")
+    params.add_argument("file", type=Path,
+                        help="the result file, e.g. user_data/strategies/ExternalSignalStrategy"
+                             ".json")
+    params.add_argument("--format", choices=("yaml", "json"), default="yaml",
+                        help="yaml: for a research pipeline config (default); json: for a "
+                             "Freqtrade config")
     sub.add_parser("freqtrade", help="run freqtrade ARGS... with FREQTRADE__*_FILE secrets "
                                      "resolved (all further arguments go to freqtrade)")
     return p
@@ -117,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "strategy-path":
         print(STRATEGY_FILE.parent)
         return 0
+    if args.command == "hyperopt-params":
+        return _print_hyperopt_params(args.file, args.format)
     try:
         path, what = install_strategy(args.userdir, force=args.force)
     except (InstallError, OSError) as exc:

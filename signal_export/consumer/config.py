@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from signal_export.consumer.hyperopt import KNOBS
 from signal_export.consumer.matching import DecisionSettings, MatchRules
 from signal_export.contract import (
     SIGNALS_COLLECTION,
@@ -57,6 +58,8 @@ class ExtSignalsConfig(DecisionSettings):
     only; off by default). ``protections``:
     Freqtrade protections (CooldownPeriod, StoplossGuard, ...) handed to the strategy's
     ``protections`` property (Freqtrade no longer reads them from the config root).
+    ``hyperopt_ranges``: ``{knob: [low, high]}`` search ranges of the decision parameters
+    ``freqtrade hyperopt`` tunes (see :mod:`.hyperopt`; the configured values are the defaults).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -76,6 +79,23 @@ class ExtSignalsConfig(DecisionSettings):
     protections: tuple[dict[str, Any], ...] = ()
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_address: str = "127.0.0.1"
+    hyperopt_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("hyperopt_ranges")
+    @classmethod
+    def _hyperopt_ranges(cls, v: dict[str, tuple[float, float]]
+                         ) -> dict[str, tuple[float, float]]:
+        knobs = {k.name: k for k in KNOBS}
+        for name, (low, high) in v.items():
+            if name not in knobs:
+                raise ValueError(f"{name!r} is not tuned by hyperopt (one of: "
+                                 f"{', '.join(knobs)})")
+            if not low < high:
+                raise ValueError(f"{name}: low ({low}) must be below high ({high})")
+            if knobs[name].kind == "int" and not (float(low).is_integer()
+                                                  and float(high).is_integer()):
+                raise ValueError(f"{name}: the range of a bar count takes whole numbers")
+        return v
 
     @field_validator("protections")
     @classmethod
@@ -113,12 +133,6 @@ class ExtSignalsConfig(DecisionSettings):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return v
 
-    @property
-    def lookback_bars(self) -> int:
-        """Bars of signal history read live: enough for staleness, tolerance and debounce state."""
-        return int(self.max_delay_bars + self.tolerance_bars + 2 * (
-            self.min_hold_bars + self.cooldown_bars + self.confirm_n)) + 3
-
     def to_rules(self) -> MatchRules:
         """The matcher's view of these settings (strategy_ids order = priority order)."""
         return self.match_rules(self.timeframe, self.strategy_ids)
@@ -147,12 +161,24 @@ def load_config(
     ft_config: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     dotenv_path: str | os.PathLike[str] | None = None,
+    *,
+    sources: dict[str, str] | None = None,
 ) -> ExtSignalsConfig:
-    """Build the settings from a Freqtrade config dict and the environment; ConfigError if bad."""
-    if env is None:
-        from dotenv import find_dotenv, load_dotenv
+    """Build the settings from a Freqtrade config dict and the environment; ConfigError if bad.
 
-        load_dotenv(dotenv_path or find_dotenv(usecwd=True), override=False)
+    ``sources``, when given, is filled with where each of the env-settable keys
+    (``mongo_uri``, ``db``, ``collection``, ``strategy_ids``) came from, in words
+    (:func:`describe_sources` makes the start-up log line of it).
+    """
+    dotenv_values_: Mapping[str, str | None] = {}
+    dotenv_file = ""
+    if env is None:
+        from dotenv import dotenv_values, find_dotenv, load_dotenv
+
+        dotenv_file = str(dotenv_path or find_dotenv(usecwd=True) or "")
+        if dotenv_file:
+            dotenv_values_ = dotenv_values(dotenv_file)
+        load_dotenv(dotenv_file or None, override=False)
         env = os.environ
     block = ft_config.get("ext_signals", {}) or {}
     if not isinstance(block, Mapping):
@@ -165,6 +191,8 @@ def load_config(
             raise ConfigError(str(exc)) from None
         if value:
             values[key] = value
+        if sources is not None:
+            sources[key] = _source_of(key, var, value, block, env, dotenv_values_, dotenv_file)
     ft_timeframe = ft_config.get("timeframe")
     if ft_timeframe and values.get("timeframe", ft_timeframe) != ft_timeframe:
         raise ConfigError(f"ext_signals.timeframe ({values['timeframe']!r}) differs from the "
@@ -178,3 +206,42 @@ def load_config(
         return ExtSignalsConfig(**values)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
+
+
+#: Marks a source line whose environment value replaced a different config value.
+OVERRIDDEN = "overriding"
+
+
+def _source_of(key: str, var: str, value: str | None, block: Mapping[str, Any],
+               env: Mapping[str, str], dotenv: Mapping[str, str | None], dotenv_file: str
+               ) -> str:
+    """Where ``key`` came from, in words; names the config value an env variable replaced."""
+    if not value:
+        return "config ext_signals" if key in block else "default"
+    name = var if env.get(var) else f"{var}_FILE"
+    if dotenv_file and dotenv.get(name) is not None and dotenv.get(name) == env.get(name):
+        where = f"{name} in {dotenv_file}"
+    else:
+        where = f"{name} in the environment"
+    if key not in block:
+        return where
+    configured = block[key]
+    normal = _id_list if key == "strategy_ids" else (lambda v: v)
+    if normal(value) == normal(configured):
+        return f"{where} (the config's ext_signals.{key} is the same)"
+    shown = "***" if key == "mongo_uri" else configured
+    return f"{where}, {OVERRIDDEN} the config's ext_signals.{key}={shown}"
+
+
+def _id_list(v: Any) -> list[str]:
+    return [x.strip() for x in v.split(",")] if isinstance(v, str) else list(v or [])
+
+
+def describe_sources(sources: Mapping[str, str], cfg: ExtSignalsConfig) -> tuple[bool, str]:
+    """``(an env variable replaced a different config value, the start-up log line)``."""
+    shown = {"mongo_uri": cfg.redacted_uri(), "db": cfg.db, "collection": cfg.collection,
+             "strategy_ids": ",".join(cfg.strategy_ids)}
+    parts = [f"{key}={shown[key]} from {where}" for key, where in sources.items()]
+    overridden = any(OVERRIDDEN in where for where in sources.values())
+    return overridden, ("ext_signals settings (environment > .env > config ext_signals > "
+                        "default): " + "; ".join(parts))

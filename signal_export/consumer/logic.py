@@ -17,6 +17,22 @@ deduped, debounced: decided by the ids together) are filed under the joint label
 a backtest logs one ``ext_signals backtest summary`` line once every pair is
 populated, i.e. at the latest when the simulation loop starts (Freqtrade has no
 strategy callback after the simulation, and the counts are final before it).
+
+Two steps per candle frame, so ``freqtrade hyperopt`` can tune the decision:
+:meth:`ExternalSignalLogic.prepare` (``populate_indicators``, once per frame:
+reads the signals, adds the chart columns ``ext_score``/``ext_signal_weight``)
+and :meth:`ExternalSignalLogic.decide` (``populate_entry_trend``, every epoch:
+matches them with the current :class:`DecisionSettings`, which the strategy sets
+from its parameters with :meth:`ExternalSignalLogic.use_settings`).
+
+Honest empty runs: after each read (a backtest's one read, live once per candle)
+one line says how many signals were found per configured strategy id in the
+window; a configured id with none gets a second line listing the strategy ids
+stored for the timeframe (one ``distinct``), so a typo or a wrong timeframe is
+named instead of ending in "No trades made". A backtest repeats the count at its
+end (its last simulated candle). Where each connection setting and the strategy
+ids came from (environment, ``.env``, config, default) is logged once at start-up,
+as a warning when an environment variable replaced a different config value.
 """
 
 from __future__ import annotations
@@ -31,12 +47,20 @@ import numpy as np
 import pandas as pd
 import pymongo
 
-from signal_export.consumer.config import ExtSignalsConfig, MissingSignalPolicy, load_config
+from signal_export.consumer.config import (
+    ExtSignalsConfig,
+    MissingSignalPolicy,
+    describe_sources,
+    load_config,
+)
+from signal_export.consumer.hyperopt import settings_with
 from signal_export.consumer.matching import (
+    DecisionSettings,
     MatchResult,
     empty_signal_columns,
     match_signals,
     parse_tag,
+    signal_values,
 )
 from signal_export.consumer.source import SignalSource
 from signal_export.consumer.stats import (
@@ -69,10 +93,17 @@ class ExternalSignalLogic:
         notify: Callable[[str], None] | None = None,
         client: pymongo.MongoClient | None = None,
         env: Mapping[str, str] | None = None,
+        runmode: str | None = None,
     ) -> None:
-        self.cfg: ExtSignalsConfig = load_config(ft_config, env)
+        sources: dict[str, str] = {}
+        self.cfg: ExtSignalsConfig = load_config(ft_config, env, sources=sources)
+        #: The decision settings in use (the config's, until :meth:`use_settings`).
+        self.settings: DecisionSettings = settings_with(self.cfg, {})
         self.rules = self.cfg.to_rules()
         self.live = live
+        self.runmode = runmode or ("live" if live else "backtest")
+        #: hyperopt: every epoch re-decides every pair; no per-run lines from the workers.
+        self.quiet = self.runmode == "hyperopt"
         self.source = SignalSource(self.cfg, notify=notify, client=client, live=live)
         self.stats = SignalStats(self.cfg.strategy_ids)
         if live and self.cfg.metrics_port:
@@ -81,10 +112,27 @@ class ExternalSignalLogic:
         self._summary_candle: datetime | None = None
         self._bt_populated: set[str] = set()
         self._bt_summary_due = False
+        self._bt_last_date: pd.Timestamp | None = None
+        self._bt_end_logged = False
+        self._found_candle: datetime | None = None
+        self._stored_ids: tuple[object, list[str] | None] | None = None
         logger.info("ExternalSignalStrategy reads %s/%s.%s for strategy_ids=%s timeframe=%s (%s)",
                     self.cfg.redacted_uri(), self.cfg.db, self.cfg.collection,
                     ",".join(self.cfg.strategy_ids), self.cfg.timeframe,
                     "live: one query per bot loop" if live else "backtest: one query per range")
+        overridden, line = describe_sources(sources, self.cfg)
+        logger.log(logging.WARNING if overridden else logging.INFO, line)
+
+    def use_settings(self, settings: DecisionSettings) -> None:
+        """Decide with ``settings`` from now on (the strategy's hyperoptable parameter values).
+
+        The live read window grows with them (debounce state needs its history).
+        """
+        if settings == self.settings:
+            return
+        self.settings = settings
+        self.rules = settings.match_rules(self.cfg.timeframe, self.cfg.strategy_ids)
+        self.source.lookback_bars = max(self.cfg.lookback_bars, settings.lookback_bars)
 
     def bot_loop_start(self, pairs: Collection[str], current_time: datetime) -> None:
         """Live: refresh the cache with one query for all pairs.
@@ -93,14 +141,63 @@ class ExternalSignalLogic:
         was populated, so the first call logs the backtest summary if it is still due.
         """
         if not self.live:
+            if self.quiet:
+                return
             if self._bt_summary_due:
                 self._log_backtest_summary()
+            if (self._bt_last_date is not None and not self._bt_end_logged
+                    and pd.Timestamp(current_time) >= self._bt_last_date):
+                self._bt_end_logged = True  # the simulation's last candle: its end
+                self._log_found(f"{self.runmode} end")
             return
         self.now = current_time
         self._log_summary(current_time)
         self.stats.retain(pairs)
         if self.source.refresh(pairs, current_time):
             self.stats.record_reader(self.source.unusable)
+            candle = floor_to_bar(current_time, self.cfg.timeframe)
+            if candle != self._found_candle:
+                self._found_candle = candle
+                self._log_found("live")
+
+    def _log_found(self, when: str) -> None:
+        """The signals the latest read found per configured id; for an id with none, the ids
+        that are stored for the timeframe (one ``distinct``, once per read)."""
+        found, window = self.source.found, self.source.window
+        if window is None:
+            return
+        start, end = window
+        span = (f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}" if end is not None
+                else f"since {start:%Y-%m-%d %H:%M}")
+        parts = []
+        for sid in self.cfg.strategy_ids:
+            outside = self.source.unusable.get(sid, {}).get("unknown_pair", 0)
+            parts.append(f"{sid}={found.get(sid, 0)}"
+                         + (f" (+{outside} for pairs outside the whitelist)" if outside else ""))
+        logger.info("ext_signals %s: signals found per strategy id in %s UTC (timeframe %s, "
+                    "%s.%s): %s", when, span, self.cfg.timeframe, self.cfg.db,
+                    self.cfg.collection, ", ".join(parts),
+                    extra={"ext_signals_found": {s: found.get(s, 0)
+                                                 for s in self.cfg.strategy_ids}})
+        missing = [sid for sid in self.cfg.strategy_ids if not found.get(sid)]
+        if not missing:
+            return
+        read_key = (self.source.queries, window)
+        if self._stored_ids is None or self._stored_ids[0] != read_key:  # once per read
+            self._stored_ids = (read_key, self.source.stored_strategy_ids())
+        stored = self._stored_ids[1]
+        if stored is None:
+            listing = "(the stored ids could not be listed)"
+        elif stored:
+            listing = f"strategy ids stored for timeframe {self.cfg.timeframe}: {', '.join(stored)}"
+        else:
+            listing = (f"no strategy id has signals stored for timeframe {self.cfg.timeframe} in "
+                       f"{self.cfg.redacted_uri()}/{self.cfg.db}.{self.cfg.collection} (wrong "
+                       f"database, collection or timeframe?)")
+        unknown = [sid for sid in missing if stored is not None and sid not in stored]
+        level = logging.WARNING if (not self.live or unknown) else logging.INFO
+        logger.log(level, "ext_signals %s: no signals for strategy id %s in %s UTC; %s",
+                   when, ", ".join(repr(s) for s in missing), span, listing)
 
     def _log_summary(self, now: datetime) -> None:
         """Once per candle: totals of the latest evaluation, per-strategy unusable, worst lag."""
@@ -141,11 +238,46 @@ class ExternalSignalLogic:
                  for sid in self.cfg.strategy_ids]
         parts += [f"strategy_id={sid} {format_counts(c)}" for sid, c in sorted(
             by_strategy.items()) if sid not in self.cfg.strategy_ids and c]
-        logger.info("ext_signals backtest summary: %s", "; ".join(parts),
+        logger.info("ext_signals %s summary: %s", self.runmode, "; ".join(parts),
                     extra={"ext_signals_by_strategy": by_strategy})
 
     def populate(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
-        """The candle frame with ``ext_<signal column>`` filled in (see SIGNAL_COLUMNS)."""
+        """:meth:`prepare` then :meth:`decide`: the frame with every ``ext_*`` column."""
+        return self.decide(self.prepare(dataframe, pair, pairs), pair, pairs)
+
+    def prepare(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
+        """populate_indicators: the pair's signals at hand and the chart columns.
+
+        Backtesting: the one read of the range (all ``pairs``), counted and logged
+        (:meth:`_log_found`). Live: the loop's read happened in :meth:`bot_loop_start`.
+        Adds ``ext_score`` / ``ext_signal_weight``: the stored values of the signal that
+        applies to each row (:func:`signal_values`), NaN elsewhere.
+        """
+        if not self.live and not dataframe.empty:
+            reads = self.source.queries
+            self._load(dataframe, pair, pairs)
+            last = pd.Timestamp(dataframe["date"].iloc[-1])
+            if self._bt_last_date is None or last > self._bt_last_date:
+                self._bt_last_date = last
+            if self.source.queries != reads:
+                self._bt_end_logged = False
+                self._log_found(f"{self.runmode} start")
+        signals = self.source.signals_for(pair) if not dataframe.empty else None
+        values = signal_values(dataframe, signals, self.rules)
+        for col in ("ext_score", "ext_signal_weight"):
+            dataframe[col] = values[col].to_numpy()
+        return dataframe
+
+    def _load(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> None:
+        self.source.load_range(set(pairs) | {pair}, dataframe["date"].iloc[0],
+                               dataframe["date"].iloc[-1])
+        self.stats.record_reader(self.source.unusable)
+
+    def decide(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
+        """populate_entry_trend: the decision columns (``ext_<signal column>``, see
+        SIGNAL_COLUMNS) from the pair's signals and the current settings (:attr:`rules`)."""
+        dataframe["ext_enter_score"] = self.settings.enter_score
+        dataframe["ext_exit_score"] = self.settings.exit_score
         if dataframe.empty:
             return _store(dataframe, empty_signal_columns(0, dataframe.index))
         if self.live:
@@ -155,14 +287,14 @@ class ExternalSignalLogic:
             now: datetime | None = self.now or datetime.now(UTC)
             result = match_signals(dataframe, signals, self.rules, now=now)
         else:
-            self.source.load_range(set(pairs) | {pair}, dataframe["date"].iloc[0],
-                                   dataframe["date"].iloc[-1])
-            self.stats.record_reader(self.source.unusable)
+            if not self.source.covers({pair}, dataframe["date"].iloc[0],
+                                      dataframe["date"].iloc[-1]):
+                self._load(dataframe, pair, pairs)  # prepare did not run for this frame
             signals = self.source.signals_for(pair)
             now = None
             result = match_signals(dataframe, signals, self.rules)
         self._record(pair, result, self._split_by_strategy(dataframe, signals, result, now))
-        if not self.live:
+        if not self.live and not self.quiet:
             self._bt_populated.add(pair)
             self._bt_summary_due = True
             if self._bt_populated >= set(pairs):

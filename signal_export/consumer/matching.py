@@ -102,6 +102,12 @@ class DecisionSettings(BaseModel):
                              f"({self.enter_score})")
         return self
 
+    @property
+    def lookback_bars(self) -> int:
+        """Bars of signal history read live: enough for staleness, tolerance and debounce state."""
+        return int(self.max_delay_bars + self.tolerance_bars + 2 * (
+            self.min_hold_bars + self.cooldown_bars + self.confirm_n)) + 3
+
     def match_rules(self, timeframe: str, priority: tuple[str, ...] = ()) -> MatchRules:
         """The matcher's view of these settings (``priority``: strategy ids, first wins)."""
         return MatchRules(
@@ -179,6 +185,42 @@ def empty_signal_columns(n: int, index: pd.Index) -> pd.DataFrame:
         "exit_tag": np.full(n, None, dtype=object),
         "ext_weight": np.full(n, np.nan),
     }, index=index)
+
+
+def signal_values(candles: pd.DataFrame, signals: pd.DataFrame | None,
+                  rules: MatchRules) -> pd.DataFrame:
+    """The stored ``score`` and ``weight`` per candle row, for charts (``ext_score``,
+    ``ext_signal_weight``): the values of the signal that applies to the row by the
+    as-of rule of :func:`match_signals` (within the tolerance; of several, the same
+    winner: strategy priority, then latest ``ts``, then highest ``version``), whatever
+    it decides. NaN on rows without a signal. Not a decision: thresholds, staleness,
+    validity and debounce are :func:`match_signals`' business.
+    """
+    n = len(candles)
+    out = pd.DataFrame({"ext_score": np.full(n, np.nan), "ext_signal_weight": np.full(n, np.nan)},
+                       index=candles.index)
+    if n == 0 or signals is None or signals.empty:
+        return out
+    row_ms = _epoch_ms(candles["date"])
+    sig_ms = _epoch_ms(signals["ts"])
+    pos = np.searchsorted(row_ms, sig_ms, side="left")
+    pos_c = np.minimum(pos, n - 1)
+    bar_ms = int(rules.bar.total_seconds() * 1000)
+    use = np.flatnonzero((pos < n) & (row_ms[pos_c] - sig_ms < max(rules.tolerance_bars, 1)
+                                      * bar_ms))
+    if use.size == 0:
+        return out
+    rank = _priority_ranks(signals["strategy_id"].to_numpy(dtype=object)[use],
+                           rules.strategy_priority)
+    versions = signals["version"].to_numpy(dtype=np.int64)[use]
+    order = np.lexsort((-versions, -sig_ms[use], rank, pos_c[use]))
+    rows_sorted = pos_c[use][order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = rows_sorted[1:] != rows_sorted[:-1]
+    win = use[order[first]]
+    out.iloc[pos_c[win], 0] = signals["score"].to_numpy(dtype=float)[win]
+    out.iloc[pos_c[win], 1] = signals["weight"].to_numpy(dtype=float)[win]
+    return out
 
 
 def decide_actions(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:

@@ -50,6 +50,10 @@ PROJECTION = {f: 1 for f in ("pair", "strategy_id", "ts", "action", "score", "we
                              "valid_until", "version")}
 
 
+def _no_notify(message: str) -> None:
+    """Default ``notify``: a module-level function, so the source pickles (hyperopt workers)."""
+
+
 class SignalSource:
     """Signals per pair from MongoDB, refreshed at most once per bot loop."""
 
@@ -65,7 +69,7 @@ class SignalSource:
         self.live = live
         # live: low timeouts so an outage never stalls the bot loop; backtesting: one big read
         self._timeout_ms = cfg.socket_timeout_ms if live else cfg.backtest_timeout_ms
-        self._notify = notify or (lambda msg: None)
+        self._notify = notify or _no_notify
         self._client = client
         self._bar = timeframe_delta(cfg.timeframe)
         self._warn = WarnOnce(logger)
@@ -85,6 +89,20 @@ class SignalSource:
         self._read_unusable: dict[str, Counter] = {}
         self._outside: dict[str, Counter] = {}
         self._outside_key: tuple[datetime, frozenset[str]] | None = None
+        #: Bars read before a live loop's ``now`` / before a backtest's first candle: from the
+        #: settings; the strategy raises it when hyperopt results lengthen the debounce state.
+        self.lookback_bars = cfg.lookback_bars
+        self.tolerance_bars = cfg.tolerance_bars
+        #: Documents the latest read returned, per strategy id, and the ts window it covered.
+        self.found: Counter = Counter()
+        self.window: tuple[datetime, datetime | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (hyperopt sends the strategy to its workers): the client stays behind and
+        a worker reconnects only if it ever reads; the cached signals travel with it."""
+        state = dict(self.__dict__)
+        state["_client"] = None
+        return state
 
     # --- connection -------------------------------------------------------
 
@@ -118,7 +136,22 @@ class SignalSource:
             "ts": ts_filter,
         }
         self.queries += 1
-        return list(self._collection().find(flt, PROJECTION).max_time_ms(self._timeout_ms))
+        docs = list(self._collection().find(flt, PROJECTION).max_time_ms(self._timeout_ms))
+        self.window = (start, end)
+        self.found = Counter(strategy_key(d.get("strategy_id")) for d in docs)
+        return docs
+
+    def stored_strategy_ids(self) -> list[str] | None:
+        """The strategy ids stored for this timeframe (one ``distinct``); None if it failed."""
+        try:
+            values = self._collection().distinct(
+                "strategy_id", {"timeframe": self.cfg.timeframe}, maxTimeMS=self._timeout_ms)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic, never a reason to stop
+            self._warn(f"distinct:{type(exc).__name__}",
+                       "ext_signals: listing the stored strategy ids failed (%s: %s)",
+                       type(exc).__name__, str(exc)[:200])
+            return None
+        return sorted(str(v) for v in values if isinstance(v, str))
 
     def _count_outside(self, pairs: Collection[str], start: datetime, end: datetime | None,
                        written_since: datetime | None) -> None:
@@ -239,7 +272,7 @@ class SignalSource:
         Plus, on the first successful loop of a candle (or after the whitelist changed),
         the count of what the query leaves out (:meth:`_count_outside`).
         """
-        start = (pd.Timestamp(now).tz_convert("UTC") - self.cfg.lookback_bars * self._bar
+        start = (pd.Timestamp(now).tz_convert("UTC") - self.lookback_bars * self._bar
                  ).to_pydatetime()
         try:
             docs = self._query(pairs, start, None)
@@ -276,9 +309,9 @@ class SignalSource:
         """
         first = pd.Timestamp(first).tz_convert("UTC")
         last = pd.Timestamp(last).tz_convert("UTC")
-        if self._covers(pairs, first, last):
+        if self.covers(pairs, first, last):
             return
-        start = first - (self.cfg.tolerance_bars + self.cfg.lookback_bars) * self._bar
+        start = first - (self.tolerance_bars + self.lookback_bars) * self._bar
         docs = self._query(pairs, start.to_pydatetime(), last.to_pydatetime())
         self._ingest(docs, pairs)
         self._try_count_outside(pairs, start.to_pydatetime(), last.to_pydatetime(),
@@ -288,8 +321,11 @@ class SignalSource:
         self._range_pairs = set(pairs)
         self.available = True
 
-    def _covers(self, pairs: Collection[str], first: datetime, last: datetime) -> bool:
-        return (self._range is not None and set(pairs) <= self._range_pairs
+    def covers(self, pairs: Collection[str], first: datetime, last: datetime) -> bool:
+        """Whether the cached backtest read holds ``pairs`` over [first, last]."""
+        first = pd.Timestamp(first).tz_convert("UTC")
+        last = pd.Timestamp(last).tz_convert("UTC")
+        return (self.available and self._range is not None and set(pairs) <= self._range_pairs
                 and self._range[0] <= first and last <= self._range[1])
 
     # --- reading the cache ------------------------------------------------

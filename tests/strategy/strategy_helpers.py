@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 from devservers.freqtrade_harness import FREQTRADE, REPO, deep_merge, freqtrade_env
 
 __all__ = ["FREQTRADE", "REPO", "deep_merge", "freqtrade_env", "PAIRS", "BASE_PRICE",
-           "constructed_candles", "write_candles"]
+           "constructed_candles", "write_candles", "unwrap"]
 
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 BASE_PRICE = {"BTC/USDT": 1000.0, "ETH/USDT": 500.0, "SOL/USDT": 50.0}
@@ -34,3 +35,8 @@ def write_candles(datadir: Path, frames: Mapping[str, pd.DataFrame], timeframe: 
     for pair, frame in frames.items():
         handler.ohlcv_store(pair, timeframe, frame, candle_type="spot")
 
+
+
+def unwrap(log: str) -> str:
+    """Freqtrade's console log handler wraps long lines: join the continuations back."""
+    return re.sub(r" *\n(?!\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - ) *", " ", log)

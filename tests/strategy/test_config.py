@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import timedelta
+from enum import Enum
 
 import pytest
 from strategy_helpers import FREQTRADE, REPO, deep_merge, freqtrade_env
 
 from devservers.exchange.overlay import freqtrade_exchange_overlay
-from signal_export.consumer.config import ConfigError, load_config
+from signal_export.consumer.config import (
+    ConfigError,
+    ExtSignalsConfig,
+    describe_sources,
+    load_config,
+)
 
 CONFIGS = REPO / "configs"
 
@@ -131,3 +138,131 @@ def test_bad_ext_signals_stop_freqtrade_at_startup_with_a_clear_message(tmp_path
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "ext_signals.tolerance_bar: Extra inputs are not permitted" in out
+
+
+def test_sources_name_where_each_setting_came_from(tmp_path):
+    sources: dict[str, str] = {}
+    cfg = load_config(ft({"strategy_ids": ["demo"], "db": "cfgdb"}),
+                      env={"EXT_SIG_STRATEGY_ID": "model", "EXT_SIG_DB": "cfgdb"},
+                      sources=sources)
+    assert sources == {
+        "mongo_uri": "default", "db": "EXT_SIG_DB in the environment (the config's "
+                                      "ext_signals.db is the same)",
+        "collection": "default",
+        "strategy_ids": "EXT_SIG_STRATEGY_ID in the environment, overriding the config's "
+                        "ext_signals.strategy_ids=['demo']"}
+    overridden, line = describe_sources(sources, cfg)
+    assert overridden and "strategy_ids=model from EXT_SIG_STRATEGY_ID" in line
+    # a URI from the environment replacing the config's: neither password is shown
+    sources = {}
+    cfg = load_config(ft({"strategy_ids": ["a"], "mongo_uri": "mongodb://u:cfgpw@h"}),
+                      env={"EXT_SIG_MONGO_URI": "mongodb://u:envpw@h"}, sources=sources)
+    line = describe_sources(sources, cfg)[1]
+    assert "cfgpw" not in line and "envpw" not in line and "overriding" in line
+    # the same id from a .env file: named as the file; not an override
+    env_file = tmp_path / ".env"
+    env_file.write_text("EXT_SIG_STRATEGY_ID=a, b\n")
+    sources = {}
+    import os
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("EXT_SIG_")}
+    try:
+        cfg = load_config(ft({"strategy_ids": ["a", "b"]}), dotenv_path=env_file,
+                          sources=sources)
+    finally:
+        for k in [k for k in os.environ if k.startswith("EXT_SIG_")]:
+            del os.environ[k]
+        os.environ.update(saved)
+    assert sources["strategy_ids"] == (f"EXT_SIG_STRATEGY_ID in {env_file} (the config's "
+                                       "ext_signals.strategy_ids is the same)")
+    assert not describe_sources(sources, cfg)[0]
+
+
+def test_shipped_configs_trade_what_the_shipped_pipelines_export():
+    import yaml
+
+    from research.pipeline.config import load_config as load_pipeline
+
+    demo = load_pipeline(CONFIGS / "pipeline.demo.yaml")
+    backtest = json.loads((CONFIGS / "config.backtest.json").read_text())
+    assert backtest["ext_signals"]["strategy_ids"] == [demo.export.strategy_id]
+    assert backtest["timeframe"] == demo.timeframe
+    # and with the pipeline's decision settings, so the backtest is the research backtest
+    for key, value in demo.ext_signals.model_dump().items():
+        assert backtest["ext_signals"][key] == value, key
+    # the dry-run bot trades a strategy the shipped scheduler jobs export, on its timeframe
+    jobs = yaml.safe_load((CONFIGS / "jobs.example.yaml").read_text())["jobs"]
+    exported = set()
+    for job in jobs:
+        pipe = load_pipeline(REPO / job["pipeline"])
+        exported.add((pipe.export.strategy_id, job.get("timeframe", pipe.timeframe)))
+    dry = json.loads((CONFIGS / "config.dry-run.json").read_text())
+    assert [(sid, dry["timeframe"]) for sid in dry["ext_signals"]["strategy_ids"]] == [
+        ("minute_rank", "1m")]
+    assert ("minute_rank", "1m") in exported
+
+
+def _shown(value) -> str:
+    """A model default as the README table writes it."""
+    if isinstance(value, Enum):
+        value = value.value
+    if value is None:
+        return "off"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return json.dumps(list(value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+#: Required fields the table describes instead of "(required)".
+TABLE_DEFAULT_TEXT = {"timeframe": "(Freqtrade's `timeframe`)"}
+
+
+def test_the_readme_settings_table_is_the_settings_model():
+    """Every ext_signals key is in consumer/README.md's table, with its real default."""
+    text = (REPO / "signal_export" / "consumer" / "README.md").read_text()
+    table = text.split("| key | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented: dict[str, str] = {}
+    for row in table.strip().splitlines()[1:]:
+        keys_cell, default_cell = [c.strip() for c in row.strip("|").split("|")[:2]]
+        keys = re.findall(r"`(\w+)`", keys_cell)
+        defaults = re.split(r" / |, ", default_cell) if len(keys) > 1 else [default_cell]
+        assert len(keys) == len(defaults), row
+        for key, default in zip(keys, defaults, strict=True):
+            assert key not in documented, f"{key} twice"
+            documented[key] = default
+    fields = ExtSignalsConfig.model_fields
+    assert set(documented) == set(fields), (sorted(set(fields) - set(documented)),
+                                            sorted(set(documented) - set(fields)))
+    for key, info in fields.items():
+        if info.is_required():
+            expected = TABLE_DEFAULT_TEXT.get(key, "(required)")
+        else:
+            expected = _shown(info.get_default(call_default_factory=True))
+        assert documented[key].strip("`") == expected, (key, documented[key], expected)
+
+
+def test_the_readmes_freqtrade_commands_parse_with_freqtrades_own_cli():
+    """The everyday freqtrade lines of README.md are pasteable: Freqtrade's argument parser
+    takes them, and none searches user_data/strategies twice (``DUPLICATE NAME``)."""
+    import shlex
+
+    from freqtrade.commands import Arguments
+
+    lines = [ln.split("   #")[0].strip() for ln in (REPO / "README.md").read_text().splitlines()
+             if ln.startswith(".venv/bin/freqtrade ")]
+    subcommands = {shlex.split(ln)[1] for ln in lines}
+    assert {"plot-dataframe", "hyperopt", "list-strategies", "backtesting", "trade"} <= subcommands
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        parsed = Arguments(argv).get_parsed_arg()
+        assert parsed.get("command") == argv[0], line
+        if parsed.get("strategy_path"):
+            assert "user_data" not in parsed["strategy_path"], line
+        for path in parsed.get("config") or []:
+            assert (REPO / path).is_file(), line

@@ -238,3 +238,26 @@ def test_empty_window_is_not_an_outage(mongo_uri, mongo_db, caplog):
     assert logic.source.available
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert analyse(logic, "BTC/USDT")["enter_long"].sum() == 0
+
+
+def test_live_names_an_id_without_signals_once_per_candle(mongo_uri, mongo_db, caplog,
+                                                          counted_client):
+    client, listener = counted_client
+    mongo_db["crypto_signals"].insert_many([doc("BTC/USDT", LAST_ROW, "enter_long"),
+                                            doc("ETH/USDT", T0, "enter_long", sid="quiet")])
+    logic = make_logic(mongo_uri, mongo_db.name, live=True, client=client,
+                       strategy_ids=["demo", "quiet", "typo"])
+    close = T0 + N * H
+    with caplog.at_level(logging.INFO, logger="signal_export.consumer.logic"):
+        for now in (close + timedelta(seconds=5), close + timedelta(seconds=10),
+                    close + H + timedelta(seconds=5)):
+            logic.bot_loop_start(PAIRS, now)
+    found = [r for r in caplog.records if "signals found per strategy id" in r.getMessage()]
+    assert len(found) == 2  # once per candle
+    assert found[0].getMessage().endswith(": demo=1, quiet=0, typo=0")
+    missing = [r for r in caplog.records if "no signals for strategy id" in r.getMessage()]
+    assert len(missing) == 2 and listener.reads.count("distinct") == 2  # one distinct per candle
+    # 'typo' is stored for no window at all: a warning; 'quiet' is just quiet in this window
+    assert missing[0].levelno == logging.WARNING
+    assert "'quiet', 'typo'" in missing[0].getMessage()
+    assert missing[0].getMessage().endswith("strategy ids stored for timeframe 1h: demo, quiet")
