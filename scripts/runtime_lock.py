@@ -5,7 +5,7 @@
 
 The image holds the product and its runtime extras only, so it cannot install
 the whole requirements.lock (pytest, ruff, schemathesis, the dev servers'
-mockupdb and mongomock). The runtime lock is the lines of requirements.lock
+mongomock). The runtime lock is the lines of requirements.lock
 whose distributions are in the dependency closure of the package's core
 requirements plus the ``research`` and ``ingest`` extras, read from
 pyproject.toml and walked over the distributions installed in this

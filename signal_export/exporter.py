@@ -286,14 +286,18 @@ def _in_batch_order(records: Sequence[Mapping[str, Any]]) -> list[int]:
 
 # --- the stored state -------------------------------------------------------
 
-#: The key fields that vary inside one read (strategy_id and timeframe are the read's own).
-_STORED_PROJECTION = {"_id": 0, "pair": 1, "ts": 1, "version": 1, CONTENT_HASH_FIELD: 1,
-                      RUN_ID_FIELD: 1, CREATED_RUN_ID_FIELD: 1}
+#: The key fields that vary inside one read (strategy_id and timeframe are the read's own),
+#: version and hash: all a batch's first read needs (nothing of this run is stored yet).
+_STORED_PROJECTION = {"_id": 0, "pair": 1, "ts": 1, "version": 1, CONTENT_HASH_FIELD: 1}
+#: Re-reads (a retried attempt, a write race) also tell this run's own writes apart.
+_RESTORED_PROJECTION = {**_STORED_PROJECTION, RUN_ID_FIELD: 1, CREATED_RUN_ID_FIELD: 1}
 _AWARE_UTC = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
-def _read_stored(coll: Collection, batch: Sequence[_Doc]) -> dict[tuple, dict[str, Any]]:
-    """Stored version/hash/run ids for the batch's keys, by ``ident``.
+def _read_stored(coll: Collection, batch: Sequence[_Doc],
+                 projection: Mapping[str, int] = _RESTORED_PROJECTION
+                 ) -> dict[tuple, dict[str, Any]]:
+    """Stored version/hash (and run ids) for the batch's keys, by ``ident``.
 
     One indexed read per (strategy_id, timeframe) in the batch, usually one:
     equality / ``$in`` over the batch's pairs on the unique index's prefix,
@@ -312,7 +316,7 @@ def _read_stored(coll: Collection, batch: Sequence[_Doc]) -> dict[tuple, dict[st
         flt = {"strategy_id": strategy_id,
                "pair": pairs[0] if len(pairs) == 1 else {"$in": pairs},
                "timeframe": timeframe, "ts": {"$gte": min(stamps), "$lte": max(stamps)}}
-        for doc in coll.find(flt, _STORED_PROJECTION, batch_size=len(idents) + 1):
+        for doc in coll.find(flt, projection, batch_size=len(idents) + 1):
             doc["strategy_id"], doc["timeframe"] = strategy_id, timeframe
             out[record_key(doc)] = doc
     return out
@@ -322,17 +326,20 @@ def _read_stored(coll: Collection, batch: Sequence[_Doc]) -> dict[tuple, dict[st
 
 
 def _write_batch(coll: Collection, pending: list[_Doc], run_id: str,
-                 counts: ExportResult) -> None:
+                 counts: ExportResult, first_attempt: bool = False) -> None:
     """Classify ``pending`` against what is stored, write what changed, count.
 
     ``pending`` shrinks in place as documents are accounted for, with no I/O
     between counting and shrinking: a retry after a transient error never
-    counts a document twice.
+    counts a document twice. Only a new run's first attempt skips the run ids
+    in its first read (none of its writes can be stored before its first write);
+    a run id given by the caller may resume a run that stored some already.
     """
-    for _round in range(MAX_ROUNDS):
+    for round_ in range(MAX_ROUNDS):
         if not pending:
             return
-        stored = _read_stored(coll, pending)
+        stored = _read_stored(coll, pending, _STORED_PROJECTION if first_attempt and round_ == 0
+                              else _RESTORED_PROJECTION)
         inserts: list[_Doc] = []
         changes: list[_Doc] = []
         for d in pending:
@@ -490,6 +497,7 @@ def export_signals(
     if batch_size <= 0 or writers <= 0:
         raise ValueError(f"batch_size and writers must be > 0, got {batch_size}, {writers}")
     result = ExportResult(run_id=run_id or str(uuid.uuid4()), started_at=datetime.now(UTC))
+    new_run = run_id is None  # a given run id may resume a run that already stored some
     t0 = time.perf_counter()
     validated = validate_batch(data, align=align, now=now, exchange=exchange, quotes=quotes)
     records, indices = validated.records, validated.indices
@@ -543,7 +551,9 @@ def export_signals(
                 part.retries += 1
 
             try:
-                call_with_retries(lambda: _write_batch(collection, pending, result.run_id, part),
+                call_with_retries(lambda: _write_batch(collection, pending, result.run_id, part,
+                                                       first_attempt=new_run
+                                                       and part.retries == 0),
                                   retry, transient=is_transient, what=f"batch {number}",
                                   on_retry=count, sleep=sleep,
                                   log_extra={"run_id": result.run_id})
