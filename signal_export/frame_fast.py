@@ -33,6 +33,7 @@ from signal_export.contract import (
 )
 
 _NS = 1_000_000_000
+_NS_UTC = pd.DatetimeTZDtype("ns", "UTC")
 _ACTIONS = ("enter_long", "exit_long")
 
 
@@ -48,7 +49,10 @@ def _aware_ns(col: pd.Series) -> np.ndarray | None:
     """int64 ns since epoch (UTC) for a tz-aware datetime column; ``None`` if not one."""
     if not isinstance(col.dtype, pd.DatetimeTZDtype):
         return None
-    ns = col.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8.copy()
+    if col.dtype == _NS_UTC:  # already what we need (the usual case): no conversion
+        ns = col.array.asi8
+    else:
+        ns = col.dt.tz_convert("UTC").astype(_NS_UTC).array.asi8
     return ns - np.mod(ns, 1000)  # python datetimes (the model's type) stop at microseconds
 
 
