@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pymongo
 import pytest
+from auth_server import auth_server_at, client_for
 from pymongo.errors import OperationFailure
 
 from devservers.mongo.process import LocalMongoProcess
@@ -26,15 +27,11 @@ ADMIN, ADMIN_PWD = "root-admin", "s3cret-Admin-pw"
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory) -> Iterator[LocalMongoProcess]:
-    data = tmp_path_factory.mktemp("mongo-auth")
-    with LocalMongoProcess(data, auth=True, admin_user=ADMIN, admin_password=ADMIN_PWD) as srv:
+    with auth_server_at(tmp_path_factory.mktemp("mongo-auth"), ADMIN, ADMIN_PWD) as srv:
         yield srv
 
 
-def _client(server: LocalMongoProcess, user: str | None = None, pwd: str | None = None,
-            source: str = "admin") -> pymongo.MongoClient:
-    uri = server.client_uri(user, pwd, source) if user else server.uri
-    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+_client = client_for
 
 
 @pytest.fixture(scope="module")

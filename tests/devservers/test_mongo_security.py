@@ -30,6 +30,7 @@ from pathlib import Path
 import bson
 import pymongo
 import pytest
+from auth_server import auth_server_at, client_for
 from pymongo import UpdateOne
 from pymongo.errors import OperationFailure
 
@@ -79,15 +80,11 @@ def _refused(call, code: int = WHERE_CODE) -> OperationFailure:
 # ---------------------------------------------------------------------------- servers
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory) -> Iterator[LocalMongoProcess]:
-    data = tmp_path_factory.mktemp("mongo-sec")
-    with LocalMongoProcess(data, auth=True, admin_user=ADMIN, admin_password=ADMIN_PWD) as srv:
+    with auth_server_at(tmp_path_factory.mktemp("mongo-sec"), ADMIN, ADMIN_PWD) as srv:
         yield srv
 
 
-def _client(server: LocalMongoProcess, user: str | None = None, pwd: str | None = None,
-            source: str = "admin") -> pymongo.MongoClient:
-    uri = server.client_uri(user, pwd, source) if user else server.uri
-    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+_client = client_for
 
 
 @pytest.fixture(scope="module")
