@@ -141,6 +141,21 @@ class ExportResult(ExportCounts):
     def counts(self) -> dict[str, int]:
         return {**self.count_dict(), "retries": self.retries, "batches": self.batches}
 
+    def merge(self, part: ExportResult) -> None:
+        """Take over a batch's counts, retries and errors."""
+        self.add(part)
+        self.retries += part.retries
+        self.errors.extend(part.errors)
+
+    def retried(self, action: Callable[[], Any], policy: RetryPolicy, what: str,
+                sleep: Callable[[float], None]) -> Any:
+        """``action()`` under ``policy`` for transient MongoDB errors, each retry counted here."""
+        def count(_attempt: int, _delay: float) -> None:
+            self.retries += 1
+
+        return call_with_retries(action, policy, transient=is_transient, what=what,
+                                 on_retry=count, sleep=sleep, log_extra={"run_id": self.run_id})
+
     def summary(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.counts().items())
 
@@ -507,13 +522,6 @@ def export_signals(
     result.submitted = len(records) + result.rejected
     result.errors.extend(validated.errors)
 
-    def retried(action: Callable[[], Any], what: str, policy: RetryPolicy = retry) -> Any:
-        def count(_attempt: int, _delay: float) -> None:
-            result.retries += 1
-
-        return call_with_retries(action, policy, transient=is_transient, what=what,
-                                 on_retry=count, sleep=sleep, log_extra={"run_id": result.run_id})
-
     started = runs_collection is not None and len(order) > batch_size
 
     def write_record(record: dict[str, Any]) -> None:
@@ -530,8 +538,8 @@ def export_signals(
             return
         record = _audit_record(result, scope, collection, align, audit_extra)
         try:
-            retried(lambda: write_record(record), "audit record",
-                    RetryPolicy(max_retries=2, base_s=retry.base_s))
+            result.retried(lambda: write_record(record),
+                           RetryPolicy(max_retries=2, base_s=retry.base_s), "audit record", sleep)
         except PyMongoError as exc:
             log.error("could not write the audit record of export %s: %s", result.run_id, exc,
                       extra={"run_id": result.run_id})
@@ -539,24 +547,18 @@ def export_signals(
     try:
         if started:  # a long run is visible as "running" until it ends
             start = _audit_record(result, scope, collection, align, audit_extra)
-            retried(lambda: runs_collection.update_one(
-                {"run_id": result.run_id}, {"$setOnInsert": start}, upsert=True), "audit start")
+            result.retried(lambda: runs_collection.update_one(
+                {"run_id": result.run_id}, {"$setOnInsert": start}, upsert=True), retry,
+                "audit start", sleep)
         batches = [order[first:first + batch_size] for first in range(0, len(order), batch_size)]
 
         def write(number: int, positions: list[int]) -> tuple[ExportResult, Exception | None]:
             part = ExportResult(run_id=result.run_id)
             pending = [_Doc.of(records[i], indices[i]) for i in positions]
-
-            def count(_attempt: int, _delay: float) -> None:
-                part.retries += 1
-
             try:
-                call_with_retries(lambda: _write_batch(collection, pending, result.run_id, part,
-                                                       first_attempt=new_run
-                                                       and part.retries == 0),
-                                  retry, transient=is_transient, what=f"batch {number}",
-                                  on_retry=count, sleep=sleep,
-                                  log_extra={"run_id": result.run_id})
+                part.retried(lambda: _write_batch(collection, pending, result.run_id, part,
+                                                  first_attempt=new_run and part.retries == 0),
+                             retry, f"batch {number}", sleep)
             except PyMongoError as exc:
                 return part, exc
             return part, None
@@ -618,9 +620,7 @@ def _write_batches(batches: list[list[int]],
             if not in_flight:
                 break
             part, error = in_flight.popleft().result()
-            result.add(part)
-            result.retries += part.retries
-            result.errors.extend(part.errors)
+            result.merge(part)
             if error is not None:
                 failure = failure or error
                 continue
@@ -629,10 +629,7 @@ def _write_batches(batches: list[list[int]],
                 on_batch(result.batches, result)
     except BaseException:  # interrupted: let the batches at the server finish, count them
         for future in in_flight:
-            part, _error = future.result()
-            result.add(part)
-            result.retries += part.retries
-            result.errors.extend(part.errors)
+            result.merge(future.result()[0])
         raise
     finally:
         if pool is not None:
