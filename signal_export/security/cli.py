@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from pymongo.errors import PyMongoError
 
+from signal_export.errors import ConfigError
 from signal_export.logs import configure_logging
 from signal_export.security.bootstrap import (
     SERVICE_KEYS,
@@ -91,10 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  passwords=passwords, auth_db=args.auth_db,
                                  writeback_collections=writeback, settings=settings)
         admin_uri = _admin_uri(args.admin_uri, file_values)
-    except (SecretError, BootstrapError) as exc:
+        client = connect(admin_uri, app_name="signal-bootstrap-users")
+    except (ConfigError, BootstrapError) as exc:  # secrets, settings, a malformed admin URI
         print(f"signal-bootstrap-users: {exc}", file=sys.stderr)
         return 2
-    client = connect(admin_uri, app_name="signal-bootstrap-users")
     try:
         check_login(client, admin_uri)
         report = bootstrap(client, config)

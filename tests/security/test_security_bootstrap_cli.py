@@ -92,6 +92,17 @@ def test_cli_reports_a_missing_password_by_variable_name(service_env, monkeypatc
     assert "MONGO_MONITOR_PASSWORD" in capsys.readouterr().err
 
 
+def test_cli_malformed_admin_uri_is_one_line_exit_2(service_env, monkeypatch, tmp_path,
+                                                    capsys):
+    bad = tmp_path / "bad_admin_uri"
+    bad.write_text("mongodb://root-admin:Adm1n-Secret-77@127.0.0.1:notaport/")
+    monkeypatch.setenv("MONGO_ADMIN_URI_FILE", str(bad))
+    assert main(["--env-file", "missing.env"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid MongoDB URI" in err and "Adm1n-Secret-77" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_cli_wrong_admin_password_is_a_clear_error_without_the_password(
         service_env, monkeypatch, tmp_path, auth_server, capsys):
     wrong = "Wr0ng-admin-" + uuid.uuid4().hex
