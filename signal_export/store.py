@@ -17,7 +17,13 @@ import pandas as pd
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    InvalidURI,
+    OperationFailure,
+    PyMongoError,
+)
 
 from signal_export.contract import SIGNAL_FIELDS, SIGNAL_KEY, ensure_utc
 from signal_export.errors import BridgeError, ConfigError
@@ -56,6 +62,22 @@ def explain_mongo_error(exc: BaseException, doing: str) -> BridgeError | None:
         return MongoAccessError(f"MongoDB user may not {doing} (code 13, unauthorized): "
                                 f"{detail}; see docs/PRODUCTION.md for each user's roles")
     return None
+
+
+def describe_start_failure(exc: PyMongoError, uri: str, doing: str) -> str:
+    """One line saying what MongoDB did when a service started: unreachable, refused us, or
+    refused the indexes (e.g. a unique index over stored duplicates) - never one for another."""
+    if isinstance(exc, ConnectionFailure):
+        return f"MongoDB {redact_uri(uri)} unreachable at start: {type(exc).__name__}"
+    access = explain_mongo_error(exc, doing)
+    if access is not None:
+        return str(access)
+    code = getattr(exc, "code", None)
+    detail = redact_uri(str(getattr(exc, "details", None) and exc.details.get("errmsg") or exc))
+    if code == 11000:
+        return ("MongoDB refused to build the unique signal index: the collection holds "
+                f"documents with the same key ({detail[:300]}); remove the duplicates first")
+    return f"MongoDB refused to {doing} (code {code}): {detail[:300]}"
 
 
 def connect(uri: str, *, app_name: str = "signal-export", timeout_ms: int = 5000,

@@ -38,7 +38,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import PyMongoError
 
 from signal_export.ingest.app import create_app, openapi_document
 from signal_export.ingest.config import IngestConfig, IngestConfigError, load_ingest_config
@@ -54,13 +54,13 @@ from signal_export.ingest.tokens import (
     new_token,
     producer_entry,
 )
-from signal_export.logs import configure_logging, redact_uri
+from signal_export.logs import configure_logging
 from signal_export.settings import Settings, load_settings
 from signal_export.store import (
     connect,
+    describe_start_failure,
     ensure_runs_indexes,
     ensure_signal_indexes,
-    explain_mongo_error,
     runs_collection,
     signals_collection,
 )
@@ -88,22 +88,6 @@ def build_app(settings: Settings, config: IngestConfig, registry: TokenRegistry 
                       rate_limit=config.default_rate_limit,
                       body_token_max_bytes=config.body_token_max_bytes,
                       body_timeout_s=config.body_timeout_seconds)
-
-
-def describe_start_failure(exc: PyMongoError, uri: str) -> str:
-    """One line saying what MongoDB did at start-up: unreachable, refused us, or refused the
-    indexes (e.g. a unique index over stored duplicates) - never one for the other."""
-    if isinstance(exc, ConnectionFailure):
-        return f"MongoDB {redact_uri(uri)} unreachable at start: {type(exc).__name__}"
-    access = explain_mongo_error(exc, "create the ingest API's indexes")
-    if access is not None:
-        return str(access)
-    code = getattr(exc, "code", None)
-    detail = redact_uri(str(getattr(exc, "details", None) and exc.details.get("errmsg") or exc))
-    if code == 11000:
-        return ("MongoDB refused to build the unique signal index: the collection holds "
-                f"documents with the same key ({detail[:300]}); remove the duplicates first")
-    return f"MongoDB refused the start-up index creation (code {code}): {detail[:300]}"
 
 
 def server_limits(config: IngestConfig) -> ServerLimits:
@@ -178,7 +162,8 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("bad configuration: %s", exc)
         return EXIT_CONFIG
     except PyMongoError as exc:
-        log.error("%s", describe_start_failure(exc, settings.mongo_uri))
+        log.error("%s", describe_start_failure(exc, settings.mongo_uri,
+                                               "create the ingest API's indexes"))
         return EXIT_MONGO
     limits = server_limits(config)
     log.info("signal ingest API on http://%s:%d (%d producers, grace %.1f s, db %s, "

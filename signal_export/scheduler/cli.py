@@ -28,7 +28,12 @@ from signal_export.scheduler.runner import JobRunner, RunRecord
 from signal_export.scheduler.timing import next_fire_time
 from signal_export.security.secrets import SecretError
 from signal_export.settings import load_settings
-from signal_export.store import MongoAccessError, connect, ensure_indexes
+from signal_export.store import (
+    MongoAccessError,
+    connect,
+    describe_start_failure,
+    ensure_indexes,
+)
 
 if TYPE_CHECKING:
     from signal_export.monitoring.manager import AlertManager
@@ -76,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_indexes(client, settings)
     except (MongoAccessError, RuntimeError, PyMongoError) as exc:
         client.close()
-        print(f"error: MongoDB at start-up: {redact_uri(str(exc)).split(', Timeout:')[0]}",
-              file=sys.stderr)
+        cause = exc if isinstance(exc, PyMongoError) else exc.__cause__
+        why = (describe_start_failure(cause, settings.mongo_uri, "create the indexes")
+               if isinstance(cause, PyMongoError) else redact_uri(str(exc)))
+        print(f"error: MongoDB at start-up: {why}", file=sys.stderr)
         return 3
     db = client[settings.db]
     runners = [JobRunner(job, configs[job.name], db, lease_seconds=jobs_file.lease_seconds,
