@@ -32,10 +32,10 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("signal_export/**/*.py", ()),
     ("user_data/strategies/*.py", ()),
     ("docker/*.py", ()),
-    ("research/**/*.py", ("research",)),
+    ("research/**/*.py", ("research", "cluster")),
     ("devservers/**/*.py", ("research", "ingest", "dev")),
     ("scripts/*.py", ("research", "ingest", "dev")),
-    ("tests/**/*.py", ("research", "ingest", "dev")),
+    ("tests/**/*.py", ("research", "ingest", "cluster", "dev")),
 ]
 
 
