@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint e2e parity-200 clean
+.PHONY: setup browser demo test bench lint e2e parity-200 clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup
+# Headless Chromium for the tests that look at rendered report pages (apt, pinned; or one
+# already installed / CHROMIUM_BIN).
+browser:
+	@bash scripts/install_browser.sh >/dev/null
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 bench: setup
