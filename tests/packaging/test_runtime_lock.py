@@ -41,6 +41,6 @@ def test_the_dev_extra_is_not_in_the_runtime_lock():
     dev = {canonicalize_name(Requirement(r).name)
            for r in project["optional-dependencies"]["dev"]}
     runtime = set(lock_lines(RUNTIME_LOCK))
-    # jsonschema, packaging, aiohttp and cryptography are used by our dev tools/tests *and*
-    # needed at run time by Freqtrade/ccxt: only those may be in both
-    assert dev & runtime == {"jsonschema", "packaging", "aiohttp", "cryptography"}
+    # jsonschema, packaging, aiohttp, cryptography and pillow are used by our dev tools/tests
+    # *and* needed at run time by Freqtrade/ccxt/matplotlib: only those may be in both
+    assert dev & runtime == {"jsonschema", "packaging", "aiohttp", "cryptography", "pillow"}
