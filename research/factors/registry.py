@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from signal_export.errors import BridgeError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +375,28 @@ def bars_of(group: pd.DataFrame, columns: Iterable[str]) -> dict[str, np.ndarray
     return {c: np.ascontiguousarray(group[c].to_numpy(dtype=np.float64)) for c in columns}
 
 
+def factor_values(inputs: Bars, starts: np.ndarray, ends: np.ndarray,
+                  specs: Sequence[FactorSpec], out: np.ndarray | None = None) -> np.ndarray:
+    """Factor values (output columns x rows) of consecutive symbol blocks ``[start, end)``.
+
+    The one definition of the per-symbol work: each symbol's rows get their own
+    windows. :func:`compute_factors` runs it over the whole frame in process
+    (writing into its result block ``out``); :mod:`research.factors.cluster`
+    runs it over chunks of symbols on Dask workers.
+    """
+    n_rows = int(ends[-1]) if len(ends) else 0
+    columns = [c for s in specs for c in s.columns]
+    position = {c: i for i, c in enumerate(columns)}
+    if out is None:
+        out = np.full((len(columns), n_rows), np.nan)
+    for start, end in zip(starts, ends, strict=True):  # one symbol at a time: independent windows
+        bars = {c: arr[start:end] for c, arr in inputs.items()}
+        for spec in specs:
+            for col, arr in spec.compute(bars).items():
+                out[position[col], start:end] = arr
+    return out
+
+
 def compute_factors(
     frame: pd.DataFrame,
     factors: Iterable[FactorRequest],
@@ -379,6 +404,7 @@ def compute_factors(
     cross_section: Iterable[str] | str | None = None,
     on_missing: str = "skip",
     keep: Iterable[str] = (),
+    cluster: Client | None = None,
 ) -> pd.DataFrame:
     """Compute ``factors`` per symbol with independent windows -> tidy frame.
 
@@ -388,7 +414,9 @@ def compute_factors(
     ``cross_section`` contains ``"rank"`` / ``"zscore"``. A factor whose data
     requirement is absent is skipped with a warning (``on_missing="skip"``,
     listed in ``result.attrs["skipped"]``) or raises :class:`MissingDataError`
-    (``on_missing="raise"``).
+    (``on_missing="raise"``). ``cluster``: a ``distributed.Client``
+    (:func:`research.factors.cluster.open_cluster`) whose workers compute the
+    symbols instead of this process; the frame is identical either way.
     """
     if on_missing not in ("skip", "raise"):
         raise FactorError(f"on_missing must be 'skip' or 'raise', got {on_missing!r}")
@@ -414,13 +442,13 @@ def compute_factors(
     ordered, starts, ends = symbol_blocks(frame)
     inputs = bars_of(ordered, needed)
     factor_cols = [c for s in usable for c in s.columns]
-    position = {c: i for i, c in enumerate(factor_cols)}
     values = np.full((len(factor_cols), len(ordered)), np.nan)  # one block: no copy into pandas
-    for start, end in zip(starts, ends, strict=True):  # one symbol at a time: independent windows
-        bars = {c: inputs[c][start:end] for c in needed}
-        for spec in usable:
-            for col, arr in spec.compute(bars).items():
-                values[position[col], start:end] = arr
+    if cluster is None:
+        factor_values(inputs, starts, ends, usable, out=values)
+    else:  # the same factor_values, over chunks of symbols on the cluster's workers
+        from research.factors.cluster import cluster_factor_values
+
+        cluster_factor_values(cluster, inputs, starts, ends, usable, out=values)
     result = pd.concat([ordered[list(KEY_COLUMNS) + keep],
                         pd.DataFrame(values.T, index=ordered.index, columns=factor_cols,
                                      copy=False)], axis=1)
