@@ -1,0 +1,250 @@
+"""The chunked backtest read (:mod:`signal_export.consumer.range_read`) equals the one query.
+
+Against the local MongoDB server over the wire: random documents, a share of them
+malformed in every way ``normalise_signals`` knows (bad pair/strategy_id/ts types,
+unknown pairs, NaN/inf/str scores, weights out of range, action/weight conflicts,
+valid_until <= ts, bad versions, missing fields), several strategy ids and versions
+with ties on (pair, ts). The one-query path is what ``SignalSource`` does today:
+``normalise_signals(list(find(flt, PROJECTION)))`` then a stable sort on (pair, ts).
+Equal: the frame (columns, dtypes, values, order), the per-pair and per-strategy
+counts, the warnings (first call per key, counts summed over batches), the documents
+found per strategy id and the per-pair slices, for batch sizes from 1 document up.
+Then the decided columns of the in-process ``ExternalSignalLogic`` backtest are the
+same when its source serves the chunked frame instead of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from bson.int64 import Int64
+from strategy_helpers import PAIRS, constructed_candles
+
+from signal_export.consumer.logic import ExternalSignalLogic, apply_entry, apply_exit
+from signal_export.consumer.matching import match_signals
+from signal_export.consumer.normalise import normalise_signals, strategy_key
+from signal_export.consumer.range_read import read_signal_range
+from signal_export.consumer.source import PROJECTION
+
+H = timedelta(hours=1)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+N_BARS = 48
+SIDS = ("alpha", "beta", "gamma")
+WHITELIST = (*PAIRS, "XRP/USDT")
+
+
+class Recorder:
+    """A ``warn`` that keeps the first call per key, as ``WarnOnce`` would log it."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    def __call__(self, key: str, msg: str, *args: object) -> None:
+        self.first.setdefault(key, msg % args)
+
+
+def _pick(rng: np.random.Generator, values: list) -> object:
+    return values[int(rng.integers(len(values)))]
+
+
+def random_docs(n: int, seed: int, bad: float = 0.3) -> list[dict]:
+    """``n`` signal documents; about ``bad`` of them with one odd field each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        # few distinct (pair, ts): many ties across strategy ids and versions
+        ts = T0 + int(rng.integers(N_BARS)) * H + _pick(rng, [timedelta(0), timedelta(minutes=20)])
+        doc: dict = {"pair": _pick(rng, list(WHITELIST)), "strategy_id": _pick(rng, list(SIDS)),
+                     "timeframe": "1h", "ts": ts, "version": int(rng.integers(1, 4)),
+                     "note": f"n{i}"}
+        kind = int(rng.integers(4))
+        if kind == 0:
+            doc["score"] = float(rng.random())
+        elif kind == 1:
+            doc["action"] = "enter_long"
+            doc["weight"] = round(float(rng.random()) * 0.9 + 0.1, 3)
+        elif kind == 2:
+            doc["action"] = "exit_long"
+        else:
+            doc["weight"] = _pick(rng, [0.0, 0.5, 1.0])
+            doc["score"] = float(rng.random())
+        if rng.random() < 0.5:
+            doc["valid_until"] = ts + int(rng.integers(1, 6)) * H
+        if rng.random() < 0.3:
+            del doc["version"]
+        if rng.random() < bad:
+            field, value = _pick(rng, ODD)
+            if value is DROP:
+                doc.pop(field, None)
+            else:
+                doc[field] = value(ts) if callable(value) else value
+        out.append(doc)
+    return out
+
+
+DROP = object()
+ODD = [
+    ("pair", DROP), ("pair", 7), ("pair", ""), ("pair", "DOGE/USDT"), ("pair", "BTC-USDT"),
+    ("pair", None), ("strategy_id", DROP), ("strategy_id", ""), ("strategy_id", 5),
+    ("strategy_id", "delta"), ("ts", "2026-01-01T05:00:00Z"), ("ts", 1_700_000_000),
+    ("ts", DROP), ("action", "buy"), ("action", 3), ("score", math.nan), ("score", math.inf),
+    ("score", "0.7"), ("score", True), ("score", 1), ("weight", 1.5), ("weight", -0.1),
+    ("weight", math.nan), ("weight", "x"), ("valid_until", lambda ts: ts - H),
+    ("valid_until", lambda ts: ts), ("valid_until", "tomorrow"), ("version", 0),
+    ("version", True), ("version", 2.5), ("version", Int64(7)), ("version", "3"),
+    ("action", None), ("score", None), ("timeframe", "1d"),
+]
+
+
+def range_filter(start: datetime = T0 - H, end: datetime = T0 + N_BARS * H) -> dict:
+    """``SignalSource._query``'s filter for the whitelist (backtest: both ends bounded)."""
+    return {"strategy_id": {"$in": list(SIDS)}, "pair": {"$in": sorted(WHITELIST)},
+            "timeframe": "1h", "ts": {"$gte": start, "$lte": end}}
+
+
+def one_query(coll, flt: dict) -> tuple[pd.DataFrame, dict, dict, Recorder, Counter, list]:
+    """What the source does today: one find, normalise, stable sort by (pair, ts)."""
+    counts: dict = {}
+    by_strategy: dict = {}
+    warn = Recorder()
+    docs = list(coll.find(flt, PROJECTION))
+    frame = normalise_signals(docs, pairs=WHITELIST, counts=counts, warn=warn,
+                              strategy_counts=by_strategy)
+    frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
+    found = Counter(strategy_key(d.get("strategy_id")) for d in docs)
+    return frame, counts, by_strategy, warn, found, docs
+
+
+def chunked(coll, flt: dict, batch_size: int):
+    counts: dict = {}
+    by_strategy: dict = {}
+    warn = Recorder()
+    read = read_signal_range(coll, flt, PROJECTION, pairs=WHITELIST, counts=counts, warn=warn,
+                             strategy_counts=by_strategy, batch_size=batch_size)
+    return read, counts, by_strategy, warn
+
+
+def source_slices(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """``SignalSource._ingest``'s slices of a sorted frame."""
+    names, starts = np.unique(frame["pair"].to_numpy(dtype=object), return_index=True)
+    ends = np.append(starts[1:], len(frame)) if len(frame) else starts
+    return {str(p): (int(a), int(b)) for p, a, b in zip(names, starts, ends, strict=True)}
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 10_000])
+def test_chunked_read_equals_the_one_query_path(mongo_db, batch_size):
+    coll = mongo_db["crypto_signals"]
+    coll.insert_many(random_docs(600, seed=batch_size))
+    flt = range_filter()
+    frame, counts, by_strategy, warn, found, docs = one_query(coll, flt)
+    read, r_counts, r_by_strategy, r_warn = chunked(coll, flt, batch_size)
+
+    assert len(docs) > 400 and 0 < len(frame) < len(docs)  # the corpus has both kinds
+    assert frame.duplicated(["pair", "ts"]).any()  # ties: the sort must keep the find order
+    pd.testing.assert_frame_equal(read.frame, frame, check_exact=True)
+    assert list(read.frame.dtypes.astype(str)) == list(frame.dtypes.astype(str))
+    assert r_counts == counts and r_by_strategy == by_strategy
+    assert sum(sum(c.values()) for c in counts.values()) == len(docs) - len(frame)
+    assert r_warn.first == warn.first
+    assert read.found == found and read.documents == len(docs)
+    assert read.slices == source_slices(frame)
+
+
+def test_warnings_name_the_range_total_and_its_first_document(mongo_db):
+    """Per batch, normalise sees a part; the replayed line counts the whole range."""
+    coll = mongo_db["crypto_signals"]
+    good = random_docs(30, seed=1, bad=0.0)
+    for i, doc in enumerate(good):
+        doc["_id"] = i
+        if i % 3 == 0:
+            doc.pop("action", None)
+            doc.pop("weight", None)
+            doc["score"] = math.nan
+    coll.insert_many(good)
+    read, _, by_strategy, warn = chunked(coll, range_filter(), batch_size=4)
+    line = warn.first["malformed:score not a finite number"]
+    assert line.startswith("ignoring 10 malformed signal document(s): score not a finite "
+                           "number (first: _id=0 ")
+    assert sum(c["malformed"] for c in by_strategy.values()) == 10
+    assert len(read.frame) == 20
+
+
+def test_empty_range_and_all_malformed_range(mongo_db):
+    coll = mongo_db["crypto_signals"]
+    read, counts, by_strategy, warn = chunked(coll, range_filter(), batch_size=5)
+    assert read.frame.empty and read.slices == {} and read.documents == 0
+    assert counts == {} and by_strategy == {} and warn.first == {} and read.found == Counter()
+    pd.testing.assert_frame_equal(read.frame, normalise_signals([]))
+
+    coll.insert_many([{"pair": "DOGE/USDT", "strategy_id": "alpha", "timeframe": "1h",
+                       "ts": T0 + i * H, "score": 0.9} for i in range(12)])
+    flt = {**range_filter(), "pair": {"$in": sorted({*WHITELIST, "DOGE/USDT"})}}
+    frame, counts, by_strategy, warn, found, _ = one_query(coll, flt)
+    read, r_counts, r_by_strategy, r_warn = chunked(coll, flt, batch_size=5)
+    assert frame.empty and read.frame.empty and read.documents == 12
+    pd.testing.assert_frame_equal(read.frame, frame)
+    assert r_counts == counts == {"DOGE/USDT": Counter(unknown_pair=12)}
+    assert r_by_strategy == by_strategy and r_warn.first == warn.first
+    assert read.found == found == Counter(alpha=12)
+
+
+def test_batch_size_must_be_positive(mongo_db):
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        read_signal_range(mongo_db["crypto_signals"], {}, PROJECTION, batch_size=0)
+
+
+def test_a_failing_query_raises(mongo_db):
+    """A backtest without its signals must fail, not trade blind (as ``load_range``)."""
+    import pymongo.errors
+
+    coll = mongo_db["crypto_signals"]
+    coll.insert_many(random_docs(3, seed=2))
+    with pytest.raises(pymongo.errors.OperationFailure):
+        read_signal_range(coll, {"ts": {"$bogus": 1}}, PROJECTION)
+
+
+def make_logic(uri: str, db: str) -> ExternalSignalLogic:
+    ft_config = {"timeframe": "1h", "ext_signals": {
+        "strategy_ids": ["beta", "alpha"], "min_hold_bars": 1, "confirm_n": 1}}
+    return ExternalSignalLogic(ft_config, live=False,
+                               env={"EXT_SIG_MONGO_URI": uri, "EXT_SIG_DB": db})
+
+
+def test_backtest_decisions_are_the_same_from_the_chunked_frame(mongo_uri, mongo_db):
+    """In-process backtest: the source serves the chunked read's frame and slices instead
+    of its own; every decided column of every pair is identical, and they trade."""
+    mongo_db["crypto_signals"].insert_many(random_docs(900, seed=11, bad=0.15))
+    candles = {p: constructed_candles(p, "2026-01-01", N_BARS) for p in PAIRS}
+    first, last = candles[PAIRS[0]]["date"].iloc[[0, -1]]
+
+    base = make_logic(mongo_uri, mongo_db.name)
+    ours = make_logic(mongo_uri, mongo_db.name)
+    ours.source.load_range(PAIRS, first, last)
+    src = ours.source
+    lo, hi = src.window
+    flt = {"strategy_id": {"$in": list(src.cfg.strategy_ids)}, "pair": {"$in": sorted(PAIRS)},
+           "timeframe": "1h", "ts": {"$gte": lo, "$lte": hi}}
+    read = read_signal_range(mongo_db["crypto_signals"], flt, PROJECTION, pairs=PAIRS,
+                             batch_size=13)
+    pd.testing.assert_frame_equal(read.frame, src._frame)
+    src._frame, src._slices = read.frame, read.slices  # what load_range will keep
+
+    entries = exits = 0
+    for pair in PAIRS:
+        a = apply_exit(apply_entry(base.populate(candles[pair].copy(), pair, PAIRS)))
+        b = apply_exit(apply_entry(ours.populate(candles[pair].copy(), pair, PAIRS)))
+        assert {"enter_long", "exit_long", "enter_tag", "ext_weight"} <= set(a.columns)
+        pd.testing.assert_frame_equal(b, a)
+        entries += int(a["enter_long"].sum())
+        exits += int(a["exit_long"].sum())
+        direct = match_signals(candles[pair], read.frame.iloc[slice(*read.slices[pair])],
+                               ours.rules)
+        assert direct.counts == match_signals(candles[pair], base.source.signals_for(pair),
+                                              base.rules).counts
+    assert entries > 0 and exits > 0
+    assert ours.source.queries == 1  # served from the injected frame, never re-read
