@@ -4,6 +4,8 @@
     research factors --symbols BTC/USDT,ETH/USDT --start 2025-01-01 --end 2025-12-31 \\
                      --timeframe 1d --factors rsi,macd --out factors.parquet [--synthetic-seed 7]
     research signals --config CONFIG --out signals.parquet [--export]
+    (pipeline, factors, signals: [--workers N | --scheduler tcp://host:8786] computes the
+    factors on a Dask cluster, same results; default: in this process)
     research import-synthetic --symbols BTC/USDT,ETH/USDT --timeframe 1d --start D --end D
     research import-file PATH --timeframe 1d [--symbol BTC/USDT] [--tz UTC] [--map 'Time=datetime']
     research import-exchange --exchange binance --pairs BTC/USDT,ETH/USDT --timeframe 1m \
@@ -14,7 +16,8 @@ MongoDB comes from the environment / ``.env`` (``EXT_SIG_MONGO_URI``, ``EXT_SIG_
 ``MARKET_MONGO_URI``, ``MARKET_DB``; see ``configs/.env.example``); ``--mongo-uri``
 points signals and market data at one server. Exit status: 0 done, 1 some signals
 were rejected at export, 2 bad input or config, 3 MongoDB failed, 4 the exchange
-failed (network, refused, after the retries), 130 interrupted (a re-run resumes).
+failed (network, refused, after the retries), 5 the Dask cluster failed (scheduler
+unreachable, no worker, a worker lost), 130 interrupted (a re-run resumes).
 Progress goes to stderr (``--quiet`` hides it). Not a scheduler: see the
 scheduler's own command.
 """
@@ -48,6 +51,7 @@ from research.data.market_store import (
 )
 from research.data.synthetic import SyntheticMarket, generate_ohlcv
 from research.factors import FactorError, compute_factors, list_factors
+from research.factors.cluster import ClusterError, open_cluster
 from research.pipeline import (
     MarketDataError,
     PipelineConfig,
@@ -74,7 +78,7 @@ from signal_export.exporter import ExportError
 from signal_export.logs import configure_logging, redact_uri
 from signal_export.settings import Settings, load_settings
 
-EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO, EXIT_EXCHANGE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_MONGO, EXIT_EXCHANGE, EXIT_CLUSTER = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
 INPUT_ERRORS = (PipelineConfigError, MarketDataError, ContractError, FactorError,
                 GeneratorError, RuleError, BarsError, ValueError, OSError)
@@ -147,6 +151,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = _load(args)
     export = False if args.no_export else None
     dry = True if args.dry_run else None
+    if args.latest and (args.workers is not None or args.scheduler is not None):
+        raise ValueError("--workers/--scheduler do not apply to --latest (the newest bar is "
+                         "computed in this process)")
     if args.latest:
         now = pd.Timestamp(args.now) if args.now else None
         res = run_latest(config, now=now, settings=_settings(args), export=export, dry_run=dry,
@@ -154,8 +161,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         summary = res.summary()
         _print_summary(summary, args.json)
         return _export_status(res.export)
-    result = run_pipeline(config, settings=_settings(args), export=export, dry_run=dry,
-                          output_dir=args.output_dir, progress=not args.quiet)
+    with open_cluster(args.workers, args.scheduler) as cluster:
+        result = run_pipeline(config, settings=_settings(args), export=export, dry_run=dry,
+                              output_dir=args.output_dir, progress=not args.quiet,
+                              cluster=cluster)
     _print_summary(result.summary(), args.json)
     return _export_status(result.export)
 
@@ -193,13 +202,15 @@ def cmd_factors(args: argparse.Namespace) -> int:
     store = None if args.synthetic_seed is not None else MarketStore.from_settings(
         _settings(args))
     try:
-        with tqdm(total=2, desc="factors", unit="step", disable=args.quiet, leave=False) as bar:
+        with open_cluster(args.workers, args.scheduler) as cluster, tqdm(
+                total=2, desc="factors", unit="step", disable=args.quiet, leave=False) as bar:
             bar.set_postfix_str("market data")
             market = load_candles(source, symbols, args.timeframe, lo, hi, store=store)
             bar.update()
             bar.set_postfix_str("factors")
             frame = compute_factors(market, factors, cross_section=cross,
-                                    keep=OHLCV_FIELDS if args.keep_ohlcv else ())
+                                    keep=OHLCV_FIELDS if args.keep_ohlcv else (),
+                                    cluster=cluster)
             bar.update()
     finally:
         if store is not None:
@@ -217,11 +228,11 @@ def cmd_factors(args: argparse.Namespace) -> int:
 def cmd_signals(args: argparse.Namespace) -> int:
     config = _load(args)
     with open_targets(config, None, _settings(args), write=args.export) as mongo:
-        with tqdm(total=3, desc=config.name, unit="step", disable=args.quiet,
-                  leave=False) as bar:
+        with open_cluster(args.workers, args.scheduler) as cluster, tqdm(
+                total=3, desc=config.name, unit="step", disable=args.quiet, leave=False) as bar:
             market = load_market(config, store=mongo.market)
             bar.update()
-            factors = pipeline_factors(config, market)
+            factors = pipeline_factors(config, market, cluster=cluster)
             bar.update()
             signals = generate_signals(config, factors)
             bar.update()
@@ -502,9 +513,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--env-file", default=".env", help="dotenv file (default: .env)")
     common.add_argument("--log-level", default="WARNING")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    dask = argparse.ArgumentParser(add_help=False)
+    one = dask.add_mutually_exclusive_group()  # default: neither, compute in this process
+    one.add_argument("--workers", type=int, metavar="N",
+                     help="compute the factors on a LocalCluster of N worker processes "
+                          "started on this machine (same results)")
+    one.add_argument("--scheduler", metavar="ADDRESS",
+                     help="compute the factors on a running Dask cluster, e.g. "
+                          "tcp://host:8786 (dask scheduler / dask worker; same results)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pipeline", parents=[common],
+    p = sub.add_parser("pipeline", parents=[common, dask],
                        help="run a pipeline config: data -> factors -> signals -> backtest -> "
                             "report -> export")
     p.add_argument("config", help="pipeline YAML/JSON file (see configs/pipeline.demo.yaml)")
@@ -520,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_pipeline)
 
-    f = sub.add_parser("factors", parents=[common], help="compute factors to a Parquet file")
+    f = sub.add_parser("factors", parents=[common, dask], help="compute factors to a Parquet file")
     f.add_argument("--symbols", required=True, help="comma list, BTC/USDT or BINANCE:BTCUSDT")
     f.add_argument("--start", required=True, help="first day (YYYY-MM-DD) or ISO time")
     f.add_argument("--end", required=True, help="last day (inclusive) or ISO time")
@@ -534,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="output .parquet")
     f.set_defaults(func=cmd_factors)
 
-    s = sub.add_parser("signals", parents=[common],
+    s = sub.add_parser("signals", parents=[common, dask],
                        help="compute a pipeline config's signals to Parquet, optionally export")
     s.add_argument("--config", required=True)
     s.add_argument("--out", required=True, help="output .parquet")
@@ -602,6 +621,9 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
     except ExchangeFailed as exc:
         print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         return EXIT_EXCHANGE
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CLUSTER
     except PyMongoError as exc:
         short = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
         print(f"error: MongoDB: {type(exc).__name__}: {redact_uri(short)}", file=sys.stderr)

@@ -11,7 +11,10 @@ collections and the signal collections (tests, single-database setups);
 otherwise :class:`signal_export.settings.Settings` (environment / ``.env``)
 name the market and signal databases, and the config's ``export.db`` /
 ``export.collection`` override the signal ones. MongoDB is only contacted when
-the data source is ``mongo`` or the export writes. Not a scheduler.
+the data source is ``mongo`` or the export writes. :func:`run_pipeline` can
+compute its factors on a Dask cluster (``cluster=``, same results);
+:func:`run_latest` always runs in process (milliseconds of work a bar). Not a
+scheduler.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pymongo import MongoClient
@@ -47,6 +50,9 @@ from signal_export.exporter import ExportCounts, code_version, export_signals
 from signal_export.settings import Settings, load_settings
 from signal_export.store import connect, ensure_runs_indexes, ensure_signal_indexes
 from signal_export.validate import validate_batch
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +223,14 @@ def _config_sha(config: PipelineConfig) -> str:
 # --- the steps (pure functions over frames) ---------------------------------------
 
 
-def factor_frame(config: PipelineConfig, market: pd.DataFrame) -> pd.DataFrame:
-    """Factors per symbol (independent windows), OHLCV kept for rules like ``close > sma_200``."""
+def factor_frame(config: PipelineConfig, market: pd.DataFrame, *,
+                 cluster: Client | None = None) -> pd.DataFrame:
+    """Factors per symbol (independent windows), OHLCV kept for rules like ``close > sma_200``.
+
+    ``cluster``: a Dask client whose workers compute the symbols (same frame).
+    """
     return compute_factors(market, config.factors, cross_section=config.cross_section,
-                           keep=OHLCV_FIELDS)
+                           keep=OHLCV_FIELDS, cluster=cluster)
 
 
 def generate_signals(config: PipelineConfig, factors: pd.DataFrame) -> pd.DataFrame:
@@ -271,12 +281,16 @@ def run_pipeline(
     dry_run: bool | None = None,
     output_dir: str | Path | None = None,
     progress: bool = False,
+    cluster: Client | None = None,
 ) -> PipelineResult:
     """Run the whole pipeline once over the config's range and return what it produced.
 
     ``export``/``dry_run``/``output_dir`` override the config (the CLI's flags);
     ``db``/``client``/``settings``: where MongoDB is (see :func:`open_targets`).
     ``now`` is the clock for validation (signals may not lie in the future).
+    ``cluster``: a Dask client (:func:`research.factors.cluster.open_cluster`)
+    whose workers compute the factors per symbol; everything else, and every
+    result, is the same as in process.
     Re-running the same config reproduces the report files byte for byte (all
     but ``run_info.json``) and changes nothing in MongoDB.
     """
@@ -296,7 +310,7 @@ def run_pipeline(
         market = load_market(config, store=mongo.market)
         bar.update()
         bar.set_postfix_str(steps[1])
-        factors = factor_frame(config, market)
+        factors = factor_frame(config, market, cluster=cluster)
         bar.update()
         bar.set_postfix_str(steps[2])
         signals = generate_signals(config, factors)
