@@ -21,14 +21,26 @@ pydantic error naming the field):
   (``BTCB/USD`` -> ``BINANCE:BTCBUSD`` -> ``BTC/BUSD``) is rejected as ambiguous,
   so every accepted mapping round-trips.
 * ``strategy_id``: 1-64 chars of ``[A-Za-z0-9_.:-]``, starting alphanumeric.
-* At least one of ``action``, ``score``, ``weight``. ``score`` is any finite
-  float; ``weight`` a finite float in [0, 1]. With an ``action`` the weight must
-  agree: ``enter_long`` needs ``weight > 0``, ``exit_long`` needs ``weight == 0``.
-  ``score`` is informational next to an ``action`` and never conflicts.
+* At least one of ``action``, ``score``, ``weight``. ``action`` is one of
+  ``enter_long``, ``exit_long``, ``enter_short``, ``exit_short``. ``score`` is any
+  finite float; ``weight`` a finite float in [-1, 1], signed: ``+w`` long, ``-w``
+  short, ``0`` flat. With an ``action`` the weight must agree: ``enter_long``
+  needs ``weight > 0``, ``enter_short`` ``weight < 0``, ``exit_long``/``exit_short``
+  ``weight == 0``. ``score`` is informational next to an ``action`` and never conflicts.
+* Optional per-entry risk fields (futures; see docs/LONG_SHORT.md), only on an
+  entry (``enter_long``/``enter_short``, or no action and ``weight != 0``):
+  ``leverage`` in [1, 125]; ``stop_loss`` and ``take_profit`` as *fractions of the
+  entry price* (``stop_loss=0.05``: exit after a 5 % adverse price move, whatever
+  the leverage), ``0 < stop_loss`` and ``stop_loss * leverage < 1`` (the stop
+  must come before the margin is gone), ``take_profit > 0`` and, for a short,
+  ``< 1`` (a price cannot fall below zero).
+* Shorts (``enter_short``/``exit_short``, ``weight < 0``) and ``leverage != 1``
+  need a futures pair (``BTC/USDT:USDT``, symbol ``BINANCE:BTCUSDT.USDT``): a
+  spot bot cannot act on them. Long-only spot documents are unchanged.
 * Optional ``valid_until`` (tz-aware, > ts), ``note`` (<= 1000 chars),
   ``source`` (<= 200 chars), ``version`` (int >= 1, default 1) and ``extra``: a
   flat dict (<= 32 keys, names without ``$``/``.``) of scalars for anything else,
-  e.g. ``{"stop_loss": 61000.0, "take_profit": 70000.0}``. Other fields are errors.
+  e.g. ``{"model": "lgbm-7", "horizon_bars": 4}``. Other fields are errors.
 
 It is not the place for I/O: nothing here talks to MongoDB or an exchange.
 """
@@ -62,6 +74,7 @@ SIGNAL_KEY: tuple[str, ...] = ("strategy_id", "pair", "timeframe", "ts")
 #: Content fields of a signal document (everything the producer sets besides the key).
 SIGNAL_CONTENT_FIELDS: tuple[str, ...] = (
     "symbol", "action", "score", "weight", "valid_until", "note", "source", "version", "extra",
+    "leverage", "stop_loss", "take_profit",
 )
 #: All producer fields, in a stable order.
 SIGNAL_FIELDS: tuple[str, ...] = SIGNAL_KEY + SIGNAL_CONTENT_FIELDS
@@ -96,6 +109,21 @@ ALIGN_CHOICES: tuple[str, ...] = ("reject", "ceil")
 class Action(StrEnum):
     ENTER_LONG = "enter_long"
     EXIT_LONG = "exit_long"
+    ENTER_SHORT = "enter_short"
+    EXIT_SHORT = "exit_short"
+
+
+#: The actions of the original long-only contract (what a spot bot acts on).
+LONG_ACTIONS: frozenset[str] = frozenset({Action.ENTER_LONG.value, Action.EXIT_LONG.value})
+#: Actions that open a position, with their side (+1 long, -1 short).
+ENTRY_SIDE: dict[str, int] = {Action.ENTER_LONG.value: 1, Action.ENTER_SHORT.value: -1}
+#: Actions that close a position (the wanted weight is 0).
+EXIT_ACTIONS: frozenset[str] = frozenset({Action.EXIT_LONG.value, Action.EXIT_SHORT.value})
+
+#: Per-entry risk fields (optional; only on an entry, see :func:`check_risk_fields`).
+RISK_FIELDS: tuple[str, ...] = ("leverage", "stop_loss", "take_profit")
+#: Binance USD-M's highest leverage tier; Freqtrade caps further by the pair's tiers.
+LEVERAGE_MAX = 125.0
 
 
 class ContractError(BridgeError, ValueError):
@@ -221,6 +249,16 @@ def to_symbol(
         return pair_to_symbol(symbol_or_pair, exchange, tuple(quotes))
     symbol_to_pair(symbol_or_pair, tuple(quotes))  # validates
     return symbol_or_pair
+
+
+def perpetual_symbol(symbol: str, quotes: Iterable[str] = DEFAULT_QUOTES) -> str:
+    """TradingView's perpetual ``BINANCE:BTCUSDT.P`` -> ``BINANCE:BTCUSDT.USDT`` (linear: settles
+    in the quote, Freqtrade's ``BTC/USDT:USDT``); any other symbol is returned as it is."""
+    if not (isinstance(symbol, str) and symbol.endswith(".P")):
+        return symbol
+    spot = symbol[:-2]
+    quote = symbol_to_pair(spot, tuple(quotes)).rsplit("/", 1)[1]
+    return f"{spot}.{quote}"
 
 
 def _as_field(field: str, fn: Any, *args: Any) -> Any:
@@ -414,6 +452,88 @@ def _finite_float(value: Any, field: str) -> float | None:
     return out
 
 
+def check_action_weight(action: str | None, weight: float | None) -> None:
+    """The signed-weight convention against the action (``+w`` long, ``-w`` short, 0 flat)."""
+    if action is None or weight is None:
+        return
+    side = ENTRY_SIDE.get(action)
+    if side == 1 and weight <= 0:
+        raise ContractError(
+            f"weight: {weight} conflicts with action enter_long (needs weight > 0)", "weight")
+    if side == -1 and weight >= 0:
+        raise ContractError(
+            f"weight: {weight} conflicts with action enter_short (needs weight < 0)", "weight")
+    if action in EXIT_ACTIONS and weight != 0:
+        raise ContractError(f"weight: {weight} {'>' if weight > 0 else '<'} 0 conflicts with "
+                            f"action {action} (an exit wants weight 0)", "weight")
+
+
+def entry_side(action: str | None, weight: float | None) -> int:
+    """+1 / -1 if the signal opens a long / short position, 0 if it does not (or cannot tell)."""
+    if action is not None:
+        return ENTRY_SIDE.get(action, 0)
+    if weight is None or weight == 0:
+        return 0
+    return 1 if weight > 0 else -1
+
+
+def check_risk_fields(action: str | None, weight: float | None, leverage: float | None,
+                      stop_loss: float | None, take_profit: float | None) -> None:
+    """``leverage``/``stop_loss``/``take_profit`` against each other and the entry they belong to.
+
+    Stops and targets are fractions of the entry price (the producer cannot know the fill),
+    so they are checked against the leverage and the side, not against a price.
+    """
+    given = [name for name, value in zip(RISK_FIELDS, (leverage, stop_loss, take_profit),
+                                         strict=True) if value is not None]
+    if not given:
+        return
+    side = entry_side(action, weight)
+    if side == 0:
+        what = f"action {action}" if action is not None else "a signal without an entry"
+        raise ContractError(
+            f"{given[0]}: only allowed on an entry (enter_long/enter_short, or weight != 0), "
+            f"not on {what}", given[0])
+    if leverage is not None and not 1.0 <= leverage <= LEVERAGE_MAX:
+        raise ContractError(f"leverage: {leverage} is outside [1, {LEVERAGE_MAX:g}]", "leverage")
+    lev = 1.0 if leverage is None else leverage
+    if stop_loss is not None:
+        if stop_loss <= 0:
+            raise ContractError(f"stop_loss: {stop_loss} must be > 0 (a fraction of the entry "
+                                "price, e.g. 0.05 for a 5 % adverse move)", "stop_loss")
+        if stop_loss * lev >= 1:
+            raise ContractError(
+                f"stop_loss: {stop_loss} x leverage {lev:g} >= 1 (the stop would lie beyond "
+                f"the liquidation of the margin; use a stop below {1 / lev:.6g})", "stop_loss")
+    if take_profit is not None:
+        if take_profit <= 0:
+            raise ContractError(f"take_profit: {take_profit} must be > 0 (a fraction of the "
+                                "entry price, e.g. 0.1 for a 10 % favourable move)", "take_profit")
+        if side == -1 and take_profit >= 1:
+            raise ContractError(f"take_profit: {take_profit} >= 1 on a short (the price "
+                                "cannot fall below zero)", "take_profit")
+
+
+def is_futures_pair(pair: str) -> bool:
+    """``BTC/USDT:USDT`` (a futures contract settled in USDT) vs spot ``BTC/USDT``."""
+    return ":" in pair
+
+
+def check_market(pair: str, action: str | None, weight: float | None,
+                 leverage: float | None) -> None:
+    """Shorts and leverage need a futures pair: no Freqtrade spot bot can act on them."""
+    if is_futures_pair(pair):
+        return
+    hint = f"use the futures pair {pair}:{pair.rsplit('/', 1)[-1]}"
+    if action in (Action.ENTER_SHORT.value, Action.EXIT_SHORT.value):
+        raise ContractError(f"action: {action} on spot pair {pair!r} ({hint})", "action")
+    if weight is not None and weight < 0:
+        raise ContractError(f"weight: {weight} is outside [0, 1] for spot pair {pair!r} "
+                            f"(a negative weight is a short; {hint})", "weight")
+    if leverage is not None and leverage != 1:
+        raise ContractError(f"leverage: {leverage} on spot pair {pair!r} ({hint})", "leverage")
+
+
 def _now_from(info: ValidationInfo) -> datetime:
     ctx = info.context or {}
     now = ctx.get("now")
@@ -443,6 +563,9 @@ class SignalDocument(BaseModel):
     source: str | None = Field(default=None, max_length=SOURCE_MAX_LEN)
     version: int = Field(default=1, ge=1)
     extra: dict[str, Any] | None = None
+    leverage: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
 
     @field_validator("ts", "valid_until", mode="before")
     @classmethod
@@ -467,12 +590,13 @@ class SignalDocument(BaseModel):
             )
         return value
 
-    @field_validator("score", "weight", mode="before")
+    @field_validator("score", "weight", *RISK_FIELDS, mode="before")
     @classmethod
     def _finite(cls, value: Any, info: ValidationInfo) -> Any:
         out = _finite_float(value, info.field_name)
-        if info.field_name == "weight" and out is not None and not 0.0 <= out <= 1.0:
-            raise ContractError(f"weight: {out} is outside [0, 1]", "weight")
+        if info.field_name == "weight" and out is not None and not -1.0 <= out <= 1.0:
+            raise ContractError(f"weight: {out} is outside [0, 1] (spot) and [-1, 1] (futures: "
+                                "+w long, -w short, 0 flat)", "weight")
         return out
 
     @field_validator("version", mode="before")
@@ -557,12 +681,10 @@ class SignalDocument(BaseModel):
             )
         if self.action is None and self.score is None and self.weight is None:
             raise ContractError("action/score/weight: at least one of them is required", "action")
-        if self.action is Action.EXIT_LONG and self.weight is not None and self.weight > 0:
-            raise ContractError(
-                f"weight: {self.weight} > 0 conflicts with action exit_long", "weight"
-            )
-        if self.action is Action.ENTER_LONG and self.weight is not None and self.weight == 0:
-            raise ContractError("weight: 0 conflicts with action enter_long", "weight")
+        action = None if self.action is None else self.action.value
+        check_market(pair, action, self.weight, self.leverage)
+        check_action_weight(action, self.weight)
+        check_risk_fields(action, self.weight, self.leverage, self.stop_loss, self.take_profit)
         return self
 
     def key(self) -> tuple[str, str, str, datetime]:
@@ -588,6 +710,8 @@ class SignalDocument(BaseModel):
             "score": self.score, "weight": self.weight, "valid_until": self.valid_until,
             "note": self.note, "source": self.source, "version": self.version,
             "extra": None if self.extra is None else dict(self.extra),
+            "leverage": self.leverage, "stop_loss": self.stop_loss,
+            "take_profit": self.take_profit,
         }
 
 
@@ -654,6 +778,9 @@ def signal_frame_columns() -> dict[str, str]:
         "source": "object",
         "version": "Int64",
         "extra": "object",
+        "leverage": "float64",
+        "stop_loss": "float64",
+        "take_profit": "float64",
     }
 
 

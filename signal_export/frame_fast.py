@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from signal_export.contract import (
+    LEVERAGE_MAX,
     NOTE_MAX_LEN,
     SOURCE_MAX_LEN,
     STRATEGY_ID_RE,
+    Action,
     Align,
     ContractError,
     _grid_anchor_s,
@@ -40,7 +42,7 @@ _SMALL = 2_048
 _TO_NS = {"s": _NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
 #: Symbol/pair resolution is pure: the same few hundred pairs come back every bar.
 _resolve = lru_cache(maxsize=65_536)(resolve_symbol_pair)
-_ACTIONS = ("enter_long", "exit_long")
+_ACTIONS = tuple(a.value for a in Action)
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series | None:
@@ -138,6 +140,45 @@ def _datetimes(ns: np.ndarray) -> list[datetime]:
     return [made[i] for i in inverse.tolist()]
 
 
+def _risk_values(frame: pd.DataFrame, n: int) -> list[np.ndarray]:
+    """leverage, stop_loss, take_profit as float arrays (NaN = not set)."""
+    return [_float_values(_column(frame, name), n)[0]
+            for name in ("leverage", "stop_loss", "take_profit")]
+
+
+def _action_weight_risk_ok(frame: pd.DataFrame, act: np.ndarray, act_missing: np.ndarray,
+                           weight: np.ndarray, mapped: list, n: int) -> np.ndarray:
+    """The contract's action/weight, risk-field and spot/futures rules, column-wise.
+
+    (:func:`~signal_export.contract.check_action_weight`, ``check_risk_fields`` and
+    ``check_market`` are the authority; rows failing here go to the model.)
+    """
+    w_nan = np.isnan(weight)
+    enter_long = np.asarray(act == "enter_long", dtype=bool)
+    enter_short = np.asarray(act == "enter_short", dtype=bool)
+    is_exit = np.asarray((act == "exit_long") | (act == "exit_short"), dtype=bool)
+    ok = ~(enter_long & ~w_nan & (weight <= 0)) & ~(enter_short & ~w_nan & (weight >= 0))
+    ok &= ~(is_exit & ~w_nan & (weight != 0))
+    side = np.where(enter_long, 1, np.where(enter_short, -1, 0))
+    by_weight = act_missing & ~w_nan
+    side = np.where(by_weight, np.sign(np.where(w_nan, 0.0, weight)), side)
+
+    lev, sl, tp = _risk_values(frame, n)
+    for name in ("leverage", "stop_loss", "take_profit"):
+        ok &= _float_values(_column(frame, name), n)[1]
+    given = ~(np.isnan(lev) & np.isnan(sl) & np.isnan(tp))
+    ok &= ~given | (side != 0)
+    ok &= np.isnan(lev) | ((lev >= 1.0) & (lev <= LEVERAGE_MAX))
+    lev_eff = np.where(np.isnan(lev), 1.0, lev)
+    ok &= np.isnan(sl) | ((sl > 0) & (sl * lev_eff < 1))
+    ok &= np.isnan(tp) | ((tp > 0) & ~((side == -1) & (tp >= 1)))
+
+    futures = np.fromiter((m is not None and ":" in m[1] for m in mapped), bool, n)
+    short = enter_short | np.asarray(act == "exit_short", dtype=bool) | (~w_nan & (weight < 0))
+    ok &= futures | (~short & (np.isnan(lev) | (lev == 1)))
+    return ok
+
+
 def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exchange: str,
                 quotes: tuple[str, ...]) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """(mask of accepted rows, their normalised records in row order)."""
@@ -211,13 +252,11 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
     weight, weight_ok = _float_values(_column(frame, "weight"), n)
     ok &= score_ok & weight_ok
     w_nan = np.isnan(weight)
-    ok &= w_nan | ((weight >= 0.0) & (weight <= 1.0))
+    ok &= w_nan | ((weight >= -1.0) & (weight <= 1.0))
     ok &= ~(act_missing & np.isnan(score) & w_nan)
     act = (np.full(n, None, dtype=object) if act_col is None
            else act_col.to_numpy(dtype=object))
-    is_exit = np.asarray(act == "exit_long", dtype=bool)
-    is_enter = np.asarray(act == "enter_long", dtype=bool)
-    ok &= ~(is_exit & ~w_nan & (weight > 0)) & ~(is_enter & ~w_nan & (weight == 0))
+    ok &= _action_weight_risk_ok(frame, act, act_missing, weight, mapped, n)
 
     # valid_until
     vu_col = _column(frame, "valid_until")
@@ -274,14 +313,16 @@ def fast_accept(frame: pd.DataFrame, *, align: Align, now: datetime | None, exch
                    else _objects(source_col.to_numpy(dtype=object)[rows],
                                  source_col.isna().to_numpy()[rows]))
     ver_vals = version[rows].tolist()
+    risk_vals = [_objects(v[rows], np.isnan(v[rows])) for v in _risk_values(frame, n)]
     mapped_rows = [mapped[r] for r in rows.tolist()]
     records = [
         {"ts": ts, "timeframe": tf_v, "symbol": symbol_pair[0], "pair": symbol_pair[1],
          "strategy_id": sid_v, "action": act_v, "score": score_v, "weight": weight_v,
          "valid_until": vu_v, "note": note_v, "source": source_v, "version": ver_v,
-         "extra": None}
-        for ts, tf_v, symbol_pair, sid_v, act_v, score_v, weight_v, vu_v, note_v, source_v, ver_v
+         "extra": None, "leverage": lev_v, "stop_loss": sl_v, "take_profit": tp_v}
+        for (ts, tf_v, symbol_pair, sid_v, act_v, score_v, weight_v, vu_v, note_v, source_v,
+             ver_v, lev_v, sl_v, tp_v)
         in zip(ts_py, tf_vals, mapped_rows, sid_vals, act_vals, score_vals, weight_vals, vu_py,
-               note_vals, source_vals, ver_vals, strict=True)
+               note_vals, source_vals, ver_vals, *risk_vals, strict=True)
     ]
     return ok, records
