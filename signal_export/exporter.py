@@ -10,15 +10,29 @@ How a batch is written (why re-exporting changes nothing, and why retries are sa
    of the stored documents with the batch's keys. Each document is then
    *unchanged* (same hash: no write), *stale_version* (stored version is
    higher: no write), a new key, or a change.
-3. One unordered ``bulk_write`` per batch: ``InsertOne`` for new keys (if
-   another writer stored the key in between, the unique index answers E11000
-   and nothing is overwritten) and, for changes,
-   ``UpdateOne({key, version: {$lte: v}, content_hash: {$ne: h}}, {$set: …})``
-   without upsert (the guards keep a concurrent newer or identical write
-   intact). An op that did not do what the read predicted (E11000, a guard
-   that no longer matches) is classified again by step 2 (a few rounds), never
-   counted as a success it was not. ``updated_at``/``run_id`` change only with
-   the content, so a re-run reports 0 inserted / 0 updated and touches nothing.
+3. One unordered ``bulk_write`` per batch. New keys: an upsert whose filter
+   never matches a stored document (``{key, _id: {$exists: false}}`` with
+   ``$setOnInsert`` of the document): it inserts, or answers E11000 from the
+   unique index if another writer stored the key in between, like
+   ``InsertOne`` - which cannot take the server's clock. Changes:
+   ``UpdateOne({key, content_hash: <the hash read>}, {$set: …})`` without
+   upsert: it replaces exactly the version that was read and archived (a
+   concurrent newer or identical write stays intact). Both set
+   ``available_at`` with ``$currentDate`` (the MongoDB server's clock: when
+   the version became visible; content hashes exclude it, so a re-export of
+   identical content writes nothing and keeps it). An op that did not do what
+   the read predicted (E11000, a guard that no longer matches) is classified
+   again by step 2 (a few rounds), never counted as a success it was not.
+   ``updated_at``/``run_id`` change only with the content, so a re-run reports
+   0 inserted / 0 updated and touches nothing.
+4. Before that write, only when a batch changes stored documents: one read
+   of the whole stored documents and one unordered ``bulk_write`` that
+   appends them to the history collection (``<collection>_history``) with
+   ``superseded_at`` from the server clock. History first, replace second: a
+   crash in between leaves an extra history copy of the still-current
+   version (harmless, see :mod:`signal_export.point_in_time`), never a lost
+   version; a retry's duplicate entry hits the history's unique index (key,
+   version, content hash) and adds nothing.
 
 Batches are time windows across pairs (the newest bar of every pair in one
 batch and one read; a long history in consecutive windows), written one after
@@ -66,7 +80,7 @@ from typing import Any
 
 import pandas as pd
 from bson.codec_options import CodecOptions
-from pymongo import InsertOne, UpdateOne
+from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteConcernError
 
@@ -84,6 +98,11 @@ from signal_export.contract import (
     timeframe_delta,
 )
 from signal_export.errors import BridgeError
+from signal_export.point_in_time import (
+    AVAILABLE_AT_FIELD,
+    SUPERSEDED_AT_FIELD,
+    history_collection_name,
+)
 from signal_export.retry import RetryPolicy, call_with_retries, is_transient_mongo
 from signal_export.validate import SignalError, record_key, validate_batch
 
@@ -264,26 +283,51 @@ class _Doc:
         return (f"strategy_id={k['strategy_id']!r} pair={k['pair']!r} "
                 f"timeframe={k['timeframe']!r} ts={k['ts'].isoformat()}")
 
-    def insert(self, run_id: str, now: datetime) -> InsertOne:
-        """The whole document for a key not stored yet (never overwrites: unique index)."""
+    def insert(self, run_id: str, now: datetime) -> UpdateOne:
+        """The whole document for a key not stored yet, ``available_at`` from the server clock.
+
+        An upsert whose filter can never match a stored document (every document has an
+        ``_id``): it inserts, or answers E11000 from the unique key index if another writer
+        stored the key in between - like ``InsertOne``, which cannot take the server clock.
+        """
         doc = {name: value for name, value in self.record.items() if value is not None}
         doc.update({CONTENT_HASH_FIELD: self.content_hash, CREATED_AT_FIELD: now,
                     UPDATED_AT_FIELD: now, RUN_ID_FIELD: run_id, CREATED_RUN_ID_FIELD: run_id})
-        return InsertOne(doc)
+        return UpdateOne({**self.key(), "_id": {"$exists": False}},
+                         {"$setOnInsert": doc, "$currentDate": _AVAILABLE_NOW}, upsert=True)
 
-    def update(self, run_id: str, now: datetime) -> UpdateOne:
-        """New content for a stored key, guarded by version and hash; cleared fields unset."""
-        flt = {**self.key(), "version": {"$lte": self.version},
-               CONTENT_HASH_FIELD: {"$ne": self.content_hash}}
+    def update(self, run_id: str, now: datetime, stored_hash: str | None) -> UpdateOne:
+        """New content for a stored key, only if it still holds the version read (and archived)
+        as ``stored_hash``; cleared fields unset; ``available_at`` from the server clock."""
+        flt = {**self.key(), CONTENT_HASH_FIELD: stored_hash}
         content = {name: self.record.get(name) for name in SIGNAL_CONTENT_FIELDS}
         new = {name: value for name, value in content.items() if value is not None}
         new.update({CONTENT_HASH_FIELD: self.content_hash, UPDATED_AT_FIELD: now,
                     RUN_ID_FIELD: run_id})
-        update: dict[str, Any] = {"$set": new}
+        update: dict[str, Any] = {"$set": new, "$currentDate": _AVAILABLE_NOW}
         cleared = {name: "" for name, value in content.items() if value is None}
         if cleared:
             update["$unset"] = cleared
         return UpdateOne(flt, update)
+
+
+#: ``$currentDate`` of the knowledge time: the server's clock, never the producer's.
+_AVAILABLE_NOW = {AVAILABLE_AT_FIELD: True}
+
+
+def _archive(stored: Mapping[str, Any]) -> UpdateOne:
+    """Append ``stored`` (a version about to be replaced) to the history collection.
+
+    Same key, version and content hash plus ``superseded_at`` from the server clock. The
+    filter never matches an entry (each has ``superseded_at``), so this inserts, or answers
+    E11000 from the history's unique index when the entry exists (a retry): append-only.
+    """
+    entry = {name: value for name, value in stored.items() if name != "_id"}
+    flt = {**{name: stored.get(name) for name in SIGNAL_KEY},
+           "version": stored.get("version"), CONTENT_HASH_FIELD: stored.get(CONTENT_HASH_FIELD),
+           SUPERSEDED_AT_FIELD: {"$exists": False}}
+    return UpdateOne(flt, {"$setOnInsert": entry, "$currentDate": {SUPERSEDED_AT_FIELD: True}},
+                     upsert=True)
 
 
 _batch_order = operator.itemgetter("strategy_id", "timeframe", "ts", "pair")
@@ -340,16 +384,67 @@ def _read_stored(coll: Collection, batch: Sequence[_Doc],
 # --- one batch --------------------------------------------------------------
 
 
+def _archive_superseded(coll: Collection, history: Collection, changes: list[_Doc],
+                        counts: ExportResult) -> tuple[list[_Doc], dict[tuple, Any], list[_Doc]]:
+    """Copy the stored versions ``changes`` will replace into ``history``, before the replace.
+
+    Reads the whole stored documents (one read per batch, only when something changes)
+    and writes them with :func:`_archive` (one unordered ``bulk_write``; an entry that is
+    already there - a retry - answers E11000 and counts as archived). Returns
+    ``(ready, stored_hashes, again)``: the changes whose stored version is archived, with
+    the content hash each replace must still find, and those whose stored document moved
+    since the batch's first read (classified again). A change whose archive write failed
+    otherwise is counted failed and not replaced: a version is never lost.
+    """
+    full = _read_stored(coll, changes, {"_id": 0})
+    ready: list[_Doc] = []
+    again: list[_Doc] = []
+    for d in changes:
+        s = full.get(d.ident)
+        if (s is None or s.get(CONTENT_HASH_FIELD) == d.content_hash
+                or int(s.get("version") or 1) > d.version):
+            again.append(d)
+        else:
+            ready.append(d)
+    if not ready:
+        return ready, {}, again
+    try:
+        reply = history.bulk_write([_archive(full[d.ident]) for d in ready],
+                                   ordered=False).bulk_api_result
+    except BulkWriteError as exc:
+        reply = exc.details
+    failed = {err["index"]: err for err in reply.get("writeErrors", [])
+              if err.get("code") != DUPLICATE_KEY}
+    for i, err in sorted(failed.items()):
+        d = ready[i]
+        counts.failed += 1
+        counts.errors.append(SignalError(d.index, d.describe(), "write",
+                                         f"history {err.get('code')}: {err.get('errmsg')}"))
+    ready = [d for i, d in enumerate(ready) if i not in failed]
+    concern = reply.get("writeConcernErrors")
+    if concern:
+        first = concern[0]
+        raise WriteConcernError(first.get("errmsg", "write concern error"), first.get("code"),
+                                first)
+    return ready, {d.ident: full[d.ident].get(CONTENT_HASH_FIELD) for d in ready}, again
+
+
 def _write_batch(coll: Collection, pending: list[_Doc], run_id: str,
-                 counts: ExportResult, first_attempt: bool = False) -> None:
-    """Classify ``pending`` against what is stored, write what changed, count.
+                 counts: ExportResult, first_attempt: bool = False,
+                 history: Collection | None = None) -> None:
+    """Classify ``pending`` against what is stored, archive what a change replaces, write
+    what changed, count.
 
     ``pending`` shrinks in place as documents are accounted for, with no I/O
     between counting and shrinking: a retry after a transient error never
     counts a document twice. Only a new run's first attempt skips the run ids
     in its first read (none of its writes can be stored before its first write);
     a run id given by the caller may resume a run that stored some already.
+    ``history``: where replaced versions go (default: :func:`history_collection_name`
+    of ``coll`` in its database).
     """
+    if history is None:
+        history = coll.database[history_collection_name(coll.name)]
     for round_ in range(MAX_ROUNDS):
         if not pending:
             return
@@ -373,12 +468,20 @@ def _write_batch(coll: Collection, pending: list[_Doc], run_id: str,
                 counts.stale_version += 1
             else:
                 changes.append(d)
-        to_write = inserts + changes
-        pending[:] = to_write
-        if not to_write:
+        pending[:] = inserts + changes
+        if not pending:
             return
+        moved: list[_Doc] = []
+        hashes: dict[tuple, Any] = {}
+        if changes:  # the history entry first: a crash before the replace loses nothing
+            changes, hashes, moved = _archive_superseded(coll, history, changes, counts)
+            pending[:] = inserts + changes + moved
+        to_write = inserts + changes
+        if not to_write:
+            continue
         now = datetime.now(UTC)
-        ops = [d.insert(run_id, now) for d in inserts] + [d.update(run_id, now) for d in changes]
+        ops = ([d.insert(run_id, now) for d in inserts]
+               + [d.update(run_id, now, hashes[d.ident]) for d in changes])
         try:
             reply = coll.bulk_write(ops, ordered=False).bulk_api_result
         except BulkWriteError as exc:
@@ -386,7 +489,7 @@ def _write_batch(coll: Collection, pending: list[_Doc], run_id: str,
         errors = {err["index"]: err for err in reply.get("writeErrors", [])}
         n_inserts = len(inserts)
         counts.inserted += n_inserts - sum(1 for i in errors if i < n_inserts)
-        again: list[_Doc] = []
+        again: list[_Doc] = list(moved)
         n_modified = int(reply.get("nModified", 0))
         if n_modified == len(changes) - sum(1 for i in errors if i >= n_inserts):
             counts.updated += n_modified
@@ -500,6 +603,7 @@ def export_signals(
     audit_extra: Mapping[str, Any] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     writers: int = 2,
+    history_collection: Collection | None = None,
 ) -> ExportResult:
     """Validate and store signals: good rows stored, rejected ones reported in ``result.errors``.
 
@@ -507,7 +611,8 @@ def export_signals(
     the strategy acts on anyway) instead of rejecting it. ``on_batch(n, result)``
     is called after each stored batch, in batch order (progress, tests). Up to
     ``writers`` batches are in flight at once (see :func:`_write_batches`). Raises
-    :class:`ExportError` if MongoDB stays unreachable.
+    :class:`ExportError` if MongoDB stays unreachable. ``history_collection``: where the
+    versions a change replaces are kept (default ``<collection>_history`` next to it).
     """
     if batch_size <= 0 or writers <= 0:
         raise ValueError(f"batch_size and writers must be > 0, got {batch_size}, {writers}")
@@ -557,7 +662,8 @@ def export_signals(
             pending = [_Doc.of(records[i], indices[i]) for i in positions]
             try:
                 part.retried(lambda: _write_batch(collection, pending, result.run_id, part,
-                                                  first_attempt=new_run and part.retries == 0),
+                                                  first_attempt=new_run and part.retries == 0,
+                                                  history=history_collection),
                              retry, f"batch {number}", sleep)
             except PyMongoError as exc:
                 return part, exc

@@ -32,6 +32,7 @@ from signal_export.contract import (
     parse_quotes,
 )
 from signal_export.logs import redact_uri
+from signal_export.point_in_time import history_collection_name
 from signal_export.security.secrets import env_value
 
 DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
@@ -46,6 +47,8 @@ ENV_VARS: dict[str, str] = {
     "exchange": "EXT_SIG_EXCHANGE",
     "quotes": "EXT_SIG_QUOTES",
     "signals_ttl_seconds": "EXT_SIG_TTL_SECONDS",
+    "history_collection": "EXT_SIG_HISTORY_COLLECTION",
+    "history_ttl_seconds": "EXT_SIG_HISTORY_TTL_SECONDS",
     "batch_size": "EXT_SIG_BATCH_SIZE",
     "market_mongo_uri": "MARKET_MONGO_URI",
     "market_db": "MARKET_DB",
@@ -66,6 +69,10 @@ class Settings:
     exchange: str = DEFAULT_EXCHANGE
     quotes: tuple[str, ...] = field(default_factory=lambda: parse_quotes(None))
     signals_ttl_seconds: int | None = None
+    #: Replaced signal versions (point-in-time backtests); unset: ``<collection>_history``.
+    history_collection: str | None = None
+    #: Keep history entries this long after they were superseded; unset: forever.
+    history_ttl_seconds: int | None = None
     batch_size: int = 5_000
     market_mongo_uri: str | None = None
     market_db: str = "market"
@@ -76,6 +83,12 @@ class Settings:
     def market_uri(self) -> str:
         """The market-data URI; defaults to the signals URI."""
         return self.market_mongo_uri or self.mongo_uri
+
+    @property
+    def history_collection_name(self) -> str:
+        """The history collection: ``EXT_SIG_HISTORY_COLLECTION``, else ``<collection>_history``
+        (``crypto_signals_history``)."""
+        return self.history_collection or history_collection_name(self.collection)
 
     def redacted(self) -> dict[str, Any]:
         """A dict safe to log or print (URI passwords masked)."""
@@ -106,7 +119,7 @@ def _convert(name: str, text: str) -> Any:
         return _split_list(text)
     if name == "quotes":
         return parse_quotes(text)
-    if name in ("signals_ttl_seconds", "batch_size"):
+    if name in ("signals_ttl_seconds", "history_ttl_seconds", "batch_size"):
         return _positive_int(env, text)
     if name == "exchange":
         return text.strip().upper()
@@ -145,7 +158,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         if value is None:
             continue
         if isinstance(value, str) and name in ("strategy_ids", "quotes", "signals_ttl_seconds",
-                                                "batch_size", "exchange"):
+                                                "history_ttl_seconds", "batch_size", "exchange"):
             value = _convert(name, value)
         elif name in ("strategy_ids", "quotes"):
             value = tuple(value)

@@ -25,15 +25,30 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from signal_export.contract import SIGNAL_FIELDS, SIGNAL_KEY, ensure_utc
+from signal_export.contract import (
+    CONTENT_HASH_FIELD,
+    SIGNAL_FIELDS,
+    SIGNAL_KEY,
+    UPDATED_AT_FIELD,
+    ensure_utc,
+)
 from signal_export.errors import BridgeError, ConfigError
 from signal_export.logs import redact_uri
+from signal_export.point_in_time import (
+    AVAILABLE_AT_FIELD,
+    SUPERSEDED_AT_FIELD,
+    history_collection_name,
+    versions_frame,
+)
 from signal_export.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SIGNAL_KEY_INDEX = "signal_key"
 SIGNAL_TTL_INDEX = "signal_ts_ttl"
+#: History of replaced versions: one entry per (key, version, content hash), and retention.
+HISTORY_KEY_INDEX = "signal_key_version"
+HISTORY_TTL_INDEX = "superseded_at_ttl"
 MARKET_1D_INDEX = "symbol_date"
 MARKET_1M_INDEX = "symbol_datetime"
 #: "The newest minutes of every symbol" is a time range: the scheduler's read.
@@ -112,30 +127,61 @@ def runs_collection(client: MongoClient, settings: Settings) -> Collection:
     return client[settings.db][settings.export_runs_collection]
 
 
+def history_collection(client: MongoClient, settings: Settings) -> Collection:
+    """Where the exporter keeps replaced signal versions (``EXT_SIG_HISTORY_COLLECTION``)."""
+    return client[settings.db][settings.history_collection_name]
+
+
 def _index_info(coll: Collection) -> dict[str, dict[str, Any]]:
     return dict(coll.index_information())
 
 
-def ensure_signal_indexes(coll: Collection, expire_after_seconds: int | None = None) -> list[str]:
-    """Unique query index on the signal key, plus an optional TTL index on ``ts``.
+def _ensure_ttl(coll: Collection, name: str, field: str, seconds: int | None) -> list[str]:
+    """A TTL index ``name`` on ``field`` with ``seconds``, recreated when the value changes;
+    ``None`` leaves an existing one alone (removing expiry is a deliberate act: drop it)."""
+    if seconds is None:
+        return []
+    if seconds <= 0:
+        raise ValueError(f"expire_after_seconds must be > 0, got {seconds}")
+    existing = _index_info(coll).get(name)
+    if existing and existing.get("expireAfterSeconds") != seconds:
+        log.info("TTL of %s.%s changes from %s to %s s: recreating %s", coll.name, field,
+                 existing.get("expireAfterSeconds"), seconds, name)
+        coll.drop_index(name)
+    return [coll.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=int(seconds))]
+
+
+def ensure_signal_indexes(coll: Collection, expire_after_seconds: int | None = None, *,
+                          history: Collection | None = None,
+                          history_ttl_seconds: int | None = None) -> list[str]:
+    """Unique query index on the signal key, plus an optional TTL index on ``ts``; and the
+    indexes of the history collection (:func:`ensure_history_indexes`).
 
     Idempotent. A TTL index whose ``expireAfterSeconds`` differs from the wanted
     value is dropped and recreated; ``expire_after_seconds=None`` leaves an
     existing TTL index alone (removing expiry is a deliberate act: drop it by hand).
+    ``history`` defaults to ``<coll>_history`` in the same database: the exporter's
+    history writes are idempotent only with its unique index, so every caller that
+    prepares the signals collection prepares the history too.
     """
     names = [coll.create_index([(f, ASCENDING) for f in SIGNAL_KEY], name=SIGNAL_KEY_INDEX,
                                unique=True)]
-    if expire_after_seconds is not None:
-        if expire_after_seconds <= 0:
-            raise ValueError(f"expire_after_seconds must be > 0, got {expire_after_seconds}")
-        existing = _index_info(coll).get(SIGNAL_TTL_INDEX)
-        if existing and existing.get("expireAfterSeconds") != expire_after_seconds:
-            log.info("signal TTL changes from %s to %s s: recreating %s",
-                     existing.get("expireAfterSeconds"), expire_after_seconds, SIGNAL_TTL_INDEX)
-            coll.drop_index(SIGNAL_TTL_INDEX)
-        names.append(coll.create_index([("ts", ASCENDING)], name=SIGNAL_TTL_INDEX,
-                                       expireAfterSeconds=int(expire_after_seconds)))
+    names += _ensure_ttl(coll, SIGNAL_TTL_INDEX, "ts", expire_after_seconds)
+    if history is None:
+        history = coll.database[history_collection_name(coll.name)]
+    ensure_history_indexes(history, history_ttl_seconds)
     return names
+
+
+def ensure_history_indexes(coll: Collection, ttl_seconds: int | None = None) -> list[str]:
+    """History of replaced versions: unique ``(key, version, content_hash)`` (a retried
+    archive write adds nothing; a same-version rewrite is a distinct entry, not a clash),
+    which also serves reads by key prefix and ``ts`` range; optional retention as a TTL on
+    ``superseded_at`` (``None`` keeps history forever and leaves an existing TTL alone)."""
+    names = [coll.create_index([(f, ASCENDING) for f in (*SIGNAL_KEY, "version",
+                                                         CONTENT_HASH_FIELD)],
+                               name=HISTORY_KEY_INDEX, unique=True)]
+    return names + _ensure_ttl(coll, HISTORY_TTL_INDEX, SUPERSEDED_AT_FIELD, ttl_seconds)
 
 
 def ensure_market_indexes(db: Database, settings: Settings) -> list[str]:
@@ -170,7 +216,9 @@ def ensure_indexes(client: MongoClient, settings: Settings) -> None:
     """
     db = client[settings.db]
     try:
-        ensure_signal_indexes(db[settings.collection], settings.signals_ttl_seconds)
+        ensure_signal_indexes(db[settings.collection], settings.signals_ttl_seconds,
+                              history=db[settings.history_collection_name],
+                              history_ttl_seconds=settings.history_ttl_seconds)
         ensure_runs_indexes(db[settings.export_runs_collection])
         if settings.market_uri == settings.mongo_uri:
             ensure_market_indexes(client[settings.market_db], settings)
@@ -225,6 +273,28 @@ def signals_in_range(coll: Collection, start: datetime, end: datetime, *,
     cursor = coll.find(flt, projection).sort([("strategy_id", 1), ("pair", 1),
                                               ("timeframe", 1), ("ts", 1)])
     return _to_frame(list(cursor), fields)
+
+
+#: What :func:`signal_versions` reads of each version besides the producer fields.
+VERSION_FIELDS: tuple[str, ...] = (AVAILABLE_AT_FIELD, UPDATED_AT_FIELD, CONTENT_HASH_FIELD)
+
+
+def signal_versions(coll: Collection, history: Collection, start: datetime, end: datetime, *,
+                    strategy_ids: Sequence[str] | str | None = None,
+                    timeframe: str | None = None, pairs: Iterable[str] | None = None,
+                    fields: Sequence[str] = SIGNAL_FIELDS) -> pd.DataFrame:
+    """Every known version of the signals with ``start <= ts <= end``: the current documents
+    and the history entries, as :func:`signal_export.point_in_time.versions_frame` (with
+    ``known_at``), ready for :func:`~signal_export.point_in_time.as_known`.
+
+    Two :func:`signals_in_range` reads with the same filter (the key index serves both).
+    """
+    wanted = tuple(dict.fromkeys([*fields, "version", *VERSION_FIELDS]))
+    kwargs: dict[str, Any] = {"strategy_ids": strategy_ids, "timeframe": timeframe,
+                              "pairs": None if pairs is None else list(pairs), "fields": wanted}
+    current = signals_in_range(coll, start, end, **kwargs)
+    old = signals_in_range(history, start, end, **kwargs)
+    return versions_frame(current, old)
 
 
 def _to_frame(rows: list[dict[str, Any]], fields: Sequence[str]) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Steps per request: split the body into items (one object, an array, or
 ``{"signals": [...]}``); read each item as a contract document or, when it has
 a ``ticker``, as a TradingView alert (:mod:`signal_export.ingest.tradingview`);
 refuse items whose ``strategy_id`` the producer's token is not bound to
-(``forbidden``); set ``source`` to the producer name; validate all with the
+(``forbidden``); refuse an ``available_at`` (the store sets it from the
+server's clock); set ``source`` to the producer name; validate all with the
 contract (:func:`signal_export.validate.validate_records`, so duplicates in one
 batch are rejected too) and hand the valid ones to
 :func:`signal_export.exporter.export_signals`, which upserts idempotently and
@@ -49,6 +50,7 @@ from signal_export.ingest.tradingview import (
     alert_to_document,
     is_tradingview_body,
 )
+from signal_export.point_in_time import AVAILABLE_AT_FIELD
 from signal_export.validate import validate_records
 
 CHANNEL = "ingest-api"
@@ -82,6 +84,8 @@ class SignalSink:
     quotes: tuple[str, ...] = DEFAULT_QUOTES
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     max_items: int = 5000
+    #: Replaced versions (``EXT_SIG_HISTORY_COLLECTION``); None: ``<collection>_history``.
+    history_collection: Collection | None = None
 
 
 @dataclass
@@ -262,6 +266,10 @@ def _authorise(doc: dict[str, Any], state: ItemState, producer: Producer) -> boo
                      f"strategy_id {sid!r}: the token of producer {producer.name!r} may not "
                      f"write it (allowed: {', '.join(sorted(producer.strategy_ids))})")
         return False
+    if AVAILABLE_AT_FIELD in doc:  # the knowledge time is the store's, never the producer's
+        state.reject("rejected", AVAILABLE_AT_FIELD, f"{AVAILABLE_AT_FIELD}: set by the server "
+                     "(its clock) when the signal is stored; leave it out")
+        return False
     source = doc.get("source")
     if source is not None and source != producer.name:
         state.reject("rejected", "source", f"source: set by the server to the producer name "
@@ -310,6 +318,7 @@ def ingest_body(body: Any, producer: Producer, sink: SignalSink, *, received_at:
         states[i].key = _key_of(record)
     result = export_signals([r for _, r in valid], sink.collection,
                             runs_collection=sink.runs_collection, align="reject", now=received_at,
+                            history_collection=sink.history_collection,
                             exchange=sink.exchange, quotes=sink.quotes,
                             audit_extra={"channel": CHANNEL, "producer": producer.name,
                                          **(audit or {})})

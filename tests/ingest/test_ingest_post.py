@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from signal_bodies import batch, signal
@@ -170,3 +170,15 @@ def test_an_unknown_align_value_is_a_422_naming_it(ingest) -> None:
     r = ingest.client.post("/v1/signals", params={"align": "round"}, json=signal(),
                            headers={"Authorization": "Bearer tok-desk-0123456789abcdef"})
     assert r.status_code == 422 and r.json()["field"] == "align"
+
+
+def test_available_at_is_the_servers_and_a_producer_may_not_set_it(ingest) -> None:
+    before = datetime.now(UTC)
+    assert ingest.post(signal()).status_code == 200
+    stored = ingest.signals.find_one()
+    assert before - timedelta(seconds=5) <= stored["available_at"] <= datetime.now(UTC)
+    r = ingest.post(signal(weight=0.9, available_at="2026-11-20T10:00:00Z"))
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["items"][0]["errors"]
+    assert error["field"] == "available_at" and "set by the server" in error["message"]
+    assert ingest.signals.find_one()["available_at"] == stored["available_at"]

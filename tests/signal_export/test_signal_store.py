@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pymongo
 import pytest
 
-from signal_export.settings import Settings
+from signal_export.settings import Settings, load_settings
 from signal_export.store import (
+    HISTORY_KEY_INDEX,
+    HISTORY_TTL_INDEX,
     SIGNAL_KEY_INDEX,
     SIGNAL_TTL_INDEX,
     ensure_indexes,
@@ -36,6 +38,26 @@ def test_indexes_are_created_idempotently(mongo_client, mongo_db):
                for v in minute.values())
     runs = mongo_db["export_runs"].index_information()
     assert any([k for k, _ in v["key"]] == ["started_at"] for v in runs.values())
+
+
+def test_history_indexes_follow_the_settings(mongo_client, mongo_db, monkeypatch):
+    monkeypatch.setenv("EXT_SIG_HISTORY_TTL_SECONDS", "86400")
+    monkeypatch.setenv("EXT_SIG_HISTORY_COLLECTION", "revisions")
+    settings = load_settings(None, db=mongo_db.name, market_db=mongo_db.name)
+    assert settings.history_collection_name == "revisions"
+    ensure_indexes(mongo_client, settings)
+    info = mongo_db["revisions"].index_information()
+    assert info[HISTORY_KEY_INDEX]["unique"] is True
+    assert [k for k, _ in info[HISTORY_KEY_INDEX]["key"]] == [
+        "strategy_id", "pair", "timeframe", "ts", "version", "content_hash"]
+    assert info[HISTORY_TTL_INDEX]["expireAfterSeconds"] == 86400
+    assert dict(info[HISTORY_TTL_INDEX]["key"]) == {"superseded_at": 1}
+    default = Settings(db=mongo_db.name)
+    assert default.history_collection_name == "crypto_signals_history"
+    assert default.history_ttl_seconds is None  # keep history forever unless told
+    ensure_signal_indexes(mongo_db["crypto_signals"])  # callers without settings: the default
+    assert HISTORY_KEY_INDEX in mongo_db["crypto_signals_history"].index_information()
+    assert HISTORY_TTL_INDEX not in mongo_db["crypto_signals_history"].index_information()
 
 
 def test_unique_key_is_enforced(mongo_db):

@@ -1,0 +1,147 @@
+"""Point-in-time signals: which version of each signal was visible at a given moment.
+
+Why: the signal store keeps only the newest version of each key, so a backtest
+run today would use revisions the live bot never saw (a quiet lookahead). Each
+stored version therefore records ``available_at`` (when the store accepted it,
+from the MongoDB *server's* clock, set by the exporter, never by a producer),
+and every version a newer one replaced is kept in an append-only history
+collection (``<signals collection>_history``; each entry also records
+``superseded_at``). See docs/POINT_IN_TIME.md.
+
+This module is the one definition of the ``as_known`` rule, pure (no I/O):
+
+    the version of key K visible at time t is, among all versions of K (current
+    and history) whose knowledge time is <= t, the one with the highest
+    ``version``; equal versions (a same-version rewrite) by the later knowledge time.
+
+A key with no version known by t is not visible at t. The knowledge time is
+``available_at``; documents stored before ``available_at`` existed fall back
+to ``updated_at`` (the exporter's clock when that version was written). The
+reads that feed it are :func:`signal_export.store.signal_versions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from signal_export.contract import CONTENT_HASH_FIELD, SIGNAL_KEY, UPDATED_AT_FIELD, ensure_utc
+
+#: When a stored version became visible (MongoDB server clock, set on insert and on every
+#: version-changing update; producers may not set it).
+AVAILABLE_AT_FIELD = "available_at"
+#: When a history entry's version was replaced (server clock, history collection only).
+SUPERSEDED_AT_FIELD = "superseded_at"
+#: The history collection of signals collection ``name`` is ``name + HISTORY_SUFFIX``.
+HISTORY_SUFFIX = "_history"
+#: The column :func:`versions_frame` adds: available_at, or updated_at for older documents.
+KNOWN_AT = "known_at"
+#: The backtest modes of ext_signals and the research backtest.
+MODES: tuple[str, ...] = ("latest", "as_known")
+
+
+def history_collection_name(signals_collection: str) -> str:
+    """``crypto_signals`` -> ``crypto_signals_history`` (the default history collection)."""
+    return f"{signals_collection}{HISTORY_SUFFIX}"
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+
+
+def _by_columns(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """Key columns with one dtype on both sides of a ``merge_asof`` (times as UTC ns)."""
+    out = pd.DataFrame(index=frame.index)
+    for name in key:
+        col = frame[name]
+        out[name] = _utc(col) if pd.api.types.is_datetime64_any_dtype(col) or name == "ts" \
+            else col.astype(object)
+    return out
+
+
+def versions_frame(current: pd.DataFrame, history: pd.DataFrame | None = None,
+                   key: Sequence[str] = SIGNAL_KEY) -> pd.DataFrame:
+    """Current documents and history entries as one frame of versions, with ``known_at``.
+
+    Identical versions (same key, version and content hash: a history entry written
+    just before a replace that never happened) are kept once. Rows without any
+    knowledge time are dropped: nothing says when they became visible.
+    """
+    frames = [f for f in (current, history) if f is not None and not f.empty]
+    if not frames:
+        cols = list(dict.fromkeys([*key, "version", AVAILABLE_AT_FIELD, KNOWN_AT]))
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(frames, ignore_index=True)
+    known = (_utc(out[AVAILABLE_AT_FIELD]) if AVAILABLE_AT_FIELD in out
+             else pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]"))
+    if UPDATED_AT_FIELD in out:
+        known = known.fillna(_utc(out[UPDATED_AT_FIELD]))
+    out[KNOWN_AT] = known
+    if "version" not in out:
+        out["version"] = 1
+    out["version"] = out["version"].fillna(1).astype("int64")
+    out = out[out[KNOWN_AT].notna()]
+    same = [*key, "version"] + ([CONTENT_HASH_FIELD] if CONTENT_HASH_FIELD in out else [])
+    out = out.sort_values(KNOWN_AT, kind="stable").drop_duplicates(same, keep="first")
+    return out.reset_index(drop=True)
+
+
+def as_known(versions: pd.DataFrame, queries: pd.DataFrame, *, at: str = "decision_at",
+             key: Sequence[str] = SIGNAL_KEY) -> pd.DataFrame:
+    """For each row of ``queries`` (key columns + time column ``at``), the version visible
+    at that time, by the rule of this module.
+
+    ``versions``: :func:`versions_frame`. Returns ``queries`` (same index and order)
+    with the visible version's other columns added; they are NaN/NaT where no version
+    of the key was known yet. Vectorised: one sort and one ``merge_asof``.
+    """
+    key = list(key)
+    extra = [c for c in versions.columns if c not in key and c not in queries.columns]
+    if queries.empty or versions.empty:
+        return queries.reindex(columns=[*queries.columns, *extra])
+    v = versions.reset_index(drop=True)
+    known = _utc(v[KNOWN_AT])
+    # rank of each version by (version, known_at) within its key; then, walking each key in
+    # knowledge-time order, the best rank seen so far is the version visible from then on
+    order = np.lexsort([known.to_numpy(), v["version"].to_numpy()])
+    rank = np.empty(len(v), dtype="int64")
+    rank[order] = np.arange(len(v))
+    walk = _by_columns(v, key).assign(_t=known, _rank=rank).sort_values("_t", kind="stable")
+    walk["_best"] = walk.groupby(key, sort=False)["_rank"].cummax()
+    by_rank = np.empty(len(v), dtype="int64")
+    by_rank[rank] = np.arange(len(v))
+    walk["_row"] = by_rank[walk["_best"].to_numpy()]
+    q = _by_columns(queries.reset_index(drop=True), key).assign(
+        _q=np.arange(len(queries)), _at=_utc(queries[at]).to_numpy())
+    q = q[q["_at"].notna()].sort_values("_at", kind="stable")
+    hit = pd.merge_asof(q[["_q", "_at", *key]], walk[["_t", "_row", *key]], left_on="_at",
+                        right_on="_t", by=key, direction="backward")
+    rows = np.full(len(queries), -1, dtype="int64")
+    found = hit["_row"].notna().to_numpy()
+    rows[hit["_q"].to_numpy()[found]] = hit["_row"].to_numpy()[found].astype("int64")
+    picked = v[extra].reindex(rows).reset_index(drop=True)  # -1: no row, all NaN
+    out = pd.concat([queries.reset_index(drop=True), picked], axis=1)
+    out.index = queries.index
+    return out
+
+
+def visible_at(versions: pd.DataFrame, when: datetime | pd.Timestamp,
+               key: Sequence[str] = SIGNAL_KEY) -> pd.DataFrame:
+    """Every key's version visible at one moment ``when`` (keys not yet known left out)."""
+    key = list(key)
+    keys = versions.loc[:, key].drop_duplicates().reset_index(drop=True)
+    keys["_when"] = ensure_utc(when, "when")
+    out = as_known(versions, keys, at="_when", key=key)
+    return out[out[KNOWN_AT].notna()].drop(columns="_when").reset_index(drop=True)
+
+
+def first_known(versions: pd.DataFrame, key: Sequence[str] = SIGNAL_KEY) -> pd.DataFrame:
+    """One row per key: when its first version became visible (``known_at``) - the time a
+    live bot could first act on it (the freshness SLO measures this)."""
+    key = list(key)
+    if versions.empty:
+        return pd.DataFrame(columns=[*key, KNOWN_AT])
+    return versions.groupby(key, as_index=False, sort=True)[KNOWN_AT].min()
