@@ -60,6 +60,9 @@ class ExtSignalsConfig(DecisionSettings):
     ``protections`` property (Freqtrade no longer reads them from the config root).
     ``hyperopt_ranges``: ``{knob: [low, high]}`` search ranges of the decision parameters
     ``freqtrade hyperopt`` tunes (see :mod:`.hyperopt`; the configured values are the defaults).
+    ``live_incremental`` / ``watermark_overlap_seconds``: live reads of only what changed
+    since the last loop, and how far before the newest ``updated_at`` seen they look
+    (writes visible later than stamped, clock skew between writers; :mod:`.source`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +83,10 @@ class ExtSignalsConfig(DecisionSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_address: str = "127.0.0.1"
     hyperopt_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    #: Live: read only what changed since the last loop (a full read once per candle).
+    live_incremental: bool = True
+    #: Live: re-read changes stamped this long before the newest ``updated_at`` seen.
+    watermark_overlap_seconds: float = Field(60.0, ge=0, le=3600)
 
     @field_validator("hyperopt_ranges")
     @classmethod

@@ -33,6 +33,16 @@ named instead of ending in "No trades made". A backtest repeats the count at its
 end (its last simulated candle). Where each connection setting and the strategy
 ids came from (environment, ``.env``, config, default) is logged once at start-up,
 as a warning when an environment variable replaced a different config value.
+
+Live, each loop decides only the pairs whose decision can have changed: a pair's
+columns are cached (:class:`_LiveDecision`) under its signal version
+(:meth:`SignalSource.signal_version`, moved by the incremental read), its candle dates
+and the settings, and reused while ``now`` stays before the first moment a signal on
+the last row turns stale or expired (:func:`~.matching.stable_until`). Freqtrade hands
+a fresh frame every loop, so ``populate_indicators`` attaches every column the hooks
+add in one ``concat`` (one column at a time costs ~0.1 ms each); the entry/exit hooks
+then only copy tags where there is an enter/exit. ``live_incremental: false`` reads
+and decides everything every loop (the differential test's reference).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +72,7 @@ from signal_export.consumer.matching import (
     match_signals,
     parse_tag,
     signal_values,
+    stable_until,
 )
 from signal_export.consumer.source import SignalSource
 from signal_export.consumer.stats import (
@@ -80,6 +92,23 @@ SIGNAL_COLUMNS: tuple[str, ...] = ("enter_long", "exit_long", "enter_tag", "exit
 EXT_PREFIX = "ext_"
 OUTAGE_EXIT_TAG = "ext:outage"
 LIVE_RUNMODES = frozenset({"live", "dry_run"})
+
+
+@dataclass(frozen=True)
+class _LiveDecision:
+    """A pair's decided columns, valid for ``key`` while ``now_ms <= now < until_ms``."""
+
+    key: tuple
+    now_ms: int
+    until_ms: int
+    block: pd.DataFrame  # every column prepare/decide add, in one frame
+    enter_tag: pd.Series | None  # Freqtrade's enter_tag column; None: no enter in the frame
+    exit_tag: pd.Series | None
+
+
+def _now_ms(now: datetime) -> int:
+    """Epoch ms as :func:`match_signals` floors ``now``."""
+    return int(pd.Timestamp(now).tz_convert("UTC").value // 1_000_000)
 
 
 class ExternalSignalLogic:
@@ -116,6 +145,11 @@ class ExternalSignalLogic:
         self._bt_end_logged = False
         self._found_candle: datetime | None = None
         self._stored_ids: tuple[object, list[str] | None] | None = None
+        self._now_ms: tuple[datetime, int] | None = None
+        self._live_cache: dict[str, _LiveDecision] = {}
+        #: (frame, pair, rules, decision) prepare attached every decided column to (live)
+        self._prepared: tuple[pd.DataFrame, str, Any, _LiveDecision] | None = None
+        self.decisions = 0  # live pairs decided (cache misses), for tests and benchmarks
         logger.info("ExternalSignalStrategy reads %s/%s.%s for strategy_ids=%s timeframe=%s (%s)",
                     self.cfg.redacted_uri(), self.cfg.db, self.cfg.collection,
                     ",".join(self.cfg.strategy_ids), self.cfg.timeframe,
@@ -151,8 +185,13 @@ class ExternalSignalLogic:
                 self._log_found(f"{self.runmode} end")
             return
         self.now = current_time
+        self._now_ms = (current_time, _now_ms(current_time))
+        self._prepared = None
         self._log_summary(current_time)
         self.stats.retain(pairs)
+        if len(self._live_cache) > len(pairs):
+            keep = set(pairs)
+            self._live_cache = {p: e for p, e in self._live_cache.items() if p in keep}
         if self.source.refresh(pairs, current_time):
             self.stats.record_reader(self.source.unusable)
             candle = floor_to_bar(current_time, self.cfg.timeframe)
@@ -253,6 +292,12 @@ class ExternalSignalLogic:
         Adds ``ext_score`` / ``ext_signal_weight``: the stored values of the signal that
         applies to each row (:func:`signal_values`), NaN elsewhere.
         """
+        if self.live and not dataframe.empty:
+            entry = self._live_decision(dataframe, pair)
+            if entry is not None:
+                out = _attach(dataframe, entry.block)
+                self._prepared = (out, pair, self.rules, entry)
+                return out
         if not self.live and not dataframe.empty:
             reads = self.source.queries
             self._load(dataframe, pair, pairs)
@@ -276,30 +321,109 @@ class ExternalSignalLogic:
     def decide(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
         """populate_entry_trend: the decision columns (``ext_<signal column>``, see
         SIGNAL_COLUMNS) from the pair's signals and the current settings (:attr:`rules`)."""
+        if self.live and not dataframe.empty:
+            if self._prepared_entry(dataframe, pair) is not None:
+                return dataframe  # prepare attached this loop's decision already
+            entry = self._live_decision(dataframe, pair)
+            if entry is not None:
+                return _attach(dataframe, entry.block.drop(columns=list(CHART_COLUMNS)))
         dataframe["ext_enter_score"] = self.settings.enter_score
         dataframe["ext_exit_score"] = self.settings.exit_score
         if dataframe.empty:
             return _store(dataframe, empty_signal_columns(0, dataframe.index))
-        if self.live:
-            signals = self.source.signals_for(pair)
-            if signals is None:
-                return self._outage_columns(dataframe)
-            now: datetime | None = self.now or datetime.now(UTC)
-            result = match_signals(dataframe, signals, self.rules, now=now)
-        else:
-            if not self.source.covers({pair}, dataframe["date"].iloc[0],
-                                      dataframe["date"].iloc[-1]):
-                self._load(dataframe, pair, pairs)  # prepare did not run for this frame
-            signals = self.source.signals_for(pair)
-            now = None
-            result = match_signals(dataframe, signals, self.rules)
-        self._record(pair, result, self._split_by_strategy(dataframe, signals, result, now))
-        if not self.live and not self.quiet:
+        if self.live:  # the store is unavailable
+            return self._outage_columns(dataframe)
+        if not self.source.covers({pair}, dataframe["date"].iloc[0],
+                                  dataframe["date"].iloc[-1]):
+            self._load(dataframe, pair, pairs)  # prepare did not run for this frame
+        signals = self.source.signals_for(pair)
+        result = match_signals(dataframe, signals, self.rules)
+        self._record(pair, result, self._split_by_strategy(dataframe, signals, result, None))
+        if not self.quiet:
             self._bt_populated.add(pair)
             self._bt_summary_due = True
             if self._bt_populated >= set(pairs):
                 self._log_backtest_summary()
         return _store(dataframe, result.frame)
+
+    def entry(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]
+              ) -> pd.DataFrame:
+        """populate_entry_trend: :meth:`decide` + :func:`apply_entry`.
+
+        Live, on the frame :meth:`prepare` just decided: only the tags of enter rows are
+        written (``enter_long`` is in prepare's block; Freqtrade resets ``enter_tag`` to ""
+        before this hook).
+        """
+        entry = self._prepared_entry(dataframe, pair)
+        if entry is None:
+            return apply_entry(self.decide(dataframe, pair, pairs))
+        if entry.enter_tag is not None or "enter_tag" not in dataframe.columns:
+            dataframe["enter_tag"] = entry.enter_tag if entry.enter_tag is not None else ""
+        return dataframe
+
+    def exit(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
+        """populate_exit_trend: :func:`apply_exit`, with the same live shortcut as :meth:`entry`."""
+        entry = self._prepared_entry(dataframe, pair)
+        if entry is None:
+            if "ext_exit_long" not in dataframe.columns:
+                dataframe = self.decide(dataframe, pair, pairs)
+            return apply_exit(dataframe)
+        if entry.exit_tag is not None or "exit_tag" not in dataframe.columns:
+            dataframe["exit_tag"] = entry.exit_tag if entry.exit_tag is not None else ""
+        return dataframe
+
+    def _prepared_entry(self, dataframe: pd.DataFrame, pair: str) -> _LiveDecision | None:
+        """The cached decision :meth:`prepare` attached to this very frame this loop."""
+        prepared = self._prepared
+        if (prepared is not None and prepared[0] is dataframe and prepared[1] == pair
+                and prepared[2] is self.rules):
+            return prepared[3]
+        return None
+
+    def _live_decision(self, dataframe: pd.DataFrame, pair: str) -> _LiveDecision | None:
+        """The pair's decided columns for this loop: cached, or decided now (and recorded).
+
+        None while the store is unavailable (the caller applies the outage policy).
+        """
+        if not self.source.available:
+            return None
+        dates = dataframe["date"].to_numpy(dtype="datetime64[ms]")
+        key = (self.source.signal_version(pair), len(dates), dates[0], dates[-1],
+               dates.view(np.int64).sum(), self.rules)
+        now = self.now or datetime.now(UTC)
+        if self._now_ms is None or self._now_ms[0] is not now:
+            self._now_ms = (now, _now_ms(now))
+        now_ms = self._now_ms[1]
+        entry = self._live_cache.get(pair)
+        if (entry is not None and entry.key == key and entry.now_ms <= now_ms < entry.until_ms
+                and self.cfg.live_incremental):
+            lag = self.source.lag_seconds(pair, now)
+            if lag is not None:
+                self.stats.record_lag(pair, lag)
+            return entry
+        self.decisions += 1
+        signals = self.source.signals_for(pair)
+        values = signal_values(dataframe, signals, self.rules)
+        result = match_signals(dataframe, signals, self.rules, now=now)
+        self._record(pair, result, self._split_by_strategy(dataframe, signals, result, now))
+        cols = result.frame
+        n = len(dataframe)
+        enter = cols["enter_long"].to_numpy()
+        exit_ = cols["exit_long"].to_numpy()
+        block = pd.DataFrame({
+            "ext_score": values["ext_score"].to_numpy(),
+            "ext_signal_weight": values["ext_signal_weight"].to_numpy(),
+            "ext_enter_score": np.full(n, self.settings.enter_score),
+            "ext_exit_score": np.full(n, self.settings.exit_score),
+            **{col if col.startswith(EXT_PREFIX) else EXT_PREFIX + col: cols[col].to_numpy()
+               for col in SIGNAL_COLUMNS},
+            "enter_long": enter,
+            "exit_long": exit_,
+        }, index=dataframe.index)
+        entry = _LiveDecision(key, now_ms, stable_until(dataframe, signals, self.rules, now),
+                              block, _tags(block, "enter"), _tags(block, "exit"))
+        self._live_cache[pair] = entry
+        return entry
 
     def _split_by_strategy(self, dataframe: pd.DataFrame, signals: pd.DataFrame | None,
                            result: MatchResult, now: datetime | None) -> dict[str, Counter]:
@@ -353,6 +477,37 @@ class ExternalSignalLogic:
         return float(np.clip(stake, 0.0, cap))
 
 
+CHART_COLUMNS = ("ext_score", "ext_signal_weight")
+#: Every column a live decision adds (prepare's one concat).
+_BLOCK_COLUMNS = frozenset({*CHART_COLUMNS, "ext_enter_score", "ext_exit_score",
+                            *(c if c.startswith(EXT_PREFIX) else EXT_PREFIX + c
+                              for c in SIGNAL_COLUMNS), "enter_long", "exit_long"})
+
+
+def _tags(block: pd.DataFrame, side: str) -> pd.Series | None:
+    """Freqtrade's ``<side>_tag`` column (the tag on flagged rows, "" elsewhere), or None
+    when no row is flagged (Freqtrade's reset to "" is then already right)."""
+    flags = block[f"{side}_long"].to_numpy()
+    rows = np.flatnonzero(flags == 1)
+    if not rows.size:
+        return None
+    tags = np.full(len(block), "", dtype=object)
+    tags[rows] = block[f"ext_{side}_tag"].to_numpy(dtype=object)[rows]
+    return pd.Series(tags, index=block.index, dtype=object)
+
+
+def _attach(dataframe: pd.DataFrame, block: pd.DataFrame) -> pd.DataFrame:
+    """``dataframe`` with ``block``'s columns: one concat when they are new (Freqtrade's fresh
+    frame every loop), else replaced one by one."""
+    if not _BLOCK_COLUMNS.isdisjoint(dataframe.columns.tolist()):
+        for col in block.columns:
+            dataframe[col] = block[col].to_numpy()
+        return dataframe
+    if not block.index.equals(dataframe.index):
+        block = block.set_axis(dataframe.index)
+    return pd.concat([dataframe, block], axis=1)
+
+
 def _store(dataframe: pd.DataFrame, cols: pd.DataFrame) -> pd.DataFrame:
     for col in SIGNAL_COLUMNS:
         name = col if col.startswith(EXT_PREFIX) else EXT_PREFIX + col
@@ -360,15 +515,23 @@ def _store(dataframe: pd.DataFrame, cols: pd.DataFrame) -> pd.DataFrame:
     return dataframe
 
 
+def _copy_signal(dataframe: pd.DataFrame, flag: str, tag: str) -> pd.DataFrame:
+    """``flag`` = ``ext_<flag>``; ``tag`` = ``ext_<tag>`` on flagged rows, "" elsewhere."""
+    flags = dataframe[EXT_PREFIX + flag].to_numpy()
+    if flag not in dataframe.columns or not np.array_equal(dataframe[flag].to_numpy(), flags):
+        dataframe[flag] = flags
+    rows = np.flatnonzero(flags == 1)
+    tags = np.full(len(dataframe), "", dtype=object)
+    tags[rows] = dataframe[EXT_PREFIX + tag].to_numpy(dtype=object)[rows]
+    dataframe[tag] = pd.Series(tags, index=dataframe.index, dtype=object)
+    return dataframe
+
+
 def apply_entry(dataframe: pd.DataFrame) -> pd.DataFrame:
     """populate_entry_trend: copy the stored enter signal into Freqtrade's columns."""
-    dataframe["enter_long"] = dataframe["ext_enter_long"]
-    dataframe["enter_tag"] = dataframe["ext_enter_tag"].where(dataframe["ext_enter_long"] == 1, "")
-    return dataframe
+    return _copy_signal(dataframe, "enter_long", "enter_tag")
 
 
 def apply_exit(dataframe: pd.DataFrame) -> pd.DataFrame:
     """populate_exit_trend: copy the stored exit signal into Freqtrade's columns."""
-    dataframe["exit_long"] = dataframe["ext_exit_long"]
-    dataframe["exit_tag"] = dataframe["ext_exit_tag"].where(dataframe["ext_exit_long"] == 1, "")
-    return dataframe
+    return _copy_signal(dataframe, "exit_long", "exit_tag")

@@ -237,11 +237,40 @@ def decide_actions(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:
 
 def _epoch_ms(values: pd.Series) -> np.ndarray:
     """tz-aware datetimes (any unit) -> int64 ms since the epoch; NaT -> int64 min."""
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(
-        dtype="datetime64[ms]").astype(np.int64)
+    return values.to_numpy(dtype="datetime64[ms]").view(np.int64)  # tz-aware: UTC instants
+
+
+def stable_until(candles: pd.DataFrame, signals: pd.DataFrame | None, rules: MatchRules,
+                 now: datetime) -> int:
+    """The first ``now`` (epoch ms) at which :func:`match_signals` with these inputs could
+    decide differently than at ``now``; later values of ``now`` before it decide alike.
+
+    Only the last row's decision time follows ``now`` (``max(close, now)``), and only its
+    signals can turn ``stale`` (after ``bar(ts) + tf + max_delay``) or ``expired`` (at
+    ``valid_until``), both monotone in ``now``. Lets the live loop reuse a pair's decision.
+    """
+    n = len(candles)
+    if n == 0 or signals is None or signals.empty:
+        return _NO_CHANGE
+    row_ms = _epoch_ms(candles["date"][-2:] if n >= 2 else candles["date"])
+    last, prev = int(row_ms[-1]), (int(row_ms[0]) if n >= 2 else _NAT)
+    bar_ms = int(rules.bar.total_seconds() * 1000)
+    sig_ms = _epoch_ms(signals["ts"])
+    tol_ms = max(rules.tolerance_bars, 1) * bar_ms
+    on_last = (sig_ms > prev) & (sig_ms <= last) & (last - sig_ms < tol_ms)
+    if not on_last.any():
+        return _NO_CHANGE
+    now_ms = int(pd.Timestamp(now).tz_convert("UTC").value // 1_000_000)
+    max_delay_ms = int(rules.effective_max_delay.total_seconds() * 1000)
+    stale_after = ceil_epoch_ms_to_bar(sig_ms[on_last], rules.timeframe) + bar_ms + max_delay_ms
+    vu = _epoch_ms(pd.to_datetime(signals["valid_until"], utc=True))[on_last]
+    flips = np.concatenate([stale_after[stale_after >= now_ms] + 1,
+                            vu[(vu != _NAT) & (vu > now_ms)]])
+    return int(flips.min()) if flips.size else _NO_CHANGE
 
 
 _NAT = np.iinfo(np.int64).min
+_NO_CHANGE = np.iinfo(np.int64).max
 
 
 

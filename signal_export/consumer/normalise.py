@@ -82,6 +82,8 @@ def normalise_signals(
     counts: dict[str, Counter] | None = None,
     warn: Any = None,
     strategy_counts: dict[str, Counter] | None = None,
+    rejected: list[tuple[int, str]] | None = None,
+    keep_positions: list[int] | None = None,
 ) -> pd.DataFrame:
     """Typed frame of the well-formed documents; bad ones counted per pair and warned once.
 
@@ -89,6 +91,9 @@ def normalise_signals(
     ``counts``: per-pair Counters updated in place (pair ``"?"`` when unreadable).
     ``strategy_counts``: the same per strategy id (``"?"`` when unreadable), in place.
     ``warn``: a ``WarnOnce``-like callable ``(key, msg, *args)``; default: log each reason once.
+    ``rejected``: ``(position in docs, "malformed" | "unknown_pair")`` appended per unusable
+    document, and ``keep_positions``: the position in ``docs`` of each returned row (the live
+    read keeps both per document id, so a later change of one document replaces its share).
     """
     docs = list(docs)
     if warn is None:
@@ -158,6 +163,9 @@ def normalise_signals(
                  "ignoring signal(s): producer sends %r for strategy %s: %s",
                  pair[i], sid_i, unknown_pair_warning(pair[i]))
 
+    if rejected is not None:
+        rejected.extend((int(i), "malformed" if bad[i] else "unknown_pair")
+                        for i in np.flatnonzero(bad | unknown))
     if counts is not None or strategy_counts is not None:
         for p, s, b, u in zip(pair, sid, bad, unknown, strict=True):
             if b or u:
@@ -171,6 +179,8 @@ def normalise_signals(
     if not keep.any():
         return empty_signal_frame()
     idx = np.flatnonzero(keep)
+    if keep_positions is not None:
+        keep_positions.extend(idx.tolist())
 
     def pick(values: list[Any]) -> list[Any]:
         return [values[i] for i in idx]

@@ -19,6 +19,22 @@ is often far larger than the bot's whitelist (research ranks 200 pairs, the bot
 trades 10), and every loop would then ship all of them; the count ships one row
 per bad pair once per candle. The price: the count is up to one candle old.
 
+Incremental live reads (``live_incremental``, on by default): the first loop of each
+candle, the first loop after start or an outage, and a loop whose whitelist or read
+window changed read the whole window (the *full* read above). Every other loop reads
+only what changed: the same filter plus ``updated_at >= watermark - overlap`` (the
+exporter sets ``updated_at`` on every insert and change), or a document without a date
+``updated_at`` (written by something else: re-read every loop, as before). The
+watermark is the newest ``updated_at`` seen (the writers' clocks); the overlap
+(``watermark_overlap_seconds``, 60 s) covers writes that become visible later than they
+are stamped (a slow bulk write) and clock skew between writers. A re-read document whose
+content is unchanged is recognised by id and content and changes nothing; a changed one
+replaces its document id's row (and any row with its key). Each pair has a version
+(:meth:`SignalSource.signal_version`) that moves only when the pair's signals changed,
+so the strategy re-decides only those pairs. What an incremental read cannot see
+until the next full read (at most one candle later): a deleted document, and a write
+stamped more than the overlap before the newest one already seen.
+
 MongoDB down or slow (timeouts ~1.5-2 s): nothing is raised into Freqtrade;
 ``available`` turns False so the strategy opens nothing on unknown signals;
 one warning and one ``notify`` message per outage, one info line on recovery.
@@ -42,12 +58,36 @@ from bson import ObjectId
 from signal_export.consumer.config import ExtSignalsConfig
 from signal_export.consumer.normalise import normalise_signals, strategy_key, unknown_pair_warning
 from signal_export.consumer.stats import WarnOnce
-from signal_export.contract import floor_to_bar, timeframe_delta
+from signal_export.contract import UPDATED_AT_FIELD, floor_to_bar, timeframe_delta
 
 logger = logging.getLogger(__name__)
 
-PROJECTION = {f: 1 for f in ("pair", "strategy_id", "ts", "action", "score", "weight",
-                             "valid_until", "version")}
+#: The document fields the decision uses (also a document's content signature, live).
+_CONTENT = ("pair", "strategy_id", "ts", "action", "score", "weight", "valid_until", "version")
+PROJECTION = {f: 1 for f in _CONTENT}
+LIVE_PROJECTION = {**PROJECTION, UPDATED_AT_FIELD: 1}
+_MISSING = object()
+
+
+def _doc_key(doc: Any) -> Any:
+    """A document's identity in the live cache: its ``_id`` (hashable form)."""
+    value = doc.get("_id") if isinstance(doc, dict) else None
+    try:
+        hash(value)
+    except TypeError:  # a sub-document _id
+        return repr(value)
+    return value
+
+
+def _signature(doc: Any) -> tuple:
+    """What a document says (its decision fields): equal signature, same decisions."""
+    if not isinstance(doc, dict):
+        return (doc,)
+    return tuple(doc.get(f) for f in _CONTENT)
+
+
+def _ts_ms(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
 
 
 def _no_notify(message: str) -> None:
@@ -82,7 +122,18 @@ class SignalSource:
         self.queries = 0  # finds: one per loop live, one per range in backtests
         self.count_queries = 0  # the out-of-read counts: at most one per candle / range
         self.read_counts: dict[str, Counter] = {}
-        self.latest_ts: dict[str, pd.Timestamp] = {}
+        self._latest_ms: dict[str, int] = {}
+        # live incremental state (see the module doc)
+        self.full_reads = 0
+        self.delta_reads = 0
+        self._full_key: tuple | None = None  # (candle, pairs, window length) of the full read
+        self._watermark: datetime | None = None
+        self._docs: dict[Any, tuple] = {}  # document id -> content signature (window)
+        self._rejected: dict[Any, tuple[str, str, str, int | None]] = {}  # id -> pair, sid, ...
+        self._row_ids = np.empty(0, dtype=object)  # document id of each row of _frame
+        self._ts_ms = np.empty(0, dtype=np.int64)
+        self._generation = 0
+        self._pair_changes: Counter = Counter()
         #: Per strategy id, what the latest read could not use: malformed documents among
         #: the ones read plus everything the read left out (see the module doc).
         self.unusable: dict[str, Counter] = {}
@@ -125,20 +176,40 @@ class SignalSource:
             self._client.close()
             self._client = None
 
-    def _query(self, pairs: Collection[str], start: datetime, end: datetime | None) -> list[dict]:
+    def _filter(self, pairs: Collection[str], start: datetime, end: datetime | None
+                ) -> dict[str, Any]:
         ts_filter: dict[str, Any] = {"$gte": start}
         if end is not None:
             ts_filter["$lte"] = end
-        flt = {
+        return {
             "strategy_id": {"$in": list(self.cfg.strategy_ids)},
             "pair": {"$in": sorted(pairs)},
             "timeframe": self.cfg.timeframe,
             "ts": ts_filter,
         }
+
+    def _query(self, pairs: Collection[str], start: datetime, end: datetime | None,
+               projection: dict[str, int] = PROJECTION) -> list[dict]:
+        flt = self._filter(pairs, start, end)
         self.queries += 1
-        docs = list(self._collection().find(flt, PROJECTION).max_time_ms(self._timeout_ms))
+        docs = list(self._collection().find(flt, projection).max_time_ms(self._timeout_ms))
         self.window = (start, end)
         self.found = Counter(strategy_key(d.get("strategy_id")) for d in docs)
+        return docs
+
+    def _query_changes(self, pairs: Collection[str], start: datetime) -> list[dict]:
+        """The window's documents written since the watermark (minus the overlap), plus any
+        without a date ``updated_at`` (not written by the exporter: read every loop)."""
+        stamped: dict[str, Any] = {"$type": "date"}  # no stamp seen yet: every stamped one
+        if self._watermark is not None:
+            stamped = {"$gte": self._watermark - timedelta(
+                seconds=self.cfg.watermark_overlap_seconds)}
+        flt = {**self._filter(pairs, start, None),
+               "$or": [{UPDATED_AT_FIELD: stamped},
+                       {UPDATED_AT_FIELD: {"$not": {"$type": "date"}}}]}
+        self.queries += 1
+        docs = list(self._collection().find(flt, LIVE_PROJECTION).max_time_ms(self._timeout_ms))
+        self.window = (start, None)
         return docs
 
     def stored_strategy_ids(self) -> list[str] | None:
@@ -221,27 +292,132 @@ class SignalSource:
         self.unusable = merged
 
     def _ingest(self, docs: list[dict], pairs: Collection[str]) -> None:
+        """A whole read (backtest range, or a live full read): the cache from scratch."""
+        rejected: list[tuple[int, str]] = []
+        keep: list[int] = []
+        frame = normalise_signals(docs, pairs=pairs, warn=self._warn, rejected=rejected,
+                                  keep_positions=keep)
+        self._rejected = {_doc_key(docs[i]): (
+            strategy_key(docs[i].get("pair") if isinstance(docs[i], dict) else None),
+            strategy_key(docs[i].get("strategy_id") if isinstance(docs[i], dict) else None),
+            reason, _ts_ms(docs[i].get("ts") if isinstance(docs[i], dict) else None))
+            for i, reason in rejected}
+        self._count_rejected()
+        if self.live:
+            self._docs = {_doc_key(d): _signature(d) for d in docs}
+            ids = np.empty(len(keep), dtype=object)
+            ids[:] = [_doc_key(docs[i]) for i in keep]
+        else:
+            ids = np.empty(len(frame), dtype=object)
+        self._set_frame(frame, ids)
+        self._generation += 1
+        self._pair_changes.clear()
+
+    def _count_rejected(self) -> None:
         counts: dict[str, Counter] = {}
         by_strategy: dict[str, Counter] = {}
-        frame = normalise_signals(docs, pairs=pairs, counts=counts, warn=self._warn,
-                                  strategy_counts=by_strategy)
+        for pair, sid, reason, _ in self._rejected.values():
+            counts.setdefault(pair, Counter())[reason] += 1
+            by_strategy.setdefault(sid, Counter())[reason] += 1
         self.read_counts = counts
         self._read_unusable = by_strategy
-        # one sorted frame + a slice per pair: cheaper than 500 groupby frames every loop
-        frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
+
+    def _set_frame(self, frame: pd.DataFrame, ids: np.ndarray) -> None:
+        """One sorted frame + a slice per pair: cheaper than 500 groupby frames every loop."""
+        order = np.lexsort((frame["ts"].to_numpy(dtype="datetime64[ms]").view(np.int64),
+                            frame["pair"].to_numpy(dtype=object).astype(str)))
+        if len(frame) and not np.array_equal(order, np.arange(len(frame))):
+            frame = frame.take(order)
+            ids = ids[order]
+        frame = frame.reset_index(drop=True)
         pair_values = frame["pair"].to_numpy(dtype=object)
         names, starts = np.unique(pair_values, return_index=True)
         ends = np.append(starts[1:], len(frame)) if len(frame) else starts
         self._frame = frame
+        self._row_ids = ids
+        self._ts_ms = frame["ts"].to_numpy(dtype="datetime64[ms]").view(np.int64)
         self._slices = {str(p): (int(a), int(b)) for p, a, b in zip(names, starts, ends,
                                                                     strict=True)}
-        ts = frame["ts"]
-        self.latest_ts = {p: ts.iloc[b - 1] for p, (_, b) in self._slices.items()}
+        last = self._ts_ms[ends - 1] if len(frame) else self._ts_ms
+        self._latest_ms = dict(zip(self._slices, last.tolist(), strict=True))
+
+    def _apply_changes(self, docs: list[dict], pairs: Collection[str], start_ms: int) -> None:
+        """Merge an incremental read into the cache; only the pairs it touches change version.
+
+        Work is proportional to the changed documents, plus one vectorised pass over the
+        cached rows when something changed (re-sort) or a row left the window.
+        """
+        changed = [d for d in docs if self._docs.get(_doc_key(d), _MISSING) != _signature(d)]
+        drop = self._ts_ms < start_ms if len(self._ts_ms) and self._ts_ms.min() < start_ms \
+            else None
+        gone = [k for k, r in self._rejected.items() if r[3] is not None and r[3] < start_ms]
+        if not changed and drop is None and not gone:
+            return
+        touched: set[str] = set()
+        keys = {_doc_key(d) for d in changed}
+        if drop is None:
+            drop = np.zeros(len(self._frame), dtype=bool)
+        if keys:
+            drop |= np.fromiter((k in keys for k in self._row_ids.tolist()), dtype=bool,
+                                count=len(self._row_ids))
+        for key in gone + [k for k in keys if k in self._rejected]:
+            touched.add(self._rejected.pop(key)[0])
+        rejected: list[tuple[int, str]] = []
+        keep: list[int] = []
+        new = normalise_signals(changed, pairs=pairs, warn=self._warn, rejected=rejected,
+                                keep_positions=keep)
+        for i, reason in rejected:
+            d = changed[i]
+            entry = (strategy_key(d.get("pair") if isinstance(d, dict) else None),
+                     strategy_key(d.get("strategy_id") if isinstance(d, dict) else None),
+                     reason, _ts_ms(d.get("ts") if isinstance(d, dict) else None))
+            self._rejected[_doc_key(d)] = entry
+            touched.add(entry[0])
+        new_ids = np.empty(len(keep), dtype=object)
+        new_ids[:] = [_doc_key(changed[i]) for i in keep]
+        new_ts = new["ts"].to_numpy(dtype="datetime64[ms]").view(np.int64)
+        new_pairs = new["pair"].to_numpy(dtype=object)
+        # a key stored again under another id (deleted and re-inserted): the new row replaces it
+        new_keys = set(zip(new_pairs.tolist(), new["strategy_id"].tolist(), new_ts.tolist(),
+                           strict=True))
+        sids = self._frame["strategy_id"].to_numpy(dtype=object)
+        for pair in set(new_pairs.tolist()):
+            a, b = self._slices.get(pair, (0, 0))
+            for r in range(a, b):
+                if (pair, sids[r], int(self._ts_ms[r])) in new_keys:
+                    drop[r] = True
+        touched.update(new_pairs.tolist())
+        touched.update(self._frame["pair"].to_numpy(dtype=object)[drop].tolist())
+        for key in self._row_ids[drop].tolist():
+            self._docs.pop(key, None)
+        for key in gone:
+            self._docs.pop(key, None)
+        for d in changed:
+            self._docs[_doc_key(d)] = _signature(d)
+        kept = self._frame[~drop] if drop.any() else self._frame
+        frame = pd.concat([kept, new], ignore_index=True) if len(new) else kept
+        ids = np.concatenate([self._row_ids[~drop], new_ids])
+        self._set_frame(frame, ids)
+        self._count_rejected()
+        self.found = Counter(self._frame["strategy_id"].value_counts().to_dict())
+        self.found.update(r[1] for r in self._rejected.values())
+        for pair in touched:
+            self._pair_changes[pair] += 1
+
+    def signal_version(self, pair: str) -> tuple[int, int]:
+        """Moves whenever ``pair``'s signals (or its unusable documents) may have changed."""
+        return self._generation, self._pair_changes.get(pair, 0)
+
+    @property
+    def latest_ts(self) -> dict[str, pd.Timestamp]:
+        """Per pair, the ts of its newest usable signal in the cache."""
+        return {p: pd.Timestamp(ms, unit="ms", tz="UTC") for p, ms in self._latest_ms.items()}
 
     def _failed(self, exc: BaseException) -> None:
         self.available = False
         self._slices = {}
         self._range = None
+        self._full_key = None  # the next successful loop reads the whole window
         if not self.in_outage:
             self.in_outage = True
             what = ("signal store unreachable" if isinstance(exc, pymongo.errors.PyMongoError)
@@ -269,20 +445,39 @@ class SignalSource:
     def refresh(self, pairs: Collection[str], now: datetime) -> bool:
         """One query for all ``pairs``; False (and no exception) when MongoDB is unavailable.
 
-        Plus, on the first successful loop of a candle (or after the whitelist changed),
-        the count of what the query leaves out (:meth:`_count_outside`).
+        A full read of the window or, in the steady state, the changes since the last
+        read (see the module doc). Plus, on the first successful loop of a candle (or after
+        the whitelist changed), the count of what the query leaves out (:meth:`_count_outside`).
         """
         start = (pd.Timestamp(now).tz_convert("UTC") - self.lookback_bars * self._bar
                  ).to_pydatetime()
+        candle = floor_to_bar(now, self.cfg.timeframe)
+        full_key = (candle, frozenset(pairs), self.lookback_bars)
+        incremental = (self.cfg.live_incremental and self.available and self._range is None
+                       and full_key == self._full_key)
         try:
-            docs = self._query(pairs, start, None)
-            self._ingest(docs, pairs)
+            if incremental:
+                docs = self._query_changes(pairs, start)
+                self._apply_changes(docs, pairs, _ts_ms(start) or 0)
+                self.delta_reads += 1
+            else:
+                docs = self._query(pairs, start, None, LIVE_PROJECTION)
+                self._ingest(docs, pairs)
+                self._full_key = full_key
+                self._watermark = None
+                self.full_reads += 1
+            stamps = [d[UPDATED_AT_FIELD] for d in docs if isinstance(d, dict)
+                      and isinstance(d.get(UPDATED_AT_FIELD), datetime)]
+            if stamps:  # the writers' clock, never the bot's
+                newest = max(stamps)
+                self._watermark = newest if self._watermark is None else max(self._watermark,
+                                                                            newest)
         except Exception as exc:  # noqa: BLE001 - an outage must never reach the bot loop
             self._failed(exc)
             return False
         self._range = None
         self._succeeded()
-        key = (floor_to_bar(now, self.cfg.timeframe), frozenset(pairs))
+        key = (candle, frozenset(pairs))
         if key != self._outside_key:
             self._outside_key = key  # a failed count is retried next candle, not every loop
             self._try_count_outside(pairs, start, None, written_since=start)
@@ -341,8 +536,7 @@ class SignalSource:
 
     def lag_seconds(self, pair: str, now: datetime) -> float | None:
         """now - latest ts - one bar: how late the newest signal is (monitoring)."""
-        ts = self.latest_ts.get(pair)
-        if ts is None:
+        ms = self._latest_ms.get(pair)
+        if ms is None:
             return None
-        return (pd.Timestamp(now).tz_convert("UTC") - ts - pd.Timedelta(self._bar)) / timedelta(
-            seconds=1)
+        return now.timestamp() - ms / 1000.0 - self._bar.total_seconds()

@@ -44,12 +44,7 @@ from signal_export.consumer.hyperopt import (
     search_ranges,
     settings_with,
 )
-from signal_export.consumer.logic import (
-    LIVE_RUNMODES,
-    ExternalSignalLogic,
-    apply_entry,
-    apply_exit,
-)
+from signal_export.consumer.logic import LIVE_RUNMODES, ExternalSignalLogic
 from signal_export.consumer.matching import DecisionSettings
 from signal_export.logs import install_redaction_filter
 
@@ -164,12 +159,12 @@ class ExternalSignalStrategy(IStrategy):
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         self._use_parameters()
-        return apply_entry(self.ext.decide(dataframe, metadata["pair"], self._pairs()))
+        return self.ext.entry(dataframe, metadata["pair"], self._pairs())
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         if "ext_exit_long" not in dataframe:  # populate_entry_trend decides both
-            self.populate_entry_trend(dataframe, metadata)
-        return apply_exit(dataframe)
+            dataframe = self.populate_entry_trend(dataframe, metadata)
+        return self.ext.exit(dataframe, metadata["pair"], self._pairs())
 
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
                             proposed_stake: float, min_stake: float | None, max_stake: float,
