@@ -18,7 +18,9 @@ ingest     readWrite on signals DB                        HTTP producers' signal
 ``updateRole`` when it exists) and every user (``createUser``, or
 ``updateUser`` with the new password and roles when it exists), so re-running
 it rotates passwords and repairs roles instead of failing. Users live in the
-``admin`` auth database; services connect with ``?authSource=admin``. The
+``admin`` auth database; services connect with ``?authSource=admin``. With
+``shard`` set it also applies :mod:`signal_export.sharding` (the shard keys, through a
+mongos; or only their indexes), after the indexes and before the users. The
 compose stack runs it as its one-shot ``bootstrap-users`` service (there is
 no second copy of the plan). Not for: passwords' origin
 (``signal_export.security.secrets``) or MongoDB server configuration.
@@ -36,6 +38,7 @@ from pymongo.errors import OperationFailure
 
 from signal_export.errors import BridgeError
 from signal_export.settings import Settings
+from signal_export.sharding import ShardingError, apply_sharding, plan_sharding, require_mongos
 from signal_export.store import ensure_market_indexes, ensure_runs_indexes, ensure_signal_indexes
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ PLACEHOLDER_PASSWORDS = frozenset({"change_me", "changeme", "password", "secret"
 COMMAND_NOT_FOUND = 59
 USER_EXISTS = 51003
 ROLE_EXISTS = 51002
+#: ``BootstrapConfig.shard``: shard through a mongos, or only create the shard keys' indexes.
+SHARD_APPLY, SHARD_INDEXES_ONLY = "apply", "indexes-only"
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,12 @@ class BootstrapConfig:
     auth_db: str = "admin"
     writeback_collections: tuple[str, ...] = ()
     settings: Settings = field(default_factory=Settings)
+    shard: str | None = None  # None, SHARD_APPLY or SHARD_INDEXES_ONLY
 
     def __post_init__(self) -> None:
+        if self.shard not in (None, SHARD_APPLY, SHARD_INDEXES_ONLY):
+            raise BootstrapError(f"shard: {self.shard!r} is not one of "
+                                 f"{[SHARD_APPLY, SHARD_INDEXES_ONLY]}")
         unknown = sorted(set(self.users) - set(SERVICE_KEYS))
         if unknown:
             raise BootstrapError(f"unknown service user(s) {unknown}; known: {list(SERVICE_KEYS)}")
@@ -144,10 +153,13 @@ def ensure_databases(client: MongoClient, config: BootstrapConfig, report: Boots
     """Create the collections' indexes, which also creates both databases."""
     s = config.settings
     signals = client[config.signals_db]
-    ensure_signal_indexes(signals[s.collection], s.signals_ttl_seconds)
+    ensure_signal_indexes(signals[s.collection], s.signals_ttl_seconds,
+                          history=signals[s.history_collection_name],
+                          history_ttl_seconds=s.history_ttl_seconds)
     ensure_runs_indexes(signals[s.export_runs_collection])
     ensure_market_indexes(client[config.market_db], s)
     report.add(f"indexes ensured on {config.signals_db}.{s.collection}, "
+               f"{config.signals_db}.{s.history_collection_name}, "
                f"{config.signals_db}.{s.export_runs_collection}, {config.market_db}."
                f"{s.market_1d_collection}, {config.market_db}.{s.market_1m_collection}")
 
@@ -200,17 +212,28 @@ def bootstrap(client: MongoClient, config: BootstrapConfig) -> BootstrapReport:
     report = BootstrapReport()
     plan = plan_user_roles(config.signals_db, config.market_db, config.writeback_collections)
     try:
+        if config.shard:  # first: a plan that cannot work, or a non-mongos, refuses up front
+            shards = plan_sharding(config.settings, config.signals_db, config.market_db)
+            if config.shard == SHARD_APPLY:
+                require_mongos(client)
         if config.writeback_collections and "strategy" in config.users:  # first: may refuse
             ensure_writeback_role(client[config.signals_db], config.writeback_collections, report)
         ensure_databases(client, config, report)
+        if config.shard:
+            for line in apply_sharding(client, shards,
+                                       indexes_only=config.shard == SHARD_INDEXES_ONLY):
+                report.add(line)
         auth_db = client[config.auth_db]
         for key, name in config.users.items():
             ensure_user(auth_db, name, config.passwords[key], plan[key], report)
+    except ShardingError as exc:
+        raise BootstrapError(str(exc)) from None
     except OperationFailure as exc:
         if exc.code == 13:
             raise BootstrapError(
                 "the admin URI's user may not manage users/indexes (code 13 Unauthorized): use a "
-                "user with root, or userAdminAnyDatabase + readWriteAnyDatabase") from None
+                "user with root, or userAdminAnyDatabase + readWriteAnyDatabase"
+                + (" + clusterManager (sharding)" if config.shard else "")) from None
         if exc.code == 18:
             raise BootstrapError("authentication with the admin URI failed (code 18): check "
                                  "MONGO_ADMIN_URI / MONGO_ADMIN_URI_FILE") from None

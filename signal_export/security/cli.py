@@ -6,7 +6,9 @@ the process environment or ``--env-file``. Passwords never appear on the
 command line, on stdout or in logs; ``--admin-uri`` is refused when it
 carries a password (it would show in ``ps``). Safe to re-run: existing users
 get the current password and roles. The compose stack runs it as the one-shot
-``bootstrap-users`` service before every start (docker/compose.yaml).
+``bootstrap-users`` service before every start (docker/compose.yaml). ``--shard``
+(admin URI = a mongos) also shards the signal and minute-bar collections on the keys
+of ``docs/SCALING.md``; ``--shard-indexes-only`` creates just those keys' indexes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from signal_export.logs import configure_logging
 from signal_export.security.bootstrap import (
     SERVICE_KEYS,
     SERVICE_USERS,
+    SHARD_APPLY,
+    SHARD_INDEXES_ONLY,
     BootstrapConfig,
     BootstrapError,
     bootstrap,
@@ -32,6 +36,7 @@ from signal_export.security.bootstrap import (
 from signal_export.security.login import check_login, describe_uri, login_error
 from signal_export.security.secrets import SecretError, load_env_file, read_secret
 from signal_export.settings import load_settings
+from signal_export.sharding import ShardingError, plan_sharding
 from signal_export.store import connect
 
 log = logging.getLogger("signal_export.security.cli")
@@ -51,7 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--writeback-collections", default="",
                    help="comma list of collections in the signals DB the strategy may write "
                         "(trades/positions write-back); empty = strategy is read-only")
-    p.add_argument("--plan", action="store_true", help="print users and roles, change nothing")
+    shard = p.add_mutually_exclusive_group()
+    shard.add_argument("--shard", dest="shard", action="store_const", const=SHARD_APPLY,
+                       help="also shard the collections (docs/SCALING.md); the admin URI must "
+                            "be a mongos")
+    shard.add_argument("--shard-indexes-only", dest="shard", action="store_const",
+                       const=SHARD_INDEXES_ONLY,
+                       help="create only the indexes the shard keys need (any server)")
+    p.add_argument("--plan", action="store_true", help="print users and roles (and with "
+                   "--shard the sharding commands), change nothing")
     p.add_argument("--log-level", help="default LOG_LEVEL or INFO")
     p.add_argument("--json-logs", action="store_true", default=None,
                    help="JSON lines (default: LOG_JSON)")
@@ -82,18 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             names[key] = (read_secret(user.name_env, env_file_values=file_values,
                                       required=False) or user.default_name)
         if args.plan:
-            print(json.dumps({"auth_db": args.auth_db, "users": {
-                names[k]: plan[k] for k in keys}}, indent=2))
+            shown = {"auth_db": args.auth_db, "users": {names[k]: plan[k] for k in keys}}
+            if args.shard:
+                shown["sharding"] = plan_sharding(settings, signals_db, market_db).as_dict()
+            print(json.dumps(shown, indent=2))
             return 0
         passwords = {key: read_secret(next(u.password_env for u in SERVICE_USERS
                                            if u.key == key), env_file_values=file_values)
                      for key in keys}
         config = BootstrapConfig(signals_db=signals_db, market_db=market_db, users=names,
                                  passwords=passwords, auth_db=args.auth_db,
-                                 writeback_collections=writeback, settings=settings)
+                                 writeback_collections=writeback, settings=settings,
+                                 shard=args.shard)
         admin_uri = _admin_uri(args.admin_uri, file_values)
         client = connect(admin_uri, app_name="signal-bootstrap-users")
-    except (ConfigError, BootstrapError) as exc:  # secrets, settings, a malformed admin URI
+    except (ConfigError, BootstrapError, ShardingError) as exc:  # secrets, settings, bad URI
         print(f"signal-bootstrap-users: {exc}", file=sys.stderr)
         return 2
     try:
