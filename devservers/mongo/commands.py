@@ -339,7 +339,12 @@ class CommandHandler:
                              "replacement-style update")
         matched = modified = 0
         point = None
-        if meta is not None:
+        rest = _without_absent_id(query)
+        if rest is not None:  # matches no stored document: an insert unless the key exists
+            query = rest
+            if meta is not None and not stmt.get("sort"):
+                point = _unique_point(meta, query)
+        elif meta is not None:
             point = _unique_point(meta, query) if not stmt.get("sort") else None
             rows = self._matching_rows(meta, query, multi, stmt.get("sort"), point)
             for rid, raw, doc in rows:
@@ -807,6 +812,21 @@ def _take_batch(docs: list, start: int, size: int | None) -> tuple[list, int]:
         total += sz
         pos += 1
     return batch, pos
+
+
+def _without_absent_id(query: Mapping) -> dict | None:
+    """``query`` without a top-level ``_id: {$exists: false}``, when it has one, else None.
+
+    Every stored document has an ``_id``, so such a filter matches nothing: an upsert with it
+    inserts (the seed comes from the other equality fields, as in mongod) or fails with
+    E11000 on a unique index - the standard insert-only upsert that can still use update
+    operators such as ``$currentDate``.
+    """
+    clause = query.get("_id", _UNSET)
+    if type(clause) is not dict or len(clause) != 1 or clause.get("$exists", True) not in (
+            False, 0):
+        return None
+    return {k: v for k, v in query.items() if k != "_id"}
 
 
 def _unique_point(meta: CollectionMeta, query: Mapping):

@@ -51,7 +51,24 @@ def validate_update(update: Any) -> None:
         spec = update.get("$set")
         if type(spec) is dict and _flat_spec(spec):
             return
-    seen: dict[str, str] = {}
+    if len(update) > 1 and "$rename" not in update and all(
+            op in _OPERATORS and type(spec) is dict and "." not in "".join(spec)
+            for op, spec in update.items()):
+        taken: set[str] = set()  # top-level paths only: a conflict is the same path twice
+        for spec in update.values():
+            for p in spec:
+                if p in taken:
+                    raise MongoError(40, "ConflictingUpdateOperators",
+                                     f"Updating the path '{p}' would create a conflict at "
+                                     f"'{p}'")
+                taken.add(p)
+        return
+    #: every path seen so far, by order; and each proper prefix of a seen path -> the first
+    #: seen path under it. A path conflicts with an equal one, one of its prefixes, or one
+    #: under it; the earliest seen is reported, as a pairwise scan would (linear, not
+    #: quadratic: an insert-only upsert $setOnInsert's every field of a document).
+    seen: dict[str, int] = {}
+    under: dict[str, str] = {}
     single = len(update) == 1
     for op, spec in update.items():
         if op not in _OPERATORS:
@@ -68,12 +85,26 @@ def validate_update(update: Any) -> None:
             for p in paths:
                 if not isinstance(p, str):
                     continue
-                for other, _other_op in seen.items():
-                    if p == other or p.startswith(other + ".") or other.startswith(p + "."):
-                        raise MongoError(40, "ConflictingUpdateOperators",
-                                         f"Updating the path '{p}' would create a conflict at "
-                                         f"'{other}'")
-                seen[p] = op
+                prefixes = _prefixes(p)
+                hits = [q for q in (p, *prefixes) if q in seen]
+                if p in under:
+                    hits.append(under[p])
+                if hits:
+                    other = min(hits, key=seen.__getitem__)
+                    raise MongoError(40, "ConflictingUpdateOperators",
+                                     f"Updating the path '{p}' would create a conflict at "
+                                     f"'{other}'")
+                seen[p] = len(seen)
+                for q in prefixes:
+                    under.setdefault(q, p)
+
+
+def _prefixes(path: str) -> list[str]:
+    """``a.b.c`` -> ``['a', 'a.b']``."""
+    if "." not in path:
+        return []
+    parts = path.split(".")
+    return [".".join(parts[:k]) for k in range(1, len(parts))]
 
 
 def _parent(doc: dict, path: str, create: bool) -> tuple[Any, str]:
