@@ -38,6 +38,7 @@ class Rule(StrEnum):
     BOT_DOWN = "bot_down"
     RECONCILIATION = "reconciliation"
     EXPORT_STALLED = "export_stalled"
+    FRESHNESS_SLO = "freshness_slo"
 
 
 class Status(StrEnum):

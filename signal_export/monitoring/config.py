@@ -33,6 +33,9 @@ class WatchedStrategy(_Model):
     pairs: list[str] | None = None
     #: The producer writes a signal for every pair every bar (lag rules apply per pair).
     every_bar: bool = True
+    #: Freshness SLO: the p95 of ``available_at - bar close`` may not exceed this; default
+    #: timeframe / 2.
+    freshness_budget_seconds: float | None = Field(default=None, gt=0)
 
     @field_validator("strategy_id")
     @classmethod
@@ -74,6 +77,10 @@ class Thresholds(_Model):
     #: An export audit record still ``running`` this long after it started: the exporter
     #: died (kill -9, lost host) without finishing it.
     export_running_max_seconds: float = Field(default=1800.0, gt=0)
+    #: Freshness SLO window: signals whose bar closed in the last this many bars (of the
+    #: strategy's timeframe), and the quantile compared with each strategy's budget.
+    freshness_window_bars: int = Field(default=60, ge=1)
+    freshness_quantile: float = Field(default=0.95, gt=0, le=1)
 
 
 class AlertSettings(_Model):

@@ -18,9 +18,11 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from signal_export.contract import timeframe_seconds
 from signal_export.logs import redact_text
 from signal_export.monitoring.lag import signal_lag
-from signal_export.store import latest_signals
+from signal_export.point_in_time import KNOWN_AT, first_known
+from signal_export.store import latest_signals, signal_versions
 
 
 @dataclass
@@ -181,3 +183,41 @@ def lag_frame(signals: Collection, now: datetime,
         frames = [pd.DataFrame(columns=["strategy_id", "pair", "timeframe", "ts"])]
     latest = pd.concat(frames, ignore_index=True)
     return signal_lag(latest, now, expected)
+
+
+#: One row per signal whose bar closed in the freshness window (see :func:`freshness_frame`).
+FRESHNESS_COLUMNS = ("strategy_id", "pair", "timeframe", "ts", KNOWN_AT, "freshness_s",
+                     "bar_s", "budget_s")
+
+
+def freshness_frame(signals: Collection, history: Collection, now: datetime,
+                    watched: Sequence[Mapping[str, Any]], window_bars: int) -> pd.DataFrame:
+    """Freshness of each watched strategy's signals whose bar closed in the last
+    ``window_bars`` bars: ``known_at - (ts + bar)`` in seconds, from the first version of
+    each signal (current document or history: when a live bot could first act on it), at
+    least 0 (a signal stored before its bar closed is on time). ``budget_s``: the
+    strategy's ``freshness_budget_seconds``, default bar / 2. Reads
+    :func:`~signal_export.store.signal_versions` (two indexed range reads per strategy).
+    """
+    frames = []
+    for w in watched:
+        bar_s = float(timeframe_seconds(w["timeframe"]))
+        start = now - pd.Timedelta(seconds=bar_s * (window_bars + 1))
+        versions = signal_versions(signals, history, start, now, strategy_ids=w["strategy_id"],
+                                   timeframe=w["timeframe"], pairs=w.get("pairs"),
+                                   fields=("strategy_id", "pair", "timeframe", "ts"))
+        first = first_known(versions)
+        if first.empty:
+            continue
+        close = pd.to_datetime(first["ts"], utc=True) + pd.Timedelta(seconds=bar_s)
+        first = first[(close >= now - pd.Timedelta(seconds=bar_s * window_bars))
+                      & (close <= now)].copy()
+        late = (pd.to_datetime(first[KNOWN_AT], utc=True) - close[first.index])
+        first["freshness_s"] = late.dt.total_seconds().clip(lower=0.0)
+        first["bar_s"] = bar_s
+        budget = w.get("freshness_budget_seconds")
+        first["budget_s"] = float(budget) if budget is not None else bar_s / 2
+        frames.append(first)
+    if not frames:
+        return pd.DataFrame(columns=list(FRESHNESS_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(FRESHNESS_COLUMNS)]

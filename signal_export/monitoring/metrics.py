@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -46,6 +47,9 @@ PING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 EXPORT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 #: Scheduled job: bar close -> signals acknowledged (s)
 JOB_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+#: Freshness of a signal: its first version's available_at - its bar close (s)
+FRESHNESS_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                     7200.0, 21600.0, 86400.0)
 #: Export result fields counted per signal (``counts`` of the audit record)
 SIGNAL_RESULTS = ("inserted", "updated", "unchanged", "stale_version", "rejected", "failed")
 
@@ -75,6 +79,12 @@ class MonitorMetrics:
                          "signals for", pair)
         self.timeframe = g("timeframe_seconds", "length of a bar of the timeframe",
                            ("timeframe",))
+        strategy = ("strategy_id", "timeframe")
+        self.freshness = h("signal_freshness_seconds", "available_at (server clock) of a "
+                           "signal's first version - its bar close, once per signal",
+                           FRESHNESS_BUCKETS, strategy)
+        self.freshness_budget = g("signal_freshness_budget_seconds", "the producer's freshness "
+                                  "budget: the SLO quantile (p95) may not exceed it", strategy)
         # MongoDB
         self.mongo_up = g("mongo_up", "1 if the signal store answers ping")
         self.mongo_ping = h("mongo_ping_seconds", "ping round trip", PING_BUCKETS)
@@ -126,13 +136,15 @@ class MonitorMetrics:
         #: records already counted (or part of the baseline), with their finish time
         self._seen_exports: dict[Any, datetime | None] = {}
         self._seen_jobs: dict[Any, datetime | None] = {}
+        #: signals already observed in the freshness histogram, by key, with their bar close
+        self._seen_signals: dict[Any, datetime | None] = {}
         self._baselined = False
         self._deliveries: dict[tuple[str, str], int] = {}
 
     def update(self, snap: Snapshot) -> None:
         for gauge in (self.lag, self.last_seen, self.watched, self.timeframe, self.bot_up,
                       self.bot_open, self.bot_balance, self.unusable, self.recon, self.alerts,
-                      self.job_last_success):
+                      self.job_last_success, self.freshness_budget):
             gauge.clear()
         self.last_cycle.set(snap.now.timestamp())
         for r in snap.lags.itertuples(index=False):
@@ -149,6 +161,7 @@ class MonitorMetrics:
             self.export_success.set(snap.exporter.success_rate)
             self._count_exports(snap.exporter.records)
             self._count_jobs(snap.jobs)
+            self._count_freshness(snap.freshness)
             self._baselined = True
             for seen in (self._seen_exports, self._seen_jobs):
                 self._forget_before(seen, snap.since)
@@ -202,6 +215,20 @@ class MonitorMetrics:
                     self.job_latency.labels(j.job).observe(float(doc["latency_s"]))
                 if doc.get("over_budget"):
                     self.job_over_budget.labels(j.job).inc()
+
+    def _count_freshness(self, fresh: Any) -> None:
+        """Each signal of the SLO window once (after the baseline); forget those whose bar
+        closed before the oldest one still in the window (they never come back)."""
+        if fresh is None or fresh.empty:
+            return
+        for r in fresh.drop_duplicates(["strategy_id", "timeframe"]).itertuples(index=False):
+            self.freshness_budget.labels(r.strategy_id, r.timeframe).set(r.budget_s)
+            self.freshness.labels(r.strategy_id, r.timeframe)  # zero series for increase()
+        closes = pd.to_datetime(fresh["ts"], utc=True) + pd.to_timedelta(fresh["bar_s"], "s")
+        for r, close in zip(fresh.itertuples(index=False), closes, strict=True):
+            if self._new(self._seen_signals, (r.strategy_id, r.pair, r.timeframe, r.ts), close):
+                self.freshness.labels(r.strategy_id, r.timeframe).observe(r.freshness_s)
+        self._forget_before(self._seen_signals, closes.min())
 
     def _new(self, seen: dict[Any, datetime | None], key: Any,
              finished_at: datetime | None) -> bool:

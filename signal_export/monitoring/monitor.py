@@ -1,4 +1,5 @@
-"""One monitoring cycle: read health, lag, bots and trades; evaluate the rules; alert; write back.
+"""One monitoring cycle: read health, lag and freshness, bots and trades; evaluate the rules;
+alert; write back.
 
 :class:`Monitor.cycle` is what ``signal-monitor run`` calls every interval and
 ``signal-monitor status`` calls once. It never raises on an outage: MongoDB
@@ -18,16 +19,19 @@ import pandas as pd
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from signal_export.contract import timeframe_seconds
 from signal_export.logs import redact_text
 from signal_export.monitoring import execution, reconcile, rules
 from signal_export.monitoring.alerts import Alert, Condition, Notification, Rule, Unit
 from signal_export.monitoring.config import MonitorConfig
 from signal_export.monitoring.freqtrade_api import FreqtradeApi, FreqtradeApiError
 from signal_export.monitoring.health import (
+    FRESHNESS_COLUMNS,
     ExporterHealth,
     JobHealth,
     MongoHealth,
     exporter_health,
+    freshness_frame,
     job_health,
     lag_frame,
     mongo_health,
@@ -85,6 +89,9 @@ class Snapshot:
     since: datetime | None = None
     #: ``{(channel, "sent"|"failed"): n}`` notifications since the monitor started
     deliveries: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: freshness of the signals whose bar closed in the SLO window (:func:`freshness_frame`)
+    freshness: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(FRESHNESS_COLUMNS)))
 
 
 class Monitor:
@@ -147,6 +154,7 @@ class Monitor:
         exporter = None
         jobs: list[JobHealth] = []
         lags = pd.DataFrame(columns=list(LAG_COLUMNS))
+        freshness = pd.DataFrame(columns=list(FRESHNESS_COLUMNS))
         if mongo.reachable:
             try:
                 exporter = exporter_health(self.db[self.settings.export_runs_collection], since)
@@ -157,6 +165,14 @@ class Monitor:
                 conditions += rules.lag_conditions(
                     lags[lags["strategy_id"].isin(every_bar)], now,
                     missing_bars=th.missing_bars, budget_seconds=th.lag_budget_seconds)
+                freshness = freshness_frame(
+                    self.db[self.settings.collection],
+                    self.db[self.settings.history_collection_name], now, watched,
+                    th.freshness_window_bars)
+                conditions += rules.freshness_conditions(
+                    freshness, now, quantile=th.freshness_quantile,
+                    budgets={(w.strategy_id, w.timeframe): w.freshness_budget_seconds
+                             or timeframe_seconds(w.timeframe) / 2 for w in cfg.strategies})
                 conditions += rules.export_run_conditions(newest_runs)
                 conditions.append(rules.success_rate_condition(
                     exporter.succeeded, exporter.runs, now, th.exporter_min_success_rate))
@@ -193,7 +209,7 @@ class Monitor:
         deliveries = ({(name, "sent"): n for name, n in m.delivered.items()}
                       | {(name, "failed"): n for name, n in m.failed.items()})
         return Snapshot(now, mongo, exporter, jobs, lags, bots, outcomes, conditions, alerts,
-                        m.firing_rules(), m.last_notification, since, deliveries)
+                        m.firing_rules(), m.last_notification, since, deliveries, freshness)
 
     def _reconcile(self, bots: list[BotState], now: datetime, since: datetime,
                    mongo_ok: bool) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The alert rules over signal lag, export runs and MongoDB reachability (pure functions).
+"""The alert rules over signal lag and freshness, export runs and MongoDB reachability (pure
+functions).
 
 Each rule returns one :class:`Condition` per subject it inspected, firing or
 not, carrying strategy_id, pair, time, value and threshold. Execution-side
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from signal_export.monitoring.alerts import Condition, Rule, Unit, human_duration
@@ -42,6 +44,41 @@ def lag_conditions(lags: pd.DataFrame, now: datetime, *, missing_bars: int,
             f"signal lag {human_duration(lag)} > one bar + export budget "
             f"{human_duration(budget)} (newest signal: {bar})",
             strategy_id=row.strategy_id, pair=row.pair, unit=Unit.SECONDS))
+    return out
+
+
+def freshness_conditions(freshness: pd.DataFrame, now: datetime, *,
+                         quantile: float = 0.95,
+                         budgets: Mapping[tuple[str, str], float] | None = None
+                         ) -> list[Condition]:
+    """FRESHNESS_SLO per strategy and timeframe: the ``quantile`` (p95) of ``available_at -
+    bar close`` over the window's signals exceeds the producer's budget.
+
+    ``freshness``: :func:`~.health.freshness_frame` (its ``budget_s`` column is the
+    budget). ``budgets``: ``{(strategy_id, timeframe): budget_s}`` of every watched
+    strategy, so one with no signal in the window is reported as not firing (cleared)
+    instead of not checked.
+    """
+    out: list[Condition] = []
+    groups = dict(iter(freshness.groupby(["strategy_id", "timeframe"], sort=True))) \
+        if not freshness.empty else {}
+    subjects = dict(budgets or {})
+    for (sid, tf), rows in groups.items():
+        subjects.setdefault((sid, tf), float(rows["budget_s"].iloc[0]))
+    for (sid, tf), budget in sorted(subjects.items()):
+        rows = groups.get((sid, tf))
+        pct = f"p{quantile * 100:g}"
+        if rows is None or rows.empty:
+            out.append(Condition(Rule.FRESHNESS_SLO, False, now, None, budget,
+                                 f"no {tf} signal in the freshness window",
+                                 strategy_id=sid, subject=tf, unit=Unit.SECONDS))
+            continue
+        value = float(np.quantile(rows["freshness_s"].to_numpy(float), quantile))
+        out.append(Condition(
+            Rule.FRESHNESS_SLO, bool(value > budget), now, value, budget,
+            f"{pct} of available_at - bar close over {len(rows)} {tf} signals: "
+            f"{_seconds(value)} (worst {_seconds(float(rows['freshness_s'].max()))})",
+            strategy_id=sid, subject=tf, unit=Unit.SECONDS))
     return out
 
 

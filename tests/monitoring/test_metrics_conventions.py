@@ -74,9 +74,13 @@ def _snapshot(now, exports: list[dict], job_records: list[dict], deliveries: dic
                    unusable={"alpha": {"unknown_pair": 2, "stale": 0}})
     outcomes = pd.DataFrame([{c: None for c in OUTCOME_COLUMNS} | {
         "strategy_id": "alpha", "kind": "missed", "pair": "BTC/USDT"}])
+    freshness = pd.DataFrame([{"strategy_id": "alpha", "pair": "BTC/USDT", "timeframe": "1m",
+                               "ts": now - 2 * MIN, "known_at": now - MIN + pd.Timedelta(
+                                   seconds=4), "freshness_s": 4.0, "bar_s": 60.0,
+                               "budget_s": 30.0}])
     return Snapshot(now, MongoHealth(True, 0.0012), exporter, [job], lags, [bot], outcomes,
                     [], [], {"missing_signals": 1}, None, now - pd.Timedelta(hours=24),
-                    deliveries)
+                    deliveries, freshness)
 
 
 def monitor_registry() -> tuple[CollectorRegistry, MonitorMetrics]:
