@@ -1,9 +1,14 @@
-"""Research backtest: long/flat 0/1 signals with Freqtrade's next-open fills, metrics, plots."""
+"""Research backtest: long/flat and long/short signals with Freqtrade's fills, metrics, plots."""
 
 from research.backtest.engine import FeeModel
 from research.backtest.inputs import BacktestInputError, periods_per_year
 from research.backtest.metrics import Metrics, compute_metrics
-from research.backtest.simulate import BacktestResult, simulate_long_flat, simulate_long_flat_tidy
+from research.backtest.simulate import (
+    BacktestResult,
+    simulate_long_flat,
+    simulate_long_flat_tidy,
+    simulate_long_short,
+)
 
 __all__ = [
     "BacktestInputError",
@@ -14,4 +19,5 @@ __all__ = [
     "periods_per_year",
     "simulate_long_flat",
     "simulate_long_flat_tidy",
+    "simulate_long_short",
 ]

@@ -125,24 +125,30 @@ def _check_prices(open_: np.ndarray, close: np.ndarray, symbols: tuple[str, ...]
 
 
 def _check_signal(signal: np.ndarray, symbols: tuple[str, ...],
-                  index: pd.DatetimeIndex) -> np.ndarray:
+                  index: pd.DatetimeIndex, sides: bool = False) -> np.ndarray:
+    """0/1 (long/flat) or, with ``sides``, -1/0/1 (short/flat/long); NaN = no new signal."""
+    low = -1 if sides else 0
+    allowed = "-1, 0, 1" if sides else "0, 1"
     if signal.dtype == bool:
         return signal
     if signal.dtype.kind in "iu":
-        if signal.min() < 0 or signal.max() > 1:
-            bad = (signal != 0) & (signal != 1)
+        if signal.min() < low or signal.max() > 1:
+            bad = (signal < low) | (signal > 1)
             raise BacktestInputError(
-                f"signal: position must be 0 or 1 ({_first_cell(bad, symbols, index)})")
+                f"signal: position must be {allowed.replace(', 1', ' or 1')} "
+                f"({_first_cell(bad, symbols, index)})")
         return signal.astype(np.int8, copy=False)
     bad = ~np.isnan(signal) & (signal != 0) & (signal != 1)
+    if sides:
+        bad &= signal != -1
     if bad.any():
         raise BacktestInputError(
-            f"signal: position must be 0, 1 or NaN ({_first_cell(bad, symbols, index)})")
+            f"signal: position must be {allowed} or NaN ({_first_cell(bad, symbols, index)})")
     return signal
 
 
 def market_from_wide(open_: pd.DataFrame, close: pd.DataFrame, signal: pd.DataFrame | None,
-                     timeframe: str) -> MarketArrays:
+                     timeframe: str, *, sides: bool = False) -> MarketArrays:
     """Validate wide frames (index = bar open times UTC, columns = symbols).
 
     ``open_`` and ``close`` must share index and columns. Gaps in the index (bars
@@ -174,30 +180,76 @@ def market_from_wide(open_: pd.DataFrame, close: pd.DataFrame, signal: pd.DataFr
     c = _rows(close.astype(np.float64), "close")
     close_filled, open_valid = _check_prices(o, c, symbols, index)
     if sig_rows is not None:
-        sig_rows = _check_signal(sig_rows, symbols, index)
+        sig_rows = _check_signal(sig_rows, symbols, index, sides)
     return MarketArrays(index, symbols, o, c, close_filled, open_valid, sig_rows)
 
 
+def aligned_rows(values: pd.DataFrame | float | None, name: str, market: MarketArrays, *,
+                 low: float, high: float, low_open: bool = True) -> np.ndarray | None:
+    """A per-bar input (a scalar for every bar, or a wide frame like ``signal``: columns = the
+    symbols, index a subset of the bars, NaN = not set) in the engine layout, range-checked:
+    every set value must lie in ``(low, high]`` (``[low, high]`` if not ``low_open``)."""
+    if values is None:
+        return None
+    shape = market.open.shape
+    if isinstance(values, pd.DataFrame):
+        rows = _rows(_align_signal(values, market.index, market.symbols, name), name)
+        rows = rows.astype(np.float64, copy=False)
+    else:
+        try:
+            scalar = float(values)
+        except (TypeError, ValueError) as exc:
+            raise BacktestInputError(
+                f"{name}: expected a number or a wide DataFrame, got {type(values).__name__}"
+            ) from exc
+        rows = np.full(shape, scalar)
+    set_ = ~np.isnan(rows)
+    above = rows > low if low_open else rows >= low
+    bad = set_ & ~(above & (rows <= high))
+    if bad.any():
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise BacktestInputError(
+            f"{name}: values must lie in {span} ({_first_cell(bad, market.symbols, market.index)})")
+    return rows
+
+
+def price_rows(frame: pd.DataFrame | None, name: str, market: MarketArrays) -> np.ndarray | None:
+    """``high``/``low`` like ``open``: same symbols, a price (> 0) wherever the bar has an open."""
+    if frame is None:
+        return None
+    if not isinstance(frame, pd.DataFrame):
+        raise BacktestInputError(f"{name}: expected a wide DataFrame (bars x symbols)")
+    rows = _rows(_align_signal(frame, market.index, market.symbols, name), name)
+    rows = rows.astype(np.float64, copy=False)
+    valid = np.ones(rows.shape, bool) if market.open_valid is None else market.open_valid
+    bad = valid & ~((rows > 0) & (rows < np.inf))
+    if bad.any():
+        raise BacktestInputError(
+            f"{name}: price must be finite and > 0 where the bar has an open "
+            f"({_first_cell(bad, market.symbols, market.index)})")
+    return rows
+
+
 def _align_signal(signal: pd.DataFrame, index: pd.DatetimeIndex,
-                  symbols: tuple[str, ...]) -> pd.DataFrame:
+                  symbols: tuple[str, ...], name: str = "signal") -> pd.DataFrame:
     if not isinstance(signal, pd.DataFrame):
-        raise BacktestInputError("signal: expected a wide DataFrame (bars x symbols) or None")
+        raise BacktestInputError(f"{name}: expected a wide DataFrame (bars x symbols) or None")
     cols = [str(c) for c in signal.columns]
     missing = sorted(set(symbols) - set(cols))
     extra = sorted(set(cols) - set(symbols))
     if missing or extra:
         raise BacktestInputError(
-            f"signal: columns must equal the price symbols (missing {missing}, unknown {extra})")
+            f"{name}: columns must equal the price symbols (missing {missing}, unknown {extra})")
     if not isinstance(signal.index, pd.DatetimeIndex) or signal.index.tz is None:
-        raise BacktestInputError("signal: index must be a tz-aware UTC DatetimeIndex")
+        raise BacktestInputError(f"{name}: index must be a tz-aware UTC DatetimeIndex")
     sig_index = signal.index.tz_convert("UTC").as_unit("ns")
     if sig_index.has_duplicates:
         raise BacktestInputError(
-            f"signal: duplicate bar {sig_index[sig_index.duplicated()][0]}")
+            f"{name}: duplicate bar {sig_index[sig_index.duplicated()][0]}")
     unknown = sig_index.difference(index)
     if len(unknown):
         raise BacktestInputError(
-            f"signal: bar {unknown[0]} has no price bar ({len(unknown)} such bars)")
+            f"{name}: bar {unknown[0]} has no price bar ({len(unknown)} such bars)")
     signal = signal.set_axis(sig_index, axis=0).set_axis(cols, axis=1)
     if signal.index.equals(index) and cols == list(symbols):
         return signal

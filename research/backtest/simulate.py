@@ -1,11 +1,12 @@
-"""``simulate_long_flat``: the research backtest of 0/1 position signals.
+"""``simulate_long_flat`` and ``simulate_long_short``: the research backtests.
 
 The public entry point of :mod:`research.backtest`. It validates inputs, runs
 the vectorised kernel of :mod:`research.backtest.engine`, and packs equity,
 positions, trades and metrics into one :class:`BacktestResult`. It is for
-long/flat portfolios of independent per-symbol sleeves (no shorts, no
-leverage, no rebalancing between symbols); it is not an order-book simulator
-and has no stop-losses or partial fills.
+portfolios of independent per-symbol sleeves (no rebalancing between symbols):
+``simulate_long_flat`` for 0/1 spot signals, ``simulate_long_short`` for -1/0/1
+signals with leverage, stops and take-profits under Freqtrade's futures rules
+(:mod:`research.backtest.longshort`). Not an order-book simulator; no partial fills.
 """
 
 from __future__ import annotations
@@ -16,17 +17,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from research.backtest.engine import FeeModel, simulate_arrays
+from research.backtest.engine import EngineOutput, FeeModel, simulate_arrays
 from research.backtest.inputs import (
     BacktestInputError,
+    MarketArrays,
+    aligned_rows,
     bar_seconds,
     market_from_wide,
     periods_per_year,
+    price_rows,
     weights_vector,
     wide_from_tidy,
 )
+from research.backtest.longshort import RiskArrays, simulate_long_short_arrays
 from research.backtest.metrics import Metrics, compute_metrics
 from research.backtest.trades import trades_frame
+from signal_export.contract import LEVERAGE_MAX
 
 
 @dataclass(frozen=True)
@@ -102,14 +108,27 @@ def simulate_long_flat(
     365 x 86400 / bar seconds periods per year.
     """
     _check_costs(fee, slippage_bps, initial_capital)
-    try:
-        model = FeeModel(fee_model)
-    except ValueError as exc:
-        raise BacktestInputError(
-            f"fee_model: {fee_model!r} is not one of {[m.value for m in FeeModel]}") from exc
+    model = _fee_model(fee_model)
     market = market_from_wide(open, close, signal, timeframe)
     w = weights_vector(weights, market.symbols)
     out = simulate_arrays(market, w * initial_capital, fee, slippage_bps / 1e4, model)
+    return _result(out, market, w, initial_capital=initial_capital, timeframe=timeframe,
+                   fee=fee, slippage_bps=slippage_bps, fee_model=model)
+
+
+def _fee_model(fee_model: FeeModel | str) -> FeeModel:
+    try:
+        return FeeModel(fee_model)
+    except ValueError as exc:
+        raise BacktestInputError(
+            f"fee_model: {fee_model!r} is not one of {[m.value for m in FeeModel]}") from exc
+
+
+def _result(out: EngineOutput, market: MarketArrays, w: np.ndarray, *, initial_capital: float,
+            timeframe: str, fee: float, slippage_bps: float,
+            fee_model: FeeModel) -> BacktestResult:
+    """Equity, positions, trades and metrics of an engine run, as a :class:`BacktestResult`."""
+    model = fee_model
     cash = initial_capital * (1.0 - w.sum())
     total = out.equity.sum(axis=0)
     if cash:
@@ -139,6 +158,106 @@ def simulate_long_flat(
         slippage_bps=float(slippage_bps),
         fee_model=model,
     )
+
+
+def simulate_long_short(
+    open: pd.DataFrame,  # noqa: A002 - the price field's own name
+    close: pd.DataFrame,
+    signal: pd.DataFrame | None = None,
+    *,
+    timeframe: str,
+    high: pd.DataFrame | None = None,
+    low: pd.DataFrame | None = None,
+    leverage: pd.DataFrame | float | None = None,
+    stop_loss: pd.DataFrame | float | None = None,
+    take_profit: pd.DataFrame | float | None = None,
+    funding_rate: pd.DataFrame | None = None,
+    fee: float = 0.001,
+    slippage_bps: float = 0.0,
+    initial_capital: float = 10_000.0,
+    weights: Mapping[str, float] | pd.Series | None = None,
+    fee_model: FeeModel | str = FeeModel.VECTORBT,
+) -> BacktestResult:
+    """Backtest long/short/flat signals with leverage, stops and take-profits (futures rules).
+
+    ``signal[t, s]`` is the wanted side after the close of bar ``t``: 1 long, -1 short,
+    0 flat, NaN no new signal. Fills and sleeves as :func:`simulate_long_flat`, whose
+    results long-only 0/1 input reproduces. In addition (docs/LONG_SHORT.md):
+
+    * A flip (long -> short or back) exits at the next open and enters the new side one
+      open later (Freqtrade's backtester processes a candle's entries before its exits);
+      if the old trade was already stopped out, the new one enters at the next open.
+    * ``leverage`` (>= 1, <= 125), ``stop_loss`` and ``take_profit`` (fractions of the
+      entry price, > 0): a scalar for every trade, or wide frames like ``signal``; a trade
+      takes the values of the signal bar where its side was first wanted (NaN = none;
+      leverage 1). ``stop_loss * leverage`` must be < 1, a short's ``take_profit`` < 1.
+    * Stops and targets are checked on every bar the trade is held, the entry bar
+      included, on ``high``/``low`` (required with either): a stop hits at ``low <=
+      stop`` (short: ``high >= stop``) and fills at the stop, or at the open when the
+      whole bar lies beyond it; a target hits at ``high > target`` (short: ``low <
+      target``) and fills at the target, or at the open when a later bar opens beyond it.
+      Both in one bar: the stop wins. After a stop or target the sleeve stays flat
+      until the wanted side changes. Exit reasons: ``exit_signal``, ``stop_loss``, ``roi``.
+    * A sleeve's margin grows by ``1 + ratio`` per trade, Freqtrade's profit ratio:
+      long ``L (x(1-f) / (e(1+f)) - 1)``, short ``L (1 - x(1+f) / (e(1-f)))``; it is
+      marked to the close in between; a loss beyond the margin ends at 0 (liquidation
+      itself is not modelled: keep stops inside it).
+    * Funding-free unless ``funding_rate`` (a rate per bar, like ``signal``) is given:
+      then a position pays ``side * units * open * rate`` at the open of each bar it holds
+      (entry bar included, the exit-signal bar not), settled at the exit.
+
+    ``fee_model="deducted"`` (fee in the bought coin) is spot-only: no shorts, no leverage.
+    Trades get ``side`` (1/-1), ``leverage``, ``exit_reason`` and ``funding`` columns.
+    """
+    _check_costs(fee, slippage_bps, initial_capital)
+    model = _fee_model(fee_model)
+    market = market_from_wide(open, close, signal, timeframe, sides=True)
+    w = weights_vector(weights, market.symbols)
+    risk = RiskArrays(
+        high=price_rows(high, "high", market), low=price_rows(low, "low", market),
+        leverage=aligned_rows(leverage, "leverage", market, low=1.0, high=LEVERAGE_MAX,
+                              low_open=False),
+        stop_loss=aligned_rows(stop_loss, "stop_loss", market, low=0.0, high=1.0),
+        take_profit=aligned_rows(take_profit, "take_profit", market, low=0.0, high=np.inf),
+        funding=aligned_rows(funding_rate, "funding_rate", market, low=-1.0, high=1.0,
+                             low_open=False),
+    )
+    _check_risk(market, risk, model)
+    out = simulate_long_short_arrays(market, risk, w * initial_capital, fee, slippage_bps / 1e4,
+                                     model)
+    return _result(out, market, w, initial_capital=initial_capital, timeframe=timeframe,
+                   fee=fee, slippage_bps=slippage_bps, fee_model=model)
+
+
+def _check_risk(market: MarketArrays, risk: RiskArrays, model: FeeModel) -> None:
+    """The cross-field rules of the contract (signal_export.contract.check_risk_fields)."""
+    def where(mask: np.ndarray) -> str:
+        r, c = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
+        return f"symbol {market.symbols[r]!r} at bar {market.index[c]}"
+
+    if (risk.stop_loss is not None or risk.take_profit is not None) and (
+            risk.high is None or risk.low is None):
+        raise BacktestInputError("high/low: required with stop_loss or take_profit (stops and "
+                                 "targets are checked on each bar's high and low)")
+    if risk.stop_loss is not None:
+        lev = 1.0 if risk.leverage is None else np.nan_to_num(risk.leverage, nan=1.0)
+        bad = risk.stop_loss * lev >= 1
+        if bad.any():
+            raise BacktestInputError(f"stop_loss: stop_loss x leverage must be < 1, the stop "
+                                     f"would lie beyond the margin ({where(bad)})")
+    sig = market.signal
+    if risk.take_profit is not None and sig is not None:
+        bad = (np.asarray(sig) == -1) & (risk.take_profit >= 1)
+        if bad.any():
+            raise BacktestInputError(
+                f"take_profit: must be < 1 on a short ({where(bad)})")
+    if model is FeeModel.DEDUCTED:
+        short = sig is not None and bool((np.asarray(sig) == -1).any())
+        levered = risk.leverage is not None and bool((np.nan_to_num(risk.leverage,
+                                                                     nan=1.0) != 1).any())
+        if short or levered:
+            raise BacktestInputError("fee_model: 'deducted' is spot-only (no shorts, no "
+                                     "leverage); futures use 'vectorbt' (Freqtrade's formulas)")
 
 
 def simulate_long_flat_tidy(

@@ -11,7 +11,9 @@ bars), ``entry_price`` / ``exit_price`` (fill prices, slippage included),
 ``units``, ``entry_value`` (cash spent, fee included), ``exit_value`` (cash
 received, fee deducted), ``fees``, ``pnl`` (exit_value - entry_value),
 ``return`` (pnl / entry_value), ``bars_held`` (bars from the entry open to the
-exit open, or to the end of the data for an open trade), ``is_open``.
+exit open, or to the end of the data for an open trade; a stop or target counts its
+bar), ``is_open``; long/short runs add ``side`` (1/-1), ``leverage``, ``exit_reason``
+(``exit_signal``/``stop_loss``/``roi``, empty while open) and ``funding`` (paid).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from research.backtest.engine import EngineOutput
+from research.backtest.longshort import EXIT_REASONS, LongShortOutput
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "symbol", "entry_time", "exit_time", "entry_price", "exit_price", "units", "entry_value",
@@ -36,7 +39,17 @@ def trades_frame(out: EngineOutput, index: pd.DatetimeIndex,
     n_bar = len(index)
     exit_bar = np.where(is_open, n_bar, out.trade_exit_bar)
     pnl = out.trade_exit_value - out.trade_entry_value
-    return pd.DataFrame({
+    bars_held = exit_bar - out.trade_entry_bar
+    extra: dict[str, object] = {}
+    if isinstance(out, LongShortOutput):
+        bars_held = out.trade_bars_held
+        extra = {
+            "side": out.trade_side,
+            "leverage": out.trade_leverage,
+            "exit_reason": np.asarray(EXIT_REASONS, dtype=object)[out.trade_exit_reason],
+            "funding": out.trade_funding,
+        }
+    frame = pd.DataFrame({
         "symbol": pd.Categorical.from_codes(out.trade_symbol, categories=list(symbols)),
         "entry_time": index[out.trade_entry_bar],
         "exit_time": exit_time,
@@ -48,6 +61,8 @@ def trades_frame(out: EngineOutput, index: pd.DatetimeIndex,
         "fees": out.trade_fees,
         "pnl": pnl,
         "return": pnl / out.trade_entry_value,
-        "bars_held": exit_bar - out.trade_entry_bar,
+        "bars_held": bars_held,
         "is_open": is_open,
-    }, columns=list(TRADE_COLUMNS))
+        **extra,
+    }, columns=list(TRADE_COLUMNS) + list(extra))
+    return frame

@@ -1,0 +1,412 @@
+"""The long/short/flat kernel: leverage, per-trade stops and take-profits, Freqtrade's rules.
+
+Arrays are ``(symbols, bars)`` as in :mod:`research.backtest.engine`; nothing loops
+over bars. The wanted side (-1/0/+1 after each bar's close) is cut into *runs*; each
+non-flat run is a candidate trade, filled at the next open. Stops and targets are
+found for all trades at once: their price levels are painted over the trades' bars
+(``np.repeat`` of per-trade values) and compared with the bars' low/high, and the
+first hit of each trade is one ``searchsorted`` into the hit positions. A flip
+(long -> short) closes the old trade at the next open and opens the new one an open
+later, as Freqtrade's backtester does (it processes a candle's entries before its
+exits); when the old trade was stopped out earlier the new one is not delayed. That
+dependency is resolved by re-scanning only the trades whose entry moved (a loop over
+rounds, each over all affected trades, usually one or two).
+
+Freqtrade's backtesting rules copied here (``freqtrade/optimize/backtesting.py``,
+``strategy/interface.py``, 2026.9):
+
+* exits in a candle are tried in the order exit signal (at the open), stop-loss,
+  ROI: a stop and a target touched in the same candle exit at the stop;
+* a long's stop hits when ``low <= stop`` and fills at the stop price, or at the
+  open if the whole candle lies below it (``stop > high``); shorts mirrored;
+* a target (ROI) hits when ``high > target`` (short: ``low < target``) and fills at
+  the target, or at the open when the candle opened beyond it (not on the entry candle);
+* the entry candle is checked for stops/targets too (the entry fills at its open);
+* profit ratio with fee ``f`` and leverage ``L``: long ``L * (x(1-f) / (e(1+f)) - 1)``,
+  short ``L * (1 - x(1+f) / (e(1-f)))``; a sleeve grows by ``1 + ratio``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.engine import EngineOutput, FeeModel
+from research.backtest.inputs import MarketArrays, ffill_rows
+
+#: Exit reasons (Freqtrade's ``ExitType`` values; the target is its ROI exit).
+EXIT_SIGNAL, STOP_LOSS, TAKE_PROFIT, STILL_OPEN = 0, 1, 2, 3
+EXIT_REASONS: tuple[str, ...] = ("exit_signal", "stop_loss", "roi", "")
+_ROWS_PER_CHUNK_CELLS = 1 << 22  # bars painted per scan chunk (bounded memory, cache-friendly)
+
+
+@dataclass(frozen=True)
+class RiskArrays:
+    """Optional inputs of the long/short kernel, in the ``(symbols, bars)`` layout.
+
+    ``leverage``/``stop_loss``/``take_profit`` hold each signal bar's value (NaN = not
+    set); a trade takes the values of the bar where its side was first wanted.
+    ``funding`` is a rate per bar (NaN/0 = no funding at that bar's open).
+    """
+
+    high: np.ndarray | None = None
+    low: np.ndarray | None = None
+    leverage: np.ndarray | None = None
+    stop_loss: np.ndarray | None = None
+    take_profit: np.ndarray | None = None
+    funding: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class LongShortOutput(EngineOutput):
+    """:class:`EngineOutput` plus the side, leverage, exit reason and funding of each trade."""
+
+    trade_side: np.ndarray  # int8: 1 long, -1 short
+    trade_leverage: np.ndarray
+    trade_exit_reason: np.ndarray  # index into EXIT_REASONS
+    trade_funding: np.ndarray  # funding paid (negative: received)
+    trade_bars_held: np.ndarray
+
+
+def wanted_sides(signal: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """-1/0/+1 wanted after each bar's close (NaN keeps the last wish; flat before any)."""
+    if signal is None:
+        return np.ones(shape, dtype=np.int8)
+    if signal.dtype.kind == "f":
+        if np.isnan(signal).any():
+            signal = np.nan_to_num(ffill_rows(signal), nan=0.0)
+        return signal.astype(np.int8)
+    return signal.astype(np.int8, copy=False)
+
+
+class _NextValid:
+    """First bar at or after a column that has an open (``n_bar`` when none)."""
+
+    def __init__(self, open_valid: np.ndarray | None, n_bar: int) -> None:
+        self.n_bar = n_bar
+        self.valid = None if open_valid is None else np.flatnonzero(open_valid.ravel())
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        cols = np.minimum(cols, self.n_bar)
+        if self.valid is None:
+            return cols
+        flat = rows * self.n_bar + cols
+        pos = np.searchsorted(self.valid, flat)
+        found = np.append(self.valid, np.iinfo(np.int64).max)[pos]
+        return np.where((found // self.n_bar == rows) & (cols < self.n_bar),
+                        found - rows * self.n_bar, self.n_bar)
+
+
+def _paint(starts: np.ndarray, ends: np.ndarray, values: np.ndarray, size: int,
+           fill: float = np.nan) -> np.ndarray:
+    """An array of ``size`` holding ``values[i]`` on ``[starts[i], ends[i])`` and ``fill``
+    elsewhere (segments sorted and disjoint)."""
+    points = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    points[0] = 0
+    points[1::2] = starts
+    points[2::2] = ends
+    vals = np.empty(2 * len(starts) + 1, dtype=np.result_type(values, np.asarray(fill)))
+    vals[0::2] = fill
+    vals[1::2] = values
+    lengths = np.diff(points, append=size)
+    return np.repeat(vals, lengths)
+
+
+def _first_hit(cond: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per segment the first position in ``[start, end)`` where ``cond`` holds, else -1."""
+    hits = np.flatnonzero(cond)
+    if hits.size == 0:
+        return np.full(len(starts), -1, dtype=np.int64)
+    pos = np.searchsorted(hits, starts)
+    first = np.append(hits, np.iinfo(np.int64).max)[pos]
+    return np.where(first < ends, first, -1)
+
+
+def scan_exits(flat_start: np.ndarray, flat_end: np.ndarray, side: np.ndarray,
+               stop: np.ndarray, target: np.ndarray, high: np.ndarray, low: np.ndarray,
+               n_bar: int) -> tuple[np.ndarray, np.ndarray]:
+    """First stop and first target bar (flat index, -1 if none) of each trade.
+
+    ``flat_*`` are ``row * n_bar + bar``, sorted and disjoint; ``stop``/``target`` are
+    prices (NaN = none). Work is chunked by symbol rows to bound memory.
+    """
+    first_stop = np.full(len(side), -1, dtype=np.int64)
+    first_target = np.full(len(side), -1, dtype=np.int64)
+    if len(side) == 0:
+        return first_stop, first_target
+    hi, lo = high.ravel(), low.ravel()
+    rows = flat_start // n_bar
+    step = max(1, _ROWS_PER_CHUNK_CELLS // n_bar)
+    bounds = np.searchsorted(rows, np.arange(0, int(rows[-1]) + step + 1, step))
+    for c0, c1 in zip(bounds[:-1], bounds[1:], strict=False):
+        if c0 == c1:
+            continue
+        sel = slice(c0, c1)
+        base = int(rows[c0]) * n_bar
+        size = (int(rows[c1 - 1]) + 1) * n_bar - base
+        s, e = flat_start[sel] - base, flat_end[sel] - base
+        h, lw = hi[base:base + size], lo[base:base + size]
+        # (levels, out, [(side, bar price, comparison bar-price vs level)])
+        for levels, out, tests in (
+            (stop[sel], first_stop, ((1, lw, np.less_equal), (-1, h, np.greater_equal))),
+            (target[sel], first_target, ((1, h, np.greater), (-1, lw, np.less))),
+        ):
+            found = np.full(c1 - c0, -1, dtype=np.int64)
+            for sign, price, compare in tests:
+                mine = (side[sel] == sign) & ~np.isnan(levels)
+                if not mine.any():
+                    continue
+                painted = _paint(s[mine], e[mine], levels[mine], size)
+                got = _first_hit(compare(price, painted), s[mine], e[mine])
+                found[mine] = np.where(got >= 0, got + base, -1)
+            out[sel] = found
+    return first_stop, first_target
+
+
+def held_sides(signal: np.ndarray | None, open_valid: np.ndarray | None,
+               shape: tuple[int, int]) -> np.ndarray:
+    """Side wanted at each bar's open (-1/0/+1): the newest wish before it, as
+    :func:`research.backtest.engine.held_positions` does for 0/1 (fills only at an open)."""
+    if signal is None:
+        if open_valid is None:
+            return np.ones(shape, dtype=np.int8)
+        return np.logical_or.accumulate(open_valid, axis=1).view(np.int8)
+    wish = wanted_sides(signal, shape)
+    pos = np.empty(shape, dtype=np.int8)
+    pos[:, 0] = 0
+    pos[:, 1:] = wish[:, :-1]
+    if open_valid is None:
+        return pos
+    held = pos.astype(np.float32)
+    held[~open_valid] = np.nan
+    held[:, 0] = 0.0
+    return ffill_rows(held).astype(np.int8)
+
+
+@dataclass
+class _Trades:
+    """Candidate trades: one per non-flat run of the side wanted at the opens."""
+
+    row: np.ndarray
+    side: np.ndarray
+    entry_if_flat: np.ndarray  # the run's first bar: its open fills the entry
+    natural_exit: np.ndarray  # bar whose open the exit signal fills at (n_bar: none)
+    flip_of_previous: np.ndarray  # the previous candidate is the opposite side, adjacent
+
+
+def _candidates(held: np.ndarray) -> _Trades:
+    n_sym, n_bar = held.shape
+    flat = held.ravel()
+    change = np.empty(flat.size, dtype=bool)
+    change[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=change[1:])
+    change[::n_bar] = True
+    starts = np.flatnonzero(change)
+    del change
+    run_row, run_col = np.divmod(starts, n_bar)
+    run_end = np.append(starts[1:], flat.size) - run_row * n_bar
+    run_end = np.minimum(run_end, n_bar)
+    run_side = flat[starts]
+    cand = np.flatnonzero(run_side != 0)
+    row = run_row[cand]
+    flip = np.zeros(len(cand), dtype=bool)
+    if len(cand) > 1:
+        flip[1:] = (cand[1:] - cand[:-1] == 1) & (row[1:] == row[:-1])
+    return _Trades(row=row, side=run_side[cand], entry_if_flat=run_col[cand],
+                   natural_exit=run_end[cand], flip_of_previous=flip)
+
+
+def _signal_bars(signal: np.ndarray, rows: np.ndarray, fill_bar: np.ndarray) -> np.ndarray:
+    """The signal bar where the side filled at ``fill_bar`` was first wanted (its run start)."""
+    n_sym, n_bar = signal.shape
+    wish = wanted_sides(signal, signal.shape).ravel()
+    change = np.empty(wish.size, dtype=bool)
+    change[0] = True
+    np.not_equal(wish[1:], wish[:-1], out=change[1:])
+    change[::n_bar] = True
+    starts = np.flatnonzero(change)
+    pos = np.searchsorted(starts, rows * n_bar + fill_bar - 1, side="right") - 1
+    return starts[pos] - rows * n_bar
+
+
+def _at(values: np.ndarray | None, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    if values is None:
+        return np.full(len(rows), np.nan)
+    return values[rows, cols]
+
+
+def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: np.ndarray,
+                               fee: float, slippage: float,
+                               fee_model: FeeModel) -> LongShortOutput:
+    """Run the long/short simulation; ``capital`` is the initial margin per symbol sleeve."""
+    n_sym, n_bar = market.open.shape
+    nv = _NextValid(market.open_valid, n_bar)
+    cand = _candidates(held_sides(market.signal, market.open_valid, (n_sym, n_bar)))
+    row, side = cand.row, cand.side
+    given = [v for v in (risk.leverage, risk.stop_loss, risk.take_profit) if v is not None]
+    sig_bar = (_signal_bars(market.signal, row, cand.entry_if_flat)
+               if given and market.signal is not None else np.zeros(len(row), dtype=np.int64))
+    lev = np.nan_to_num(_at(risk.leverage, row, sig_bar), nan=1.0)
+    sl = _at(risk.stop_loss, row, sig_bar)
+    tp = _at(risk.take_profit, row, sig_bar)
+    use_exits = not (np.isnan(sl).all() and np.isnan(tp).all())
+    opens = market.open.ravel()
+
+    # Resolve flips: a flip waits an extra open unless the previous trade left early.
+    exit_x = cand.natural_exit
+    prev_open = np.ones(len(row), dtype=bool)  # assumption for round one
+    entry = cand.entry_if_flat.copy()
+    first_stop = np.full(len(row), -1, dtype=np.int64)
+    first_target = np.full(len(row), -1, dtype=np.int64)
+    todo = np.ones(len(row), dtype=bool)
+    while todo.any():
+        flip = cand.flip_of_previous
+        delayed = nv(row, cand.entry_if_flat + 1)
+        entry[todo] = np.where(flip & prev_open, delayed, cand.entry_if_flat)[todo]
+        live = todo & (entry < exit_x)
+        if use_exits and live.any():
+            idx = np.flatnonzero(live)
+            e_price = opens[row[idx] * n_bar + entry[idx]] * (1.0 + side[idx] * slippage)
+            stop_p = e_price * (1.0 - side[idx] * sl[idx])
+            target_p = e_price * (1.0 + side[idx] * tp[idx])
+            fs, ft = scan_exits(row[idx] * n_bar + entry[idx], row[idx] * n_bar + exit_x[idx],
+                                side[idx], stop_p, target_p, risk.high, risk.low, n_bar)
+            first_stop[idx], first_target[idx] = fs, ft
+        first_stop[todo & ~live] = -1
+        first_target[todo & ~live] = -1
+        valid = entry < exit_x
+        left_early = (first_stop >= 0) | (first_target >= 0)
+        still_open = valid & ~left_early
+        new_prev_open = np.ones(len(row), dtype=bool)
+        new_prev_open[1:] = still_open[:-1]
+        changed = cand.flip_of_previous & (new_prev_open != prev_open)
+        prev_open = new_prev_open
+        todo = changed
+
+    keep = np.flatnonzero(entry < exit_x)
+    row, side, lev = row[keep], side[keep], lev[keep]
+    entry, exit_x = entry[keep], exit_x[keep]
+    fs, ft = first_stop[keep], first_target[keep]
+    stop_first = (fs >= 0) & ((ft < 0) | (fs <= ft))
+    target_first = (ft >= 0) & ~stop_first
+    reason = np.where(stop_first, STOP_LOSS, np.where(target_first, TAKE_PROFIT, EXIT_SIGNAL))
+    hit_bar = np.where(stop_first, fs, ft) - row * n_bar  # valid where reason is stop/target
+    closed = (reason != EXIT_SIGNAL) | (exit_x < n_bar)
+    reason = np.where(closed, reason, STILL_OPEN)
+
+    entry_price = opens[row * n_bar + entry] * (1.0 + side * slippage)
+    exit_price = np.empty(len(row))
+    sig = reason == EXIT_SIGNAL
+    exit_price[sig] = opens[(row * n_bar + exit_x)[sig]] * (1.0 - side[sig] * slippage)
+    still = reason == STILL_OPEN
+    exit_price[still] = market.close_filled[row[still], n_bar - 1]
+    for code, frac in ((STOP_LOSS, -sl[keep]), (TAKE_PROFIT, tp[keep])):
+        m = reason == code
+        if not m.any():
+            continue
+        k = (row * n_bar + hit_bar)[m]
+        s = side[m]
+        level = entry_price[m] * (1.0 + s * frac[m])
+        o, h, lw = opens[k], risk.high.ravel()[k], risk.low.ravel()[k]
+        if code == STOP_LOSS:  # the whole candle beyond the stop: the open
+            gapped = np.where(s > 0, level > h, level < lw)
+        else:  # opened beyond the target after the entry candle: the open
+            gapped = (hit_bar[m] > entry[m]) & np.where(s > 0, o > level, o < level)
+            level = np.minimum(np.maximum(level, lw), h)
+        exit_price[m] = np.where(gapped, o, level) * (1.0 - s * slippage)
+    stopped = (reason == STOP_LOSS) | (reason == TAKE_PROFIT)
+    mark_end = np.where(stopped, hit_bar, np.where(still, n_bar, exit_x))  # close flat from here
+    held_end = np.where(stopped, hit_bar + 1, mark_end)
+
+    # Cash: a sleeve grows by 1 + the trade's profit ratio; units per cash at leverage 1.
+    if fee_model is FeeModel.VECTORBT:
+        upc = 1.0 / (entry_price * (1.0 + side * fee))
+    else:
+        upc = (1.0 - fee) / entry_price  # spot only (checked by the caller)
+    proceeds = np.where(still, exit_price, exit_price * (1.0 - side * fee))
+    growth = side * lev * upc * proceeds + (1.0 - side * lev)
+    funding = np.zeros(len(row))
+    if risk.funding is not None:
+        paid = np.nan_to_num(risk.funding) * market.open
+        paid = np.nan_to_num(paid)
+        csum = np.zeros((n_sym, n_bar + 1))
+        np.cumsum(paid, axis=1, out=csum[:, 1:])
+        per_unit = csum[row, held_end] - csum[row, entry]
+        funding_per_cash = side * lev * upc * per_unit
+        growth = growth - funding_per_cash
+    np.maximum(growth, 0.0, out=growth)  # a sleeve cannot lose more than its margin
+    inclusive = pd.Series(growth).groupby(row, sort=False).cumprod().to_numpy()
+    cash_before = np.ones(len(row))
+    if len(row):
+        cash_before[1:] = inclusive[:-1]
+        first = np.ones(len(row), dtype=bool)
+        first[1:] = row[1:] != row[:-1]
+        cash_before[first] = 1.0
+    cash_before *= capital[row]
+    cash_after = inclusive * capital[row]
+    units = cash_before * lev / (entry_price * (1.0 + side * fee)) \
+        if fee_model is FeeModel.VECTORBT else cash_before * upc
+    if risk.funding is not None:
+        funding = units * side * per_unit
+
+    # Equity: A + B * close, A = C (1 - side L) and B = side units while marked, cash otherwise.
+    size = n_sym * n_bar
+    base = row * n_bar
+    ends = mark_end < n_bar  # a trade marked to the last close has no flat segment after it
+    n_end = int(ends.sum())
+    seg_start = np.concatenate((np.arange(n_sym) * n_bar, base + entry, (base + mark_end)[ends]))
+    # ties: a row's start first, then trades in order, each entry before its own mark end
+    trade_no = np.arange(len(row), dtype=np.int64)
+    seg_kind = np.concatenate((np.full(n_sym, -1, np.int64), 2 * trade_no,
+                               2 * trade_no[ends] + 1))
+    cap_a = np.concatenate((capital, cash_before * (1.0 - side * lev), cash_after[ends]))
+    cap_b = np.concatenate((np.zeros(n_sym), side * units, np.zeros(n_end)))
+    seg_side = np.concatenate((np.zeros(n_sym, np.int8), side, np.zeros(n_end, np.int8)))
+    order = np.lexsort((seg_kind, seg_start))
+    seg_start = seg_start[order]
+    lengths = np.diff(seg_start, append=size)
+    equity = np.repeat(cap_a[order], lengths).reshape(n_sym, n_bar)
+    marked = np.repeat(seg_side[order], lengths).reshape(n_sym, n_bar)
+    slope = np.repeat(cap_b[order], lengths).reshape(n_sym, n_bar)
+    slope *= market.close_filled
+    np.add(equity, slope, out=equity, where=marked != 0)
+    del slope
+    position = marked
+    if stopped.any():
+        position[row[stopped], hit_bar[stopped]] = side[stopped]
+
+    is_closed = ~still
+    exit_value = side * units * proceeds + cash_before * (1.0 - side * lev)  # = cash_after
+    if risk.funding is not None:
+        exit_value -= funding
+    np.maximum(exit_value, 0.0, out=exit_value)
+    entry_fee = units * entry_price * fee if fee_model is FeeModel.VECTORBT \
+        else cash_before * fee
+    exit_fee = np.where(is_closed, units * exit_price * fee, 0.0)
+    notional_in = units * entry_price
+    notional_out = units * exit_price
+    long_ = side > 0
+    buys = notional_in[long_].sum() + notional_out[~long_ & is_closed].sum()
+    sells = notional_out[long_ & is_closed].sum() + notional_in[~long_].sum()
+    return LongShortOutput(
+        position=position,
+        equity=equity,
+        trade_symbol=row,
+        trade_entry_bar=entry,
+        trade_exit_bar=np.where(still, -1, np.where(stopped, hit_bar, exit_x)),
+        trade_entry_price=entry_price,
+        trade_exit_price=exit_price,
+        trade_units=units,
+        trade_entry_value=cash_before,
+        trade_exit_value=exit_value,
+        trade_fees=entry_fee + exit_fee,
+        buy_notional=float(buys.sum()),
+        sell_notional=float(sells.sum()),
+        trade_side=side,
+        trade_leverage=lev,
+        trade_exit_reason=reason.astype(np.int8),
+        trade_funding=funding,
+        trade_bars_held=held_end - entry,
+    )
