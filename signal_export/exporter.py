@@ -413,6 +413,11 @@ def _archive_superseded(coll: Collection, history: Collection, changes: list[_Do
                                    ordered=False).bulk_api_result
     except BulkWriteError as exc:
         reply = exc.details
+    concern = reply.get("writeConcernErrors")
+    if concern:  # before counting: the retry archives (and counts) these changes again
+        first = concern[0]
+        raise WriteConcernError(first.get("errmsg", "write concern error"), first.get("code"),
+                                first)
     failed = {err["index"]: err for err in reply.get("writeErrors", [])
               if err.get("code") != DUPLICATE_KEY}
     for i, err in sorted(failed.items()):
@@ -421,11 +426,6 @@ def _archive_superseded(coll: Collection, history: Collection, changes: list[_Do
         counts.errors.append(SignalError(d.index, d.describe(), "write",
                                          f"history {err.get('code')}: {err.get('errmsg')}"))
     ready = [d for i, d in enumerate(ready) if i not in failed]
-    concern = reply.get("writeConcernErrors")
-    if concern:
-        first = concern[0]
-        raise WriteConcernError(first.get("errmsg", "write concern error"), first.get("code"),
-                                first)
     return ready, {d.ident: full[d.ident].get(CONTENT_HASH_FIELD) for d in ready}, again
 
 

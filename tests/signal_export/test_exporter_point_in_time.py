@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, BulkWriteError
 
 import signal_export.exporter as exporter_module
 from signal_export.contract import CONTENT_HASH_FIELD, CREATED_AT_FIELD, ContractError
@@ -151,3 +151,31 @@ def test_a_producer_cannot_set_available_at(coll):
     with pytest.raises(ContractError, match=AVAILABLE_AT_FIELD):
         export_signals(rows().assign(available_at=T0), coll)
     assert coll.count_documents({}) == 0
+
+
+class RefusingFirstEntry:
+    """The history collection, refusing its first entry of each write with a non-duplicate
+    error (as a document validator would) and storing the others."""
+
+    def __init__(self, coll):
+        self._coll = coll
+
+    def __getattr__(self, name):
+        return getattr(self._coll, name)
+
+    def bulk_write(self, ops, **kwargs):
+        reply = self._coll.bulk_write(ops[1:], **kwargs).bulk_api_result
+        raise BulkWriteError({**reply, "writeErrors": [
+            {"index": 0, "code": 121, "errmsg": "Document failed validation"}]})
+
+
+def test_a_version_whose_archive_write_fails_is_not_replaced(coll, history):
+    export_signals(rows(version=1, note="v1"), coll)
+    result = export_signals(rows(version=2, note="v2"), coll,
+                            history_collection=RefusingFirstEntry(history))
+    assert (result.updated, result.failed, result.status) == (1, 1, "partial")
+    (error,) = result.errors
+    assert error.field == "write" and "121" in error.message and "BTC/USDT" in error.key
+    assert stored(coll, "BTC/USDT")["note"] == "v1"  # kept: its history entry is missing
+    assert stored(coll, "ETH/USDT")["note"] == "v2"
+    assert [e["pair"] for e in history.find()] == ["ETH/USDT"]
