@@ -11,7 +11,10 @@ must keep so the newest value equals a full recomputation to 1e-9
 :func:`compute_factors` runs factors over a tidy multi-symbol frame, each symbol
 with its own independent windows (seed 000: one symbol's data never reaches
 another's), then optionally adds cross-sectional ranks / z-scores per timestamp
-(seed 002). It is not the place for I/O or for signal logic.
+(seed 002). Its per-symbol work is :func:`factor_values`, the one definition
+both paths run: in this process (the default) or on Dask workers
+(``cluster=``, :mod:`research.factors.cluster`), with identical results. It is
+not the place for I/O or for signal logic.
 
 Parameters are checked before any factor function (TA-Lib) sees them: each
 value must have its default's type (an int parameter takes an int, or a float
