@@ -100,6 +100,9 @@ class LatestSignal(BaseModel):
     source: str | None = None
     version: int | None = None
     extra: dict[str, Any] | None = None
+    leverage: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
     updated_at: str | None = None
     run_id: str | None = None
 

@@ -13,8 +13,17 @@ Mapping (every other key is an error naming it; put anything else under ``extra`
   perpetual suffix ``.P`` (``BINANCE:BTCUSDT.P``) becomes the linear futures
   pair ``BTC/USDT:USDT``. The split into base/quote is the contract's.
 * ``action``: ``buy``/``long``/``enter_long`` -> ``enter_long``;
-  ``sell``/``exit``/``close``/``exit_long`` -> ``exit_long`` (case-insensitive).
-  Optional when ``weight`` or ``score`` is given.
+  ``sell``/``exit``/``close``/``exit_long`` -> ``exit_long``; ``enter_short``/
+  ``sell_short`` -> ``enter_short``; ``exit_short``/``close_short``/``cover`` ->
+  ``exit_short`` (case-insensitive; a bare ``short`` is refused as ambiguous).
+  Optional when ``weight`` or ``score`` is given. Instead of ``action``:
+  ``market_position`` (``{{strategy.market_position}}``: long/short/flat, the side
+  after the order) with optional ``prev_market_position`` (which side a flat closes).
+* ``leverage``, ``stop_loss``/``take_profit`` (fractions of the entry price, the
+  contract's form), or ``stop_loss_pct``/``take_profit_pct`` (percent), or
+  ``stop_price``/``take_profit_price`` (absolute, converted with ``price``): see
+  the mapping table in ``signal_export/ingest/README.md``. Shorts and leverage
+  need a futures ticker (``BINANCE:BTCUSDT.P``).
 * ``timeframe``: a contract timeframe (``1h``) or TradingView's ``{{interval}}``
   (``1``, ``60``, ``240``, ``D``, ``1D``, ``W``) -> ``1m``, ``1h``, ``4h``,
   ``1d``, ``1d``, ``1w``.
@@ -78,6 +87,7 @@ from signal_export.contract import (
     Action,
     ContractError,
     ensure_utc,
+    entry_side,
     floor_to_bar,
     symbol_to_pair,
     timeframe_delta,
@@ -87,7 +97,23 @@ from signal_export.contract import (
 DEFAULT_GRACE_SECONDS = 5.0
 
 BUY_WORDS = frozenset({"buy", "long", "enter_long", "enter"})
-SELL_WORDS = frozenset({"sell", "exit", "close", "exit_long", "flat"})
+SELL_WORDS = frozenset({"sell", "exit", "close", "exit_long", "flat", "close_long"})
+#: Shorts need explicit words: a bare "short" is refused (enter a short, or be short?).
+SHORT_WORDS = frozenset({"enter_short", "sell_short"})
+COVER_WORDS = frozenset({"exit_short", "close_short", "cover", "buy_to_cover"})
+_ACTION_WORDS: dict[str, Action] = {
+    **dict.fromkeys(BUY_WORDS, Action.ENTER_LONG), **dict.fromkeys(SELL_WORDS, Action.EXIT_LONG),
+    **dict.fromkeys(SHORT_WORDS, Action.ENTER_SHORT),
+    **dict.fromkeys(COVER_WORDS, Action.EXIT_SHORT),
+}
+#: TradingView ``{{strategy.market_position}}`` values.
+MARKET_POSITIONS = ("long", "short", "flat")
+#: Alternative forms of the contract's stop_loss / take_profit (fractions of the entry price).
+RISK_FORMS: dict[str, tuple[str, str, str]] = {
+    # contract field: (fraction, percent, absolute price)
+    "stop_loss": ("stop_loss", "stop_loss_pct", "stop_price"),
+    "take_profit": ("take_profit", "take_profit_pct", "take_profit_price"),
+}
 
 # Full-match patterns (\A...\Z with fullmatch): ``$`` would let a trailing newline through.
 _TV_MINUTES_RE = re.compile(r"\A[1-9][0-9]*\Z")
@@ -115,6 +141,20 @@ class TradingViewAlert(BaseModel):
                                                            "bar the alert is about, ISO-8601 "
                                                            "with offset ({{time}}); becomes ts")
     exchange: str | None = None
+    market_position: str | None = Field(
+        default=None, description="instead of action: {{strategy.market_position}} "
+                                  "(long|short|flat), the side wanted after the alert")
+    prev_market_position: str | None = Field(
+        default=None, description="with market_position flat: {{strategy.prev_market_position}}"
+                                  " says which side is closed (exit_long/exit_short)")
+    leverage: float | None = None
+    stop_loss: float | None = Field(default=None, description="fraction of the entry price")
+    stop_loss_pct: float | None = Field(default=None, description="percent of the entry price")
+    stop_price: float | None = Field(default=None, description="absolute stop; needs price")
+    take_profit: float | None = Field(default=None, description="fraction of the entry price")
+    take_profit_pct: float | None = Field(default=None, description="percent of the entry price")
+    take_profit_price: float | None = Field(default=None, description="absolute target; needs "
+                                                                      "price")
     weight: float | None = None
     score: float | None = None
     price: float | None = None
@@ -157,14 +197,74 @@ def tv_timeframe(interval: str) -> str:
 
 
 def tv_action(word: str) -> Action:
-    """``buy`` -> enter_long, ``sell`` -> exit_long (and synonyms, case-insensitive)."""
+    """``buy`` -> enter_long, ``sell`` -> exit_long, ``enter_short``/``sell_short`` ->
+    enter_short, ``exit_short``/``cover`` -> exit_short (and synonyms, case-insensitive)."""
     text = tv_token(word, "action").lower()
-    if text in BUY_WORDS:
-        return Action.ENTER_LONG
-    if text in SELL_WORDS:
-        return Action.EXIT_LONG
-    raise ContractError(f"action: {word!r} is not one of {sorted(BUY_WORDS | SELL_WORDS)}",
+    if text in _ACTION_WORDS:
+        return _ACTION_WORDS[text]
+    hint = " (a bare 'short' is ambiguous: enter_short or exit_short)" if text == "short" else ""
+    raise ContractError(f"action: {word!r} is not one of {sorted(_ACTION_WORDS)}{hint}",
                         "action")
+
+
+def tv_market_position(position: str, previous: str | None) -> tuple[str | None, float | None]:
+    """``{{strategy.market_position}}`` -> (action, weight): long -> enter_long, short ->
+    enter_short, flat -> exit_long/exit_short after ``previous`` long/short, else weight 0."""
+    text = tv_token(position, "market_position").lower()
+    if text not in MARKET_POSITIONS:
+        raise ContractError(f"market_position: {position!r} is not one of "
+                            f"{list(MARKET_POSITIONS)}", "market_position")
+    prev = None
+    if previous is not None:
+        prev = tv_token(previous, "prev_market_position").lower()
+        if prev not in MARKET_POSITIONS:
+            raise ContractError(f"prev_market_position: {previous!r} is not one of "
+                                f"{list(MARKET_POSITIONS)}", "prev_market_position")
+    if text == "long":
+        return Action.ENTER_LONG.value, None
+    if text == "short":
+        return Action.ENTER_SHORT.value, None
+    if prev == "long":
+        return Action.EXIT_LONG.value, None
+    if prev == "short":
+        return Action.EXIT_SHORT.value, None
+    return None, 0.0
+
+
+def tv_risk(alert: TradingViewAlert, side: int) -> dict[str, float]:
+    """``stop_loss``/``take_profit`` as the contract's fractions of the entry price, from one of
+    three forms: a fraction, a percent (``_pct``), or an absolute price converted with the
+    alert's ``price`` (the stop's *distance* is kept; the entry fills later, at the next open).
+    """
+    out: dict[str, float] = {}
+    for field, names in RISK_FORMS.items():
+        given = [(n, getattr(alert, n)) for n in names if getattr(alert, n) is not None]
+        if not given:
+            continue
+        if len(given) > 1:
+            raise ContractError(f"{given[1][0]}: give one of {', '.join(names)}, not "
+                                f"{' and '.join(n for n, _ in given)}", given[1][0])
+        name, value = given[0]
+        if name == names[0]:
+            out[field] = value
+        elif name == names[1]:
+            out[field] = value / 100.0
+        else:
+            if alert.price is None or not alert.price > 0:
+                raise ContractError(f"{name}: an absolute price needs the alert's price "
+                                    "(e.g. \"price\": {{close}}) to become a fraction", name)
+            if side == 0:
+                raise ContractError(f"{name}: an absolute price needs an entry side (action "
+                                    "enter_long/enter_short or market_position long/short)",
+                                    name)
+            sign = -1 if field == "stop_loss" else 1
+            frac = sign * side * (value - alert.price) / alert.price
+            if not frac > 0:
+                where = "below" if (sign * side) < 0 else "above"
+                raise ContractError(f"{name}: {value} must lie {where} the price {alert.price} "
+                                    f"for a {'long' if side > 0 else 'short'}", name)
+            out[field] = frac
+    return out
 
 
 def tv_pair(ticker: str, exchange: str | None, default_exchange: str = DEFAULT_EXCHANGE,
@@ -288,8 +388,24 @@ def alert_to_document(alert: TradingViewAlert, *, received_at: datetime,
         "timeframe": timeframe, "symbol": symbol, "pair": pair,
         "strategy_id": alert.strategy_id,
     }
+    if alert.action is not None and alert.market_position is not None:
+        raise ContractError("market_position: give either action or market_position, not both",
+                            "market_position")
+    if alert.prev_market_position is not None and alert.market_position is None:
+        raise ContractError("prev_market_position: only with market_position",
+                            "prev_market_position")
     if alert.action is not None:
         doc["action"] = str(tv_action(alert.action))
+    elif alert.market_position is not None:
+        action, weight = tv_market_position(alert.market_position, alert.prev_market_position)
+        if action is not None:
+            doc["action"] = action
+        if weight is not None and alert.weight is None:
+            doc["weight"] = weight
+    side = entry_side(doc.get("action"), doc.get("weight", alert.weight))
+    doc.update(tv_risk(alert, side))
+    if alert.leverage is not None:
+        doc["leverage"] = alert.leverage
     for name in ("weight", "score", "version", "valid_until"):
         value = getattr(alert, name)
         if value is not None:
