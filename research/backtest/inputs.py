@@ -188,7 +188,8 @@ def aligned_rows(values: pd.DataFrame | float | None, name: str, market: MarketA
                  low: float, high: float, low_open: bool = True) -> np.ndarray | None:
     """A per-bar input (a scalar for every bar, or a wide frame like ``signal``: columns = the
     symbols, index a subset of the bars, NaN = not set) in the engine layout, range-checked:
-    every set value must lie in ``(low, high]`` (``[low, high]`` if not ``low_open``)."""
+    every set value must lie in ``(low, high]`` (``[low, high]`` if not ``low_open``). A
+    scalar comes back as a 0-d array (it broadcasts)."""
     if values is None:
         return None
     shape = market.open.shape
@@ -202,14 +203,14 @@ def aligned_rows(values: pd.DataFrame | float | None, name: str, market: MarketA
             raise BacktestInputError(
                 f"{name}: expected a number or a wide DataFrame, got {type(values).__name__}"
             ) from exc
-        rows = np.full(shape, scalar)
+        rows = np.asarray(scalar)  # 0-d: broadcast, never expanded to every bar
     set_ = ~np.isnan(rows)
     above = rows > low if low_open else rows >= low
     bad = set_ & ~(above & (rows <= high))
     if bad.any():
         span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise BacktestInputError(
-            f"{name}: values must lie in {span} ({_first_cell(bad, market.symbols, market.index)})")
+        where = _first_cell(np.broadcast_to(bad, shape), market.symbols, market.index)
+        raise BacktestInputError(f"{name}: values must lie in {span} ({where})")
     return rows
 
 

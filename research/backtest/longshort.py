@@ -3,9 +3,9 @@
 Arrays are ``(symbols, bars)`` as in :mod:`research.backtest.engine`; nothing loops
 over bars. The wanted side (-1/0/+1 after each bar's close) is cut into *runs*; each
 non-flat run is a candidate trade, filled at the next open. Stops and targets are
-found for all trades at once: their price levels are painted over the trades' bars
-(``np.repeat`` of per-trade values) and compared with the bars' low/high, and the
-first hit of each trade is one ``searchsorted`` into the hit positions. A flip
+found for all trades at once: the trades' bars are gathered, their price levels
+repeated over them (``np.repeat`` of per-trade values) and compared with the bars'
+low/high, and the first hit of each trade is one ``searchsorted`` into the hit positions. A flip
 (long -> short) closes the old trade at the next open and opens the new one an open
 later, as Freqtrade's backtester does (it processes a candle's entries before its
 exits); when the old trade was stopped out earlier the new one is not delayed. That
@@ -39,7 +39,7 @@ from research.backtest.inputs import MarketArrays, ffill_rows
 #: Exit reasons (Freqtrade's ``ExitType`` values; the target is its ROI exit).
 EXIT_SIGNAL, STOP_LOSS, TAKE_PROFIT, STILL_OPEN = 0, 1, 2, 3
 EXIT_REASONS: tuple[str, ...] = ("exit_signal", "stop_loss", "roi", "")
-_ROWS_PER_CHUNK_CELLS = 1 << 22  # bars painted per scan chunk (bounded memory, cache-friendly)
+_BATCH_CELLS = 1 << 22  # bars gathered per scan batch (bounded memory, cache-friendly)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class RiskArrays:
 
     ``leverage``/``stop_loss``/``take_profit`` hold each signal bar's value (NaN = not
     set); a trade takes the values of the bar where its side was first wanted.
-    ``funding`` is a rate per bar (NaN/0 = no funding at that bar's open).
+    ``funding`` is a rate per bar (NaN/0 = no funding at that bar's open). Any of them may
+    be a 0-d array: one value for every bar.
     """
 
     high: np.ndarray | None = None
@@ -99,21 +100,6 @@ class _NextValid:
                         found - rows * self.n_bar, self.n_bar)
 
 
-def _paint(starts: np.ndarray, ends: np.ndarray, values: np.ndarray, size: int,
-           fill: float = np.nan) -> np.ndarray:
-    """An array of ``size`` holding ``values[i]`` on ``[starts[i], ends[i])`` and ``fill``
-    elsewhere (segments sorted and disjoint)."""
-    points = np.empty(2 * len(starts) + 1, dtype=np.int64)
-    points[0] = 0
-    points[1::2] = starts
-    points[2::2] = ends
-    vals = np.empty(2 * len(starts) + 1, dtype=np.result_type(values, np.asarray(fill)))
-    vals[0::2] = fill
-    vals[1::2] = values
-    lengths = np.diff(points, append=size)
-    return np.repeat(vals, lengths)
-
-
 def _first_hit(cond: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Per segment the first position in ``[start, end)`` where ``cond`` holds, else -1."""
     hits = np.flatnonzero(cond)
@@ -129,39 +115,43 @@ def scan_exits(flat_start: np.ndarray, flat_end: np.ndarray, side: np.ndarray,
                n_bar: int) -> tuple[np.ndarray, np.ndarray]:
     """First stop and first target bar (flat index, -1 if none) of each trade.
 
-    ``flat_*`` are ``row * n_bar + bar``, sorted and disjoint; ``stop``/``target`` are
-    prices (NaN = none). Work is chunked by symbol rows to bound memory.
+    ``flat_*`` are ``row * n_bar + bar``; ``stop``/``target`` are prices (NaN = none). The
+    bars of the trades are gathered (in batches of a few million, bounded memory), the
+    levels repeated over them with the side folded into the sign (a short's stop hits at
+    ``-high <= -stop``), and each trade's first hit is one ``searchsorted``. Work is
+    proportional to the bars the trades hold, so re-scanning a few trades is cheap.
     """
     first_stop = np.full(len(side), -1, dtype=np.int64)
     first_target = np.full(len(side), -1, dtype=np.int64)
-    if len(side) == 0:
+    todo = np.flatnonzero(~(np.isnan(stop) & np.isnan(target)) & (flat_end > flat_start))
+    if todo.size == 0:
         return first_stop, first_target
     hi, lo = high.ravel(), low.ravel()
-    rows = flat_start // n_bar
-    step = max(1, _ROWS_PER_CHUNK_CELLS // n_bar)
-    bounds = np.searchsorted(rows, np.arange(0, int(rows[-1]) + step + 1, step))
-    for c0, c1 in zip(bounds[:-1], bounds[1:], strict=False):
-        if c0 == c1:
+    lengths = flat_end[todo] - flat_start[todo]
+    ends = np.cumsum(lengths)
+    cuts = np.searchsorted(ends, np.arange(_BATCH_CELLS, int(ends[-1]), _BATCH_CELLS),
+                           side="right")
+    for part in np.split(np.arange(todo.size), np.unique(cuts)):
+        if part.size == 0:
             continue
-        sel = slice(c0, c1)
-        base = int(rows[c0]) * n_bar
-        size = (int(rows[c1 - 1]) + 1) * n_bar - base
-        s, e = flat_start[sel] - base, flat_end[sel] - base
-        h, lw = hi[base:base + size], lo[base:base + size]
-        # (levels, out, [(side, bar price, comparison bar-price vs level)])
-        for levels, out, tests in (
-            (stop[sel], first_stop, ((1, lw, np.less_equal), (-1, h, np.greater_equal))),
-            (target[sel], first_target, ((1, h, np.greater), (-1, lw, np.less))),
+        idx_t = todo[part]
+        n = lengths[part]
+        offsets = np.cumsum(n) - n
+        total = int(n.sum())
+        cells = np.repeat(flat_start[idx_t] - offsets, n) + np.arange(total)
+        is_long = np.repeat(side[idx_t] > 0, n)
+        sign = np.where(side[idx_t] > 0, 1.0, -1.0)
+        for levels, out, price_long, price_short, compare in (
+            (stop, first_stop, lo, hi, np.less_equal),
+            (target, first_target, hi, lo, np.greater),
         ):
-            found = np.full(c1 - c0, -1, dtype=np.int64)
-            for sign, price, compare in tests:
-                mine = (side[sel] == sign) & ~np.isnan(levels)
-                if not mine.any():
-                    continue
-                painted = _paint(s[mine], e[mine], levels[mine], size)
-                got = _first_hit(compare(price, painted), s[mine], e[mine])
-                found[mine] = np.where(got >= 0, got + base, -1)
-            out[sel] = found
+            lv = levels[idx_t]
+            if np.isnan(lv).all():
+                continue
+            bar_price = np.where(is_long, price_long[cells], -price_short[cells])
+            hit = compare(bar_price, np.repeat(sign * lv, n))
+            got = _first_hit(hit, offsets, offsets + n)
+            out[idx_t] = np.where(got >= 0, flat_start[idx_t] + (got - offsets), -1)
     return first_stop, first_target
 
 
@@ -234,6 +224,8 @@ def _signal_bars(signal: np.ndarray, rows: np.ndarray, fill_bar: np.ndarray) -> 
 def _at(values: np.ndarray | None, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     if values is None:
         return np.full(len(rows), np.nan)
+    if values.ndim == 0:  # one value for every bar
+        return np.full(len(rows), float(values))
     return values[rows, cols]
 
 
@@ -245,9 +237,10 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
     nv = _NextValid(market.open_valid, n_bar)
     cand = _candidates(held_sides(market.signal, market.open_valid, (n_sym, n_bar)))
     row, side = cand.row, cand.side
-    given = [v for v in (risk.leverage, risk.stop_loss, risk.take_profit) if v is not None]
+    per_bar = [v for v in (risk.leverage, risk.stop_loss, risk.take_profit)
+               if v is not None and v.ndim]
     sig_bar = (_signal_bars(market.signal, row, cand.entry_if_flat)
-               if given and market.signal is not None else np.zeros(len(row), dtype=np.int64))
+               if per_bar and market.signal is not None else np.zeros(len(row), dtype=np.int64))
     lev = np.nan_to_num(_at(risk.leverage, row, sig_bar), nan=1.0)
     sl = _at(risk.stop_loss, row, sig_bar)
     tp = _at(risk.take_profit, row, sig_bar)

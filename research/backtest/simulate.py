@@ -232,6 +232,7 @@ def simulate_long_short(
 def _check_risk(market: MarketArrays, risk: RiskArrays, model: FeeModel) -> None:
     """The cross-field rules of the contract (signal_export.contract.check_risk_fields)."""
     def where(mask: np.ndarray) -> str:
+        mask = np.broadcast_to(mask, market.open.shape)
         r, c = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
         return f"symbol {market.symbols[r]!r} at bar {market.index[c]}"
 
@@ -246,7 +247,7 @@ def _check_risk(market: MarketArrays, risk: RiskArrays, model: FeeModel) -> None
             raise BacktestInputError(f"stop_loss: stop_loss x leverage must be < 1, the stop "
                                      f"would lie beyond the margin ({where(bad)})")
     sig = market.signal
-    if risk.take_profit is not None and sig is not None:
+    if risk.take_profit is not None and sig is not None and bool((risk.take_profit >= 1).any()):
         bad = (np.asarray(sig) == -1) & (risk.take_profit >= 1)
         if bad.any():
             raise BacktestInputError(
