@@ -52,14 +52,18 @@ def _utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
 
 
-def _by_columns(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
-    """Key columns with one dtype on both sides of a ``merge_asof`` (times as UTC ns)."""
-    out = pd.DataFrame(index=frame.index)
+def _key_codes(left: pd.DataFrame, right: pd.DataFrame,
+               key: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 code per key value, shared by both frames (times compared as UTC ns)."""
+    n = len(left)
+    code = np.zeros(n + len(right), dtype="int64")
     for name in key:
-        col = frame[name]
-        out[name] = _utc(col) if pd.api.types.is_datetime64_any_dtype(col) or name == "ts" \
-            else col.astype(object)
-    return out
+        col = pd.concat([left[name], right[name]], ignore_index=True)
+        if name == "ts" or pd.api.types.is_datetime64_any_dtype(col):
+            col = _utc(col)
+        values, uniques = pd.factorize(col, use_na_sentinel=False)
+        code = pd.factorize(code * len(uniques) + values)[0]  # dense: < rows, no overflow
+    return code[:n], code[n:]
 
 
 def versions_frame(current: pd.DataFrame, history: pd.DataFrame | None = None,
@@ -96,32 +100,35 @@ def as_known(versions: pd.DataFrame, queries: pd.DataFrame, *, at: str = "decisi
 
     ``versions``: :func:`versions_frame`. Returns ``queries`` (same index and order)
     with the visible version's other columns added; they are NaN/NaT where no version
-    of the key was known yet. Vectorised: one sort and one ``merge_asof``.
+    of the key was known yet. Vectorised (numpy): keys as integer codes, one sort, one
+    running maximum and one ``searchsorted``; no loop over keys or bars.
     """
     key = list(key)
     extra = [c for c in versions.columns if c not in key and c not in queries.columns]
     if queries.empty or versions.empty:
         return queries.reindex(columns=[*queries.columns, *extra])
     v = versions.reset_index(drop=True)
-    known = _utc(v[KNOWN_AT])
-    # rank of each version by (version, known_at) within its key; then, walking each key in
-    # knowledge-time order, the best rank seen so far is the version visible from then on
-    order = np.lexsort([known.to_numpy(), v["version"].to_numpy()])
+    q = queries.reset_index(drop=True)
+    vcode, qcode = _key_codes(v, q, key)
+    vt = _utc(v[KNOWN_AT]).to_numpy("int64")
+    qt_at = _utc(q[at])
+    qt = qt_at.to_numpy("int64")
+    # times as dense ranks over both frames, so (key code, time) packs into one int64
+    _, t_rank = np.unique(np.concatenate([vt, qt]), return_inverse=True)
+    span = int(t_rank.max()) + 1
+    vkey = vcode * span + t_rank[:len(v)]
+    qkey = qcode * span + t_rank[len(v):]
+    # each version's rank by (version, known_at); walking a key in knowledge-time order, the
+    # best rank so far is the version visible from then on (offset by key: one global cummax)
+    by_version = np.lexsort([vt, v["version"].to_numpy("int64")])
     rank = np.empty(len(v), dtype="int64")
-    rank[order] = np.arange(len(v))
-    walk = _by_columns(v, key).assign(_t=known, _rank=rank).sort_values("_t", kind="stable")
-    walk["_best"] = walk.groupby(key, sort=False)["_rank"].cummax()
-    by_rank = np.empty(len(v), dtype="int64")
-    by_rank[rank] = np.arange(len(v))
-    walk["_row"] = by_rank[walk["_best"].to_numpy()]
-    q = _by_columns(queries.reset_index(drop=True), key).assign(
-        _q=np.arange(len(queries)), _at=_utc(queries[at]).to_numpy())
-    q = q[q["_at"].notna()].sort_values("_at", kind="stable")
-    hit = pd.merge_asof(q[["_q", "_at", *key]], walk[["_t", "_row", *key]], left_on="_at",
-                        right_on="_t", by=key, direction="backward")
-    rows = np.full(len(queries), -1, dtype="int64")
-    found = hit["_row"].notna().to_numpy()
-    rows[hit["_q"].to_numpy()[found]] = hit["_row"].to_numpy()[found].astype("int64")
+    rank[by_version] = np.arange(len(v))
+    walk = np.argsort(vkey, kind="stable")
+    best = np.maximum.accumulate(vcode[walk] * len(v) + rank[walk]) - vcode[walk] * len(v)
+    pos = np.searchsorted(vkey[walk], qkey, side="right") - 1
+    hit = (pos >= 0) & qt_at.notna().to_numpy()
+    hit &= vcode[walk][np.where(pos >= 0, pos, 0)] == qcode
+    rows = np.where(hit, by_version[best[np.where(hit, pos, 0)]], -1)
     picked = v[extra].reindex(rows).reset_index(drop=True)  # -1: no row, all NaN
     out = pd.concat([queries.reset_index(drop=True), picked], axis=1)
     out.index = queries.index
