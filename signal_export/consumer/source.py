@@ -22,18 +22,22 @@ per bad pair once per candle. The price: the count is up to one candle old.
 Incremental live reads (``live_incremental``, on by default): the first loop of each
 candle, the first loop after start or an outage, and a loop whose whitelist or read
 window changed read the whole window (the *full* read above). Every other loop reads
-only what changed: the same filter plus ``updated_at >= watermark - overlap`` (the
-exporter sets ``updated_at`` on every insert and change), or a document without a date
-``updated_at`` (written by something else: re-read every loop, as before). The
-watermark is the newest ``updated_at`` seen (the writers' clocks); the overlap
-(``watermark_overlap_seconds``, 60 s) covers writes that become visible later than they
-are stamped (a slow bulk write) and clock skew between writers. A re-read document whose
-content is unchanged is recognised by id and content and changes nothing; a changed one
-replaces its document id's row (and any row with its key). Each pair has a version
-(:meth:`SignalSource.signal_version`) that moves only when the pair's signals changed,
-so the strategy re-decides only those pairs. What an incremental read cannot see
-until the next full read (at most one candle later): a deleted document, and a write
-stamped more than the overlap before the newest one already seen.
+only what changed: ``{strategy_id, timeframe, ts in the window, updated_at >=
+watermark - overlap}`` on the index :data:`CHANGES_INDEX` (the exporter stamps
+``updated_at`` on every insert and content change), the whitelist applied
+client-side. The watermark is the newest ``updated_at`` seen (the writers' clocks,
+never the bot's); the overlap (``watermark_overlap_seconds``, 60 s) covers writes that
+become visible later than they are stamped (a slow bulk write) and clock skew between
+writers. A re-read document whose content is unchanged is recognised by id and
+content and changes nothing; a changed one replaces its document id's row (and any row
+with its key). Each pair has a version (:meth:`SignalSource.signal_version`) that moves
+only when the pair's signals changed, so the strategy re-decides only those pairs.
+Full reads every loop, as before, while the index is missing or the window holds a
+document without a date ``updated_at`` (a writer other than the exporter; one warning
+each). What an incremental read cannot see until the next full read (at most one
+candle later): a deleted document, a write stamped more than the overlap before the
+newest one already seen, and an unstamped document written into a window that held
+none.
 
 MongoDB down or slow (timeouts ~1.5-2 s): nothing is raised into Freqtrade;
 ``available`` turns False so the strategy opens nothing on unknown signals;
@@ -46,7 +50,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -67,6 +71,9 @@ _CONTENT = ("pair", "strategy_id", "ts", "action", "score", "weight", "valid_unt
 PROJECTION = {f: 1 for f in _CONTENT}
 LIVE_PROJECTION = {**PROJECTION, UPDATED_AT_FIELD: 1}
 _MISSING = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The index the incremental live read needs (the changes of a strategy id and timeframe).
+CHANGES_INDEX = [("strategy_id", 1), ("timeframe", 1), (UPDATED_AT_FIELD, 1)]
 
 
 def _doc_key(doc: Any) -> Any:
@@ -127,6 +134,8 @@ class SignalSource:
         self.full_reads = 0
         self.delta_reads = 0
         self._full_key: tuple | None = None  # (candle, pairs, window length) of the full read
+        self._changes_index = False  # CHANGES_INDEX exists (checked at full reads until it does)
+        self._incremental_ok = False  # the last full read allows incremental reads after it
         self._watermark: datetime | None = None
         self._docs: dict[Any, tuple] = {}  # document id -> content signature (window)
         self._rejected: dict[Any, tuple[str, str, str, int | None]] = {}  # id -> pair, sid, ...
@@ -197,20 +206,47 @@ class SignalSource:
         self.found = Counter(strategy_key(d.get("strategy_id")) for d in docs)
         return docs
 
-    def _query_changes(self, pairs: Collection[str], start: datetime) -> list[dict]:
-        """The window's documents written since the watermark (minus the overlap), plus any
-        without a date ``updated_at`` (not written by the exporter: read every loop)."""
-        stamped: dict[str, Any] = {"$type": "date"}  # no stamp seen yet: every stamped one
-        if self._watermark is not None:
-            stamped = {"$gte": self._watermark - timedelta(
-                seconds=self.cfg.watermark_overlap_seconds)}
-        flt = {**self._filter(pairs, start, None),
-               "$or": [{UPDATED_AT_FIELD: stamped},
-                       {UPDATED_AT_FIELD: {"$not": {"$type": "date"}}}]}
+    def _query_changes(self, start: datetime) -> list[dict]:
+        """The window's documents stamped since the watermark (minus the overlap), all pairs.
+
+        Keyed on ``updated_at`` (index :data:`CHANGES_INDEX`): the server reads the changed
+        documents only. The whitelist is applied client-side (:meth:`_apply_changes`): a
+        ``pair`` ``$in`` of thousands of values would make the window's index the better
+        match and the server would walk the whole window again.
+        """
+        since = _EPOCH if self._watermark is None else self._watermark - timedelta(
+            seconds=self.cfg.watermark_overlap_seconds)
+        flt = {"strategy_id": {"$in": list(self.cfg.strategy_ids)},
+               "timeframe": self.cfg.timeframe, "ts": {"$gte": start},
+               UPDATED_AT_FIELD: {"$gte": since}}
         self.queries += 1
         docs = list(self._collection().find(flt, LIVE_PROJECTION).max_time_ms(self._timeout_ms))
         self.window = (start, None)
         return docs
+
+    def _has_changes_index(self) -> bool:
+        """Whether an index leads with :data:`CHANGES_INDEX`'s fields (else: full reads)."""
+        want = [f for f, _ in CHANGES_INDEX]
+        for ix in self._collection().list_indexes():
+            if list(ix.get("key", {}))[:len(want)] == want:
+                return True
+        if self._warn.first("changes-index"):  # a cost, not a fault: info, once
+            logger.info("ext_signals: no index %s on %s.%s; live reads take the whole window "
+                        "every loop (create it to read only what changed)", dict(CHANGES_INDEX),
+                        self.cfg.db, self.cfg.collection)
+        return False
+
+    def _check_stamps(self, docs: list[dict]) -> bool:
+        """True when every document read carries a date ``updated_at``; else warn (per id)."""
+        bare = Counter(strategy_key(d.get("strategy_id")) for d in docs if isinstance(d, dict)
+                       and not isinstance(d.get(UPDATED_AT_FIELD), datetime))
+        for sid, n in sorted(bare.items()):
+            if self._warn.first(f"unstamped:{sid}"):
+                logger.info("ext_signals: %d signal document(s) of strategy %s have no date %s "
+                            "(not written by the exporter?); live reads take the whole window "
+                            "every loop while the window holds such documents", n, sid,
+                            UPDATED_AT_FIELD)
+        return not bare
 
     def stored_strategy_ids(self) -> list[str] | None:
         """The strategy ids stored for this timeframe (one ``distinct``); None if it failed."""
@@ -347,21 +383,34 @@ class SignalSource:
         Work is proportional to the changed documents, plus one vectorised pass over the
         cached rows when something changed (re-sort) or a row left the window.
         """
-        changed = [d for d in docs if self._docs.get(_doc_key(d), _MISSING) != _signature(d)]
+        allowed = pairs if isinstance(pairs, set | frozenset) else set(pairs)
+        changed: list[dict] = []
+        moved: list[Any] = []  # documents whose pair left the whitelist: removed
+        for d in docs:
+            key = _doc_key(d)
+            if self._docs.get(key, _MISSING) == _signature(d):
+                continue
+            pair = d.get("pair") if isinstance(d, dict) else None
+            if isinstance(pair, str) and pair in allowed:
+                changed.append(d)
+            elif key in self._docs:
+                moved.append(key)
         drop = self._ts_ms < start_ms if len(self._ts_ms) and self._ts_ms.min() < start_ms \
             else None
         gone = [k for k, r in self._rejected.items() if r[3] is not None and r[3] < start_ms]
-        if not changed and drop is None and not gone:
+        gone += [k for k in moved if k in self._rejected]
+        if not changed and drop is None and not gone and not moved:
             return
         touched: set[str] = set()
-        keys = {_doc_key(d) for d in changed}
+        keys = {_doc_key(d) for d in changed} | set(moved)
         if drop is None:
             drop = np.zeros(len(self._frame), dtype=bool)
         if keys:
             drop |= np.fromiter((k in keys for k in self._row_ids.tolist()), dtype=bool,
                                 count=len(self._row_ids))
         for key in gone + [k for k in keys if k in self._rejected]:
-            touched.add(self._rejected.pop(key)[0])
+            if key in self._rejected:
+                touched.add(self._rejected.pop(key)[0])
         rejected: list[tuple[int, str]] = []
         keep: list[int] = []
         new = normalise_signals(changed, pairs=pairs, warn=self._warn, rejected=rejected,
@@ -454,10 +503,10 @@ class SignalSource:
         candle = floor_to_bar(now, self.cfg.timeframe)
         full_key = (candle, frozenset(pairs), self.lookback_bars)
         incremental = (self.cfg.live_incremental and self.available and self._range is None
-                       and full_key == self._full_key)
+                       and full_key == self._full_key and self._incremental_ok)
         try:
             if incremental:
-                docs = self._query_changes(pairs, start)
+                docs = self._query_changes(start)
                 self._apply_changes(docs, pairs, _ts_ms(start) or 0)
                 self.delta_reads += 1
             else:
@@ -466,6 +515,10 @@ class SignalSource:
                 self._full_key = full_key
                 self._watermark = None
                 self.full_reads += 1
+                if self.cfg.live_incremental:
+                    if not self._changes_index:
+                        self._changes_index = self._has_changes_index()
+                    self._incremental_ok = self._check_stamps(docs) and self._changes_index
             stamps = [d[UPDATED_AT_FIELD] for d in docs if isinstance(d, dict)
                       and isinstance(d.get(UPDATED_AT_FIELD), datetime)]
             if stamps:  # the writers' clock, never the bot's

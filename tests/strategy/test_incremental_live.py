@@ -5,8 +5,8 @@ Two strategies' logic side by side on the dev server (real pymongo): one with
 reuse the rest) and one with it off (the whole window read and every pair decided
 every loop). Random signal streams: inserts, revisions with a higher version,
 late signals, off-grid and future ``ts``, short ``valid_until`` (expiring between
-loops), malformed documents, documents without ``updated_at`` (another writer),
-stamps a little in the past (clock skew), new candles (some arriving a loop late),
+loops), malformed documents, stamps a little in the past (clock skew, within the
+overlap), new candles (some arriving a loop late),
 random decision settings and two strategy ids. Every loop, every pair: the frames
 after Freqtrade's three hooks are identical, column by column, and so are the counts.
 """
@@ -21,13 +21,23 @@ import pytest
 from strategy_helpers import BASE_PRICE, PAIRS, constructed_candles
 
 from signal_export.consumer.logic import ExternalSignalLogic
+from signal_export.consumer.source import CHANGES_INDEX
 from signal_export.contract import UPDATED_AT_FIELD
+from signal_export.store import ensure_signal_indexes
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 N0 = 48  # candles before the first simulated candle
 IDS = ["model", "risk"]
 LOOP_OFFSETS = [timedelta(seconds=s) for s in (5, 20, 45, 70, 400, 1500, 2900, 3590)]
+
+
+def with_indexes(db):
+    """The project's indexes plus the one the change query needs."""
+    coll = db["crypto_signals"]
+    ensure_signal_indexes(coll)
+    coll.create_index(CHANGES_INDEX)
+    return coll
 
 
 def make_logic(uri: str, db: str, incremental: bool, settings: dict) -> ExternalSignalLogic:
@@ -51,7 +61,6 @@ class Producer:
     def __init__(self, coll, rng: random.Random) -> None:
         self.coll, self.rng = coll, rng
         self.versions: dict[tuple, int] = {}
-        self.unstamped: set[tuple] = set()
 
     def write(self, last_row: datetime, now: datetime) -> None:
         rng = self.rng
@@ -83,11 +92,8 @@ class Producer:
             if rng.random() < 0.25:
                 doc["valid_until"] = now + timedelta(minutes=rng.randint(1, 50))
             unset = {f: "" for f in ("action", "weight", "score", "valid_until") if f not in doc}
-            if version == 1 and key not in self.unstamped and rng.random() < 0.1:
-                self.unstamped.add(key)  # another tool: this key never gets an updated_at
-            if key not in self.unstamped:
-                skew = timedelta(seconds=rng.choice([0, 0, 0, 20, 40]))  # < the 60 s overlap
-                doc[UPDATED_AT_FIELD] = datetime.now(UTC) - skew
+            skew = timedelta(seconds=rng.choice([0, 0, 0, 20, 40]))  # < the 60 s overlap
+            doc[UPDATED_AT_FIELD] = datetime.now(UTC) - skew
             update: dict = {"$set": doc}
             if unset:
                 update["$unset"] = unset
@@ -104,7 +110,7 @@ def test_incremental_loop_decides_like_the_full_recompute(mongo_uri, mongo_db, s
                 "min_hold_bars": rng.choice([0, 0, 2]), "cooldown_bars": rng.choice([0, 0, 1])}
     inc = make_logic(mongo_uri, mongo_db.name, True, settings)
     full = make_logic(mongo_uri, mongo_db.name, False, settings)
-    producer = Producer(mongo_db["crypto_signals"], rng)
+    producer = Producer(with_indexes(mongo_db), rng)
     loops, malformed_seen = 0, False
     for candle in range(6):
         candle_open = T0 + (N0 + candle) * H
@@ -136,7 +142,7 @@ def test_incremental_loop_decides_like_the_full_recompute(mongo_uri, mongo_db, s
 
 def test_unchanged_documents_read_again_change_nothing(mongo_uri, mongo_db):
     """The overlap re-reads recent writes every loop: they must not cost a re-decision."""
-    coll = mongo_db["crypto_signals"]
+    coll = with_indexes(mongo_db)
     last_row = T0 + (N0 - 1) * H
     coll.insert_many([{"strategy_id": "model", "pair": p, "timeframe": "1h", "ts": last_row,
                        "score": 0.9, "version": 1, UPDATED_AT_FIELD: datetime.now(UTC)}
@@ -163,13 +169,13 @@ def test_unchanged_documents_read_again_change_nothing(mongo_uri, mongo_db):
 
 
 def test_change_query_asks_for_recent_stamps_only(mongo_uri, mongo_db):
-    """The steady-state find carries the watermark (the newest stamp seen, minus the overlap)
-    and also asks for unstamped documents; the first loop of a candle reads the window."""
+    """The steady-state find asks for the documents stamped since the watermark (the newest
+    stamp seen, minus the overlap); the first loop of a candle reads the window."""
     from pymongo import MongoClient
     from test_live_path import FindCounter
 
     stamp = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    mongo_db["crypto_signals"].insert_one({
+    with_indexes(mongo_db).insert_one({
         "strategy_id": "model", "pair": "BTC/USDT", "timeframe": "1h", "ts": T0 + (N0 - 1) * H,
         "score": 0.9, "version": 1, UPDATED_AT_FIELD: stamp})
     listener = FindCounter()
@@ -186,8 +192,39 @@ def test_change_query_asks_for_recent_stamps_only(mongo_uri, mongo_db):
     finally:
         client.close()
     first, second, third = (f["filter"] for f in listener.finds)
-    assert "$or" not in first and "$or" not in third  # full reads
-    stamped, unstamped = second["$or"]
-    assert stamped[UPDATED_AT_FIELD]["$gte"] == stamp - timedelta(seconds=30)
-    assert unstamped == {UPDATED_AT_FIELD: {"$not": {"$type": "date"}}}
-    assert second["ts"] == first["ts"] or second["ts"]["$gte"] > first["ts"]["$gte"]
+    assert UPDATED_AT_FIELD not in first and UPDATED_AT_FIELD not in third  # full reads
+    assert second[UPDATED_AT_FIELD] == {"$gte": stamp - timedelta(seconds=30)}
+    assert "pair" not in second and second["ts"]["$gte"] >= first["ts"]["$gte"]
+
+
+def test_full_reads_every_loop_without_the_index_or_with_unstamped_documents(
+        mongo_uri, mongo_db, caplog):
+    """Either would make the change query miss documents or walk the window: the bot keeps
+    reading the whole window every loop (as before) and says why, once."""
+    import logging
+
+    coll = mongo_db["crypto_signals"]
+    ensure_signal_indexes(coll)  # the project's indexes, not yet the change index
+    last_row = T0 + (N0 - 1) * H
+    coll.insert_one({"strategy_id": "model", "pair": "BTC/USDT", "timeframe": "1h",
+                     "ts": last_row, "score": 0.9, "version": 1,
+                     UPDATED_AT_FIELD: datetime.now(UTC)})
+    logic = make_logic(mongo_uri, mongo_db.name, True, {})
+    with caplog.at_level(logging.INFO, logger="signal_export.consumer.source"):
+        for s in (5, 10):
+            logic.bot_loop_start(PAIRS, T0 + N0 * H + timedelta(seconds=s))
+        assert logic.source.full_reads == 2 and logic.source.delta_reads == 0
+        coll.create_index(CHANGES_INDEX)
+        coll.insert_one({"strategy_id": "model", "pair": "ETH/USDT", "timeframe": "1h",
+                         "ts": last_row, "score": 0.9, "version": 1})  # another tool: no stamp
+        for s in (5, 10, 15):  # next candle: the index is found, the unstamped document too
+            logic.bot_loop_start(PAIRS, T0 + (N0 + 1) * H + timedelta(seconds=s))
+        assert logic.source.full_reads == 5 and logic.source.delta_reads == 0
+        coll.update_one({"pair": "ETH/USDT"}, {"$set": {UPDATED_AT_FIELD: datetime.now(UTC)}})
+        for s in (5, 10):  # everything stamped: change reads after the candle's full read
+            logic.bot_loop_start(PAIRS, T0 + (N0 + 2) * H + timedelta(seconds=s))
+        assert logic.source.full_reads == 6 and logic.source.delta_reads == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("no index" in line for line in lines) == 1
+    assert sum("have no date updated_at" in line and "strategy model" in line
+               for line in lines) == 1
