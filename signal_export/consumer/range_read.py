@@ -3,20 +3,23 @@
 ``list(find(...))`` holds every document of the range as a Python dict (~1 KB
 each) before :func:`~signal_export.consumer.normalise.normalise_signals` even
 starts, so a year of 1h signals for thousands of pairs needs tens of GB. This
-reader streams the same query with ``find_raw_batches`` and turns each batch
-into compact columns right away: strings as small integer codes into one
-vocabulary per column (pair, strategy_id, action), times as int64 ms, numbers
-as float64/int64. Only the current batch is ever decoded; the frame is built
-once at the end, already sorted by (pair, ts) like :class:`.source.SignalSource`
-sorts it, with one slice per pair.
+reader streams the same query with ``find_raw_batches`` (one cursor, standard
+``find`` + ``getMore``) and turns each batch into compact columns right away:
+strings as int32 codes into one vocabulary per column (pair, strategy_id,
+action), times as int64 ms, numbers as float64/int64. The frame is built once
+at the end, already sorted by (pair, ts) like :class:`.source.SignalSource`
+sorts it (stable: ties keep the query's order), with one slice per pair.
 
-The rules stay in one place: every batch goes through ``normalise_signals``
-itself (same typed rows, same ``malformed``/``unknown_pair`` counts per pair
-and per strategy id). Its warnings are collected over the batches and replayed
-once at the end with the counts summed, so the log reads as for one query.
-Result: the same frame, counts and warnings as ``normalise_signals(list(find))``
-followed by the source's stable sort, in a few hundred bytes per document at
-peak instead of ~1.4 KB. Standard commands only (``find`` + ``getMore``).
+Each batch is read column-wise by :mod:`.bson_columns` (no dict per document).
+Rows whose exact BSON types and values ``normalise_signals`` certainly keeps
+as they are (:func:`_kept_as_is`) become rows directly; every other document
+(malformed, unknown pair, odd type) is decoded with ``bson`` and given to
+``normalise_signals`` itself, which stays the one definition of what is
+dropped, how it is counted (per pair and per strategy id) and warned. Its
+warnings are collected over the batches and replayed once at the end with the
+counts summed, so the log reads as for one query. Result: the same frame,
+counts and warnings as ``normalise_signals(list(find))`` plus the source's
+sort, in ~100 bytes per document at peak instead of ~1.4 KB.
 """
 
 from __future__ import annotations
@@ -30,18 +33,33 @@ from typing import Any
 import bson
 import numpy as np
 import pandas as pd
+from bson.codec_options import DatetimeConversion
 
+from signal_export.consumer.bson_columns import (
+    DATE,
+    DOUBLE,
+    INT32,
+    INT64,
+    NULL,
+    STRING,
+    BatchColumns,
+    parse_batch,
+)
 from signal_export.consumer.normalise import (
     SIGNAL_COLUMNS,
     empty_signal_frame,
     normalise_signals,
 )
 from signal_export.consumer.stats import WarnOnce
+from signal_export.contract import Action
 
 logger = logging.getLogger(__name__)
 
 #: Documents per ``getMore``: ~1-2 MB of BSON; bounds the decoded dicts alive at once.
 DEFAULT_BATCH_SIZE = 10_000
+#: The fields a signal row is made of (``normalise_signals``' columns), read from each batch.
+FIELDS: tuple[str, ...] = SIGNAL_COLUMNS
+_NAT = np.iinfo(np.int64).min
 
 
 @dataclass
@@ -54,6 +72,9 @@ class RangeRead:
     #: documents the query returned, per strategy id (``"?"`` when unreadable)
     found: Counter = field(default_factory=Counter)
     documents: int = 0
+    #: documents decoded one by one and given to ``normalise_signals`` (the rest were read
+    #: column-wise): malformed ones, or all of them under unusual codec options
+    decoded: int = 0
 
 
 class _Vocab:
@@ -67,14 +88,15 @@ class _Vocab:
         local, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
         lut = np.empty(len(uniques) + 1, dtype=np.int32)
         for i, value in enumerate(uniques.tolist()):
-            lut[i] = self._code(value)
+            lut[i] = self.code(value)
         if (local < 0).any():  # None (factorize's -1) picks the last entry
-            lut[-1] = self._code(None)
+            lut[-1] = self.code(None)
         return lut[local]
 
-    def _code(self, value: Any) -> int:
+    def code(self, value: Any) -> int:
         code = self.codes.get(value)
         if code is None:
+            value = str(value) if isinstance(value, str) else value  # a tagged pair: plain
             code = self.codes[value] = len(self.values)
             self.values.append(value)
         return code
@@ -124,17 +146,64 @@ class _Columns:
     def __init__(self) -> None:
         self.pair, self.sid, self.action = _Vocab(), _Vocab(), _Vocab()
         self.parts: dict[str, list[np.ndarray]] = {c: [] for c in SIGNAL_COLUMNS}
+        self.rows = 0
+        self.decoded = 0
 
-    def add(self, frame: pd.DataFrame) -> None:
-        p = self.parts
-        p["pair"].append(self.pair.encode(frame["pair"]))
-        p["strategy_id"].append(self.sid.encode(frame["strategy_id"]))
-        p["action"].append(self.action.encode(frame["action"]))
-        p["ts"].append(_epoch_ms(frame["ts"]).copy())
-        p["valid_until"].append(_epoch_ms(frame["valid_until"]).copy())
-        for name in ("score", "weight"):
-            p[name].append(frame[name].to_numpy(dtype=np.float64, copy=True))
-        p["version"].append(frame["version"].to_numpy(dtype=np.int64, copy=True))
+    def from_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The compact form of a ``normalise_signals`` frame."""
+        return {
+            "pair": self.pair.encode(frame["pair"]),
+            "strategy_id": self.sid.encode(frame["strategy_id"]),
+            "action": self.action.encode(frame["action"]),
+            "ts": _epoch_ms(frame["ts"]).copy(),
+            "valid_until": _epoch_ms(frame["valid_until"]).copy(),
+            "score": frame["score"].to_numpy(dtype=np.float64, copy=True),
+            "weight": frame["weight"].to_numpy(dtype=np.float64, copy=True),
+            "version": frame["version"].to_numpy(dtype=np.int64, copy=True),
+        }
+
+    def from_raw(self, cols: BatchColumns, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The compact form of ``rows`` of a parsed batch that :func:`_kept_as_is` accepted:
+        the values ``normalise_signals`` gives them (absent -> NaN / NaT / version 0)."""
+        k, num = cols.kind, cols.number
+
+        def codes(name: str, vocab: _Vocab) -> np.ndarray:
+            local = cols.codes[name][rows]
+            lut = np.array([vocab.code(v) for v in cols.strings[name]] + [0], dtype=np.int32)
+            if (local < 0).any():  # absent or null: None, the last entry
+                lut[-1] = vocab.code(None)
+            return lut[local]
+
+        def doubles(name: str) -> np.ndarray:
+            d = num.get(name + ":double")
+            return np.full(rows.size, np.nan) if d is None else np.where(
+                k[name][rows] == DOUBLE, d[rows], np.nan)
+
+        return {
+            "pair": codes("pair", self.pair),
+            "strategy_id": codes("strategy_id", self.sid),
+            "action": codes("action", self.action),
+            "ts": num["ts"][rows],
+            "valid_until": np.where(k["valid_until"][rows] == DATE, num["valid_until"][rows],
+                                    _NAT),
+            "score": doubles("score"),
+            "weight": doubles("weight"),
+            "version": np.where(np.isin(k["version"][rows], (INT32, INT64)),
+                                num["version"][rows], 0),
+        }
+
+    def add(self, parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> None:
+        """One batch's kept rows, in document order (``parts``: (batch rows, columns))."""
+        parts = [(at, cols) for at, cols in parts if at.size]
+        if not parts:
+            return
+        order = np.argsort(np.concatenate([at for at, _ in parts]), kind="stable") \
+            if len(parts) > 1 else None
+        for name in SIGNAL_COLUMNS:
+            col = np.concatenate([c[name] for _, c in parts]) if len(parts) > 1 else \
+                parts[0][1][name]
+            self.parts[name].append(col if order is None else col[order])
+        self.rows += sum(at.size for at, _ in parts)
 
     def take(self, name: str) -> np.ndarray:
         """One column, concatenated; its batch parts are released right away."""
@@ -160,9 +229,9 @@ class _Columns:
         ts = ts[order]
         sid = self.take("strategy_id")
         sid_values = self.sid.array()
-        per_sid = Counter(dict(zip(sid_values.tolist(),
-                                   np.bincount(sid, minlength=len(sid_values)).tolist(),
-                                   strict=True)))
+        per_sid = Counter({v: n for v, n in zip(
+            sid_values.tolist(), np.bincount(sid, minlength=len(sid_values)).tolist(),
+            strict=True) if n})
         cols["strategy_id"] = pd.Series(sid_values[sid[order]], dtype=object, copy=False)
         del sid
         cols["ts"] = _utc(ts)
@@ -177,6 +246,118 @@ class _Columns:
         slices = {str(names[pair_rank[a]]): (int(a), int(b))
                   for a, b in zip(starts.tolist(), ends.tolist(), strict=True)}
         return frame, slices, per_sid
+
+
+class _At(str):
+    """A pair that remembers its document's row in the batch, through ``normalise_signals``:
+    the rows it keeps come back in order but unnumbered, and must be merged with the rows
+    read directly in document order (ties of the final sort keep the query's order)."""
+
+    at: int
+
+
+def _tagged(doc: dict[str, Any], row: int) -> dict[str, Any]:
+    pair = doc.get("pair")
+    if type(pair) is str:
+        doc["pair"] = tag = _At(pair)
+        tag.at = row
+    return doc
+
+
+def _kept_as_is(cols: BatchColumns, pairs: Collection[str] | None) -> np.ndarray:
+    """Rows that certainly come out of ``normalise_signals`` kept, with their plain values.
+
+    A conservative test on exact BSON types (a string, a date, a double, an int32/int64)
+    and the common values; any row it does not vouch for is decoded and given to
+    ``normalise_signals``, which decides, counts and warns. So this may refuse a good row
+    (it only costs time) but must never accept one normalise would drop or change: the
+    equality tests in tests/strategy/test_range_read.py hold it to that.
+    """
+    k, num = cols.kind, cols.number
+
+    def absent(name: str) -> np.ndarray:
+        return (k[name] == 0) | (k[name] == NULL)
+
+    def string_in(name: str, allowed: Collection[str] | None) -> np.ndarray:
+        ok = np.array([v != "" and (allowed is None or v in allowed)
+                       for v in cols.strings[name]] + [False], dtype=bool)
+        return (k[name] == STRING) & ok[cols.codes[name]]
+
+    def double(name: str) -> tuple[np.ndarray, np.ndarray]:
+        d = num.get(name + ":double")
+        values = np.zeros(len(cols)) if d is None else d
+        return k[name] == DOUBLE, values
+
+    known = set(pairs) if pairs is not None else None
+    enter = string_in("action", {Action.ENTER_LONG.value})
+    exit_ = string_in("action", {Action.EXIT_LONG.value})
+    is_score, score = double("score")
+    is_weight, weight = double("weight")
+    with np.errstate(invalid="ignore"):
+        weight_ok = is_weight & np.isfinite(weight) & (weight >= 0.0) & (weight <= 1.0)
+        conflict = is_weight & ((exit_ & (weight > 0)) | (enter & (weight == 0)))
+    return (
+        cols.plain
+        & string_in("pair", known) & string_in("strategy_id", None) & (k["ts"] == DATE)
+        & (absent("action") | enter | exit_)
+        & (absent("score") | (is_score & np.isfinite(score)))
+        & (absent("weight") | weight_ok) & ~conflict
+        & ~(absent("action") & absent("score") & absent("weight"))
+        & (absent("valid_until") | ((k["valid_until"] == DATE)
+                                    & (num["valid_until"] > num["ts"])))
+        & (absent("version") | (((k["version"] == INT32) | (k["version"] == INT64))
+                                & (num["version"] >= 1)))
+    )
+
+
+def _direct(options: Any) -> bool:
+    """Whether documents decode as the parser reads them: aware datetimes, strict UTF-8,
+    no custom decoders (otherwise every document takes the ``bson`` + normalise path)."""
+    return (options.tz_aware and options.datetime_conversion == DatetimeConversion.DATETIME
+            and options.unicode_decode_error_handler == "strict"
+            and not options.type_registry._decoder_map)
+
+
+def _read_batch(raw: bytes, options: Any, direct: bool, columns: _Columns,
+                normalise: Any) -> int:
+    """One raw batch into ``columns``; returns its number of documents."""
+    if not direct:
+        docs = bson.decode_all(raw, options)
+        frame = normalise(docs)
+        columns.add([(np.arange(len(frame)), columns.from_frame(frame))])
+        columns.decoded += len(docs)
+        return len(docs)
+    cols = parse_batch(raw, FIELDS)
+    kept = _kept_as_is(cols, normalise.pairs)
+    parts = [(np.flatnonzero(kept), columns.from_raw(cols, np.flatnonzero(kept)))]
+    odd = np.flatnonzero(~kept)
+    if odd.size:
+        docs = [_tagged(bson.decode(raw[o:o + n], options), row) for o, n, row in zip(
+            cols.offsets[odd].tolist(), cols.lengths[odd].tolist(), odd.tolist(), strict=True)]
+        columns.decoded += len(docs)
+        frame = normalise(docs)
+        if len(frame):
+            at = np.array([p.at for p in frame["pair"].tolist()], dtype=np.int64)
+            parts.append((at, columns.from_frame(frame)))
+    columns.add(parts)
+    return len(cols)
+
+
+class _Normalise:
+    """``normalise_signals`` with the read's whitelist, counters and deferred warnings."""
+
+    def __init__(self, pairs: Collection[str] | None, counts: dict[str, Counter] | None,
+                 warn: _DeferredWarn, by_strategy: dict[str, Counter]) -> None:
+        self.pairs, self.counts, self.warn, self.by_strategy = pairs, counts, warn, by_strategy
+
+    def __call__(self, docs: list[dict]) -> pd.DataFrame:
+        local: dict[str, Counter] | None = {} if self.counts is not None else None
+        frame = normalise_signals(docs, pairs=self.pairs, counts=local, warn=self.warn,
+                                  strategy_counts=self.by_strategy)
+        if local and self.counts is not None:
+            for pair, c in local.items():  # keys as plain str, never a tagged pair
+                self.counts.setdefault(str(pair), Counter()).update(c)
+        return frame
 
 
 def read_signal_range(
@@ -205,30 +386,24 @@ def read_signal_range(
     deferred = _DeferredWarn()
     by_strategy: dict[str, Counter] = {}
     columns = _Columns()
-    kept = 0
+    normalise = _Normalise(pairs, counts, deferred, by_strategy)
     documents = 0
     options = collection.codec_options
+    direct = _direct(options)
     cursor = collection.find_raw_batches(dict(flt), dict(projection), batch_size=batch_size)
     if max_time_ms is not None:
         cursor = cursor.max_time_ms(max_time_ms)
     with cursor:
         for raw in cursor:
-            docs = bson.decode_all(raw, options)
-            documents += len(docs)
-            part = normalise_signals(docs, pairs=pairs, counts=counts, warn=deferred,
-                                     strategy_counts=by_strategy)
-            del docs
-            if len(part):
-                kept += len(part)
-                columns.add(part)
+            documents += _read_batch(raw, options, direct, columns, normalise)
     deferred.replay(warn)
     found: Counter = Counter()
     for sid, c in by_strategy.items():
         found[sid] += sum(c.values())
         if strategy_counts is not None:
             strategy_counts.setdefault(sid, Counter()).update(c)
-    if not kept:
-        return RangeRead(empty_signal_frame(), {}, found, documents)
+    if not columns.rows:
+        return RangeRead(empty_signal_frame(), {}, found, documents, columns.decoded)
     frame, slices, per_sid = columns.frame()
     found.update(per_sid)
-    return RangeRead(frame, slices, found, documents)
+    return RangeRead(frame, slices, found, documents, columns.decoded)

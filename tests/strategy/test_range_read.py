@@ -16,12 +16,17 @@ same when its source serves the chunked frame instead of its own.
 from __future__ import annotations
 
 import math
+import struct
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import bson
+import bson.errors
 import numpy as np
 import pandas as pd
 import pytest
+from bson.codec_options import CodecOptions
+from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 from strategy_helpers import PAIRS, constructed_candles
 
@@ -97,7 +102,12 @@ ODD = [
     ("weight", math.nan), ("weight", "x"), ("valid_until", lambda ts: ts - H),
     ("valid_until", lambda ts: ts), ("valid_until", "tomorrow"), ("version", 0),
     ("version", True), ("version", 2.5), ("version", Int64(7)), ("version", "3"),
-    ("action", None), ("score", None), ("timeframe", "1d"),
+    ("action", None), ("score", None), ("timeframe", "1d"), ("score", {"x": 1}),
+    ("pair", ["BTC/USDT"]), ("weight", Decimal128("0.5")), ("action", "a" * 300),
+    ("version", Int64(0)), ("weight", 0), ("score", -0.0), ("valid_until", None),
+    ("action", "enter_long\x00"), ("strategy_id", "alpha\x00"),
+    # action/weight conflicts (and their valid neighbours), depending on the document
+    ("action", "exit_long"), ("action", "enter_long"), ("weight", 0.0), ("weight", 0.3),
 ]
 
 
@@ -153,6 +163,133 @@ def test_chunked_read_equals_the_one_query_path(mongo_db, batch_size):
     assert r_warn.first == warn.first
     assert read.found == found and read.documents == len(docs)
     assert read.slices == source_slices(frame)
+    # the malformed documents went through normalise, the others were read column-wise
+    assert len(docs) - len(frame) <= read.decoded < len(docs) / 2
+
+
+def test_clean_range_is_read_column_wise_and_naive_codecs_still_equal(mongo_db):
+    coll = mongo_db["crypto_signals"]
+    coll.insert_many(random_docs(300, seed=5, bad=0.0))
+    flt = range_filter()
+    frame, counts, *_ = one_query(coll, flt)
+    read, r_counts, *_ = chunked(coll, flt, batch_size=50)
+    pd.testing.assert_frame_equal(read.frame, frame)
+    assert counts == r_counts == {} and len(frame) == 300 and read.decoded == 0
+
+    naive = coll.with_options(codec_options=CodecOptions(tz_aware=False))
+    frame, counts, by_strategy, warn, found, _ = one_query(naive, flt)
+    read, r_counts, r_by_strategy, r_warn = chunked(naive, flt, batch_size=50)
+    assert frame.empty and read.frame.empty and read.decoded == 300  # naive ts: malformed
+    assert (r_counts, r_by_strategy, r_warn.first, read.found) == (counts, by_strategy,
+                                                                   warn.first, found)
+
+
+class RawBatches:
+    """A collection stand-in serving given raw batches, for what pymongo will not write
+    (duplicate names, invalid UTF-8) or the dev server will not send (a date past 9999)."""
+
+    codec_options = CodecOptions(tz_aware=True)
+
+    def __init__(self, batches: list[bytes]) -> None:
+        self.batches = batches
+
+    def find_raw_batches(self, flt, projection, batch_size):
+        return _Cursor(self.batches)
+
+
+class _Cursor(list):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def raw_doc(*elements: bytes) -> bytes:
+    body = b"".join(elements) + b"\0"
+    return (len(body) + 4).to_bytes(4, "little") + body
+
+
+def element(type_byte: int, name: str, value: bytes) -> bytes:
+    return bytes([type_byte]) + name.encode() + b"\0" + value
+
+
+def bstr(text: bytes) -> bytes:
+    return (len(text) + 1).to_bytes(4, "little") + text + b"\0"
+
+
+def ms(value: int) -> bytes:
+    return value.to_bytes(8, "little", signed=True)
+
+
+def good_elements(score: float = 0.9) -> list[bytes]:
+    return [element(0x02, "pair", bstr(b"BTC/USDT")),
+            element(0x02, "strategy_id", bstr(b"alpha")),
+            element(0x09, "ts", ms(1_767_225_600_000)),
+            element(0x01, "score", struct.pack("<d", score))]
+
+
+@pytest.mark.parametrize("per_batch", [1, 9, 500])
+def test_every_odd_value_equals_normalise_without_the_query_filter(per_batch):
+    """The query's filter keeps some odd values out (empty or non-string pairs and ids,
+    ts of other types, unknown pairs); fed to the reader anyway, it still equals normalise."""
+    docs = random_docs(1500, seed=per_batch, bad=0.5)
+    raws = [bson.encode(d) for d in docs]
+    batches = [b"".join(raws[i:i + per_batch]) for i in range(0, len(raws), per_batch)]
+    decoded = bson.decode_all(b"".join(raws), RawBatches.codec_options)
+    counts: dict = {}
+    by_strategy: dict = {}
+    warn = Recorder()
+    frame = normalise_signals(decoded, pairs=WHITELIST, counts=counts, warn=warn,
+                              strategy_counts=by_strategy)
+    frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
+    r_counts: dict = {}
+    r_by_strategy: dict = {}
+    r_warn = Recorder()
+    read = read_signal_range(RawBatches(batches), {}, PROJECTION, pairs=WHITELIST,
+                             counts=r_counts, warn=r_warn, strategy_counts=r_by_strategy)
+    pd.testing.assert_frame_equal(read.frame, frame, check_exact=True)
+    assert (r_counts, r_by_strategy, r_warn.first) == (counts, by_strategy, warn.first)
+    assert read.found == Counter(strategy_key(d.get("strategy_id")) for d in decoded)
+    assert len(decoded) - len(frame) <= read.decoded < len(decoded) * 0.75
+
+
+def test_a_date_out_of_python_range_fails_like_the_one_query():
+    """pymongo refuses a BSON date past year 9999; the chunked read must raise it too."""
+
+    bad = raw_doc(*good_elements(), element(0x09, "valid_until", ms(253402300800000)))
+    batch = raw_doc(*good_elements()) + bad
+    with pytest.raises(bson.errors.InvalidBSON, match="year 10000 is out of range"):
+        bson.decode_all(batch, RawBatches.codec_options)
+    with pytest.raises(bson.errors.InvalidBSON, match="year 10000 is out of range"):
+        read_signal_range(RawBatches([batch]), {}, PROJECTION, pairs=WHITELIST)
+
+
+def test_documents_the_parser_cannot_read_exactly_go_through_bson_and_normalise():
+    """Repeated names, invalid UTF-8, a nested value, a string past MAX_STRING: each is
+    decoded by ``bson`` (or refused by it, as ``find`` would); a field not asked for is
+    skipped whatever it holds."""
+
+    dup = raw_doc(*good_elements(0.8), element(0x01, "score", ms(0)))  # score twice
+    extra = raw_doc(*good_elements(), element(0x03, "extra", raw_doc()))  # skipped, read
+    nested = raw_doc(*good_elements()[:3], element(0x03, "score", raw_doc()))
+    long_sid = raw_doc(*good_elements()[:1], element(0x02, "strategy_id", bstr(b"s" * 300)),
+                       *good_elements()[2:])
+    plain = raw_doc(*good_elements(0.7))
+    batch = plain + dup + extra + nested + long_sid
+    docs = bson.decode_all(batch, RawBatches.codec_options)
+    expected = normalise_signals(docs, pairs=WHITELIST)
+    read = read_signal_range(RawBatches([batch]), {}, PROJECTION, pairs=WHITELIST)
+    pd.testing.assert_frame_equal(read.frame, expected.sort_values(
+        ["pair", "ts"], kind="stable").reset_index(drop=True))
+    assert read.decoded == 3 and len(read.frame) == 4  # the nested score is malformed
+
+    bad_utf8 = raw_doc(*good_elements()[:1], element(0x02, "strategy_id", bstr(b"\xff\xfe")),
+                       *good_elements()[2:])
+    with pytest.raises(bson.errors.InvalidBSON):
+        bson.decode_all(bad_utf8, RawBatches.codec_options)
+    with pytest.raises(bson.errors.InvalidBSON):
+        read_signal_range(RawBatches([plain + bad_utf8]), {}, PROJECTION, pairs=WHITELIST)
 
 
 def test_warnings_name_the_range_total_and_its_first_document(mongo_db):
