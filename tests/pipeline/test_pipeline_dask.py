@@ -46,8 +46,8 @@ def _mongo_args(mongo_uri: str, db) -> list[str]:
             "--env-file", "/nonexistent/.env", "--quiet"]
 
 
-def _malloc_trim() -> str | None:
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+def _malloc_env() -> tuple:
+    return tuple(os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
 
 
 def _factor_tasks(dask_worker) -> set[str]:
@@ -58,11 +58,11 @@ def _factor_tasks(dask_worker) -> set[str]:
 def test_pipeline_with_two_workers_reports_and_exports_what_the_default_does(
         mongo_uri, mongo_db, tmp_path, capsys, monkeypatch):
     config = _config(tmp_path)
-    used: list[tuple] = []  # (workers, their MALLOC_TRIM_THRESHOLD_s) of each cluster used
+    used: list[tuple] = []  # (workers, their malloc settings) of each cluster used
     real = dask_cluster.cluster_factor_values
 
     def spy(client, *args, **kwargs):
-        used.append((len(client.nthreads()), set(client.run(_malloc_trim).values())))
+        used.append((len(client.nthreads()), set(client.run(_malloc_env).values())))
         return real(client, *args, **kwargs)
 
     monkeypatch.setattr(dask_cluster, "cluster_factor_values", spy)
@@ -73,9 +73,9 @@ def test_pipeline_with_two_workers_reports_and_exports_what_the_default_does(
     assert main([*args, "--workers", "2", "--output-dir", str(tmp_path / "dask")]) == EXIT_OK
     # the same signals: the export finds every one stored already, unchanged
     assert f"inserted=0 updated=0 unchanged={stored}" in capsys.readouterr().out
-    # the default run stayed in process; --workers 2 had two workers, started without
-    # Dask's malloc trim setting (it makes the factor code 2-3x slower)
-    assert used == [(2, {None})]
+    # the default run stayed in process; --workers 2 had two workers, started with the
+    # glibc settings of WORKER_MALLOC, not Dask's (those make the factor code 2x slower)
+    assert used == [(2, {tuple(dask_cluster.WORKER_MALLOC.values())})]
     for name in REPORT_FILES:  # every report file byte for byte (run_info.json aside)
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
