@@ -1,4 +1,4 @@
-"""The aiohttp application answering Binance spot REST for the stand-in.
+"""The aiohttp application answering Binance spot and USD-M futures REST for the stand-in.
 
 Routes the endpoints Freqtrade and ccxt use (see ``NOTES.md``), validates
 parameters the way Binance does (error codes -1100/-1120/-1121), enforces an
@@ -190,6 +190,34 @@ async def delist_schedule(request: web.Request) -> web.Response:
     return _json([])
 
 
+async def futures_exchange_info(request: web.Request) -> web.Response:
+    state = _state(request)
+    chosen = _symbols(state, request) or list(state.view.market.symbols)
+    specs = [symbol_spec(state.view.market, s) for s in chosen]
+    return _json(fmt.futures_exchange_info(specs, state.view.now_ms()))
+
+
+async def premium_index(request: web.Request) -> web.Response:
+    return _many(request, lambda state, s: fmt.premium_index(
+        symbol_spec(state.view.market, s), state.view.last_price(s), state.view.now_ms()))
+
+
+async def funding_rate(request: web.Request) -> web.Response:
+    state = _state(request)
+    symbol = _symbol(state, request.query.get("symbol"))
+    now = state.view.now_ms()
+    end = min(_int(request, "endTime", now), now)
+    limit = min(max(_int(request, "limit", 100), 1), 1000)
+    start = _int(request, "startTime", end - limit * fmt.FUNDING_INTERVAL_MS)
+
+    def mark_at(t_ms: int) -> float:
+        bars = state.view.klines(symbol, "1m", t_ms, t_ms, 1)
+        return float(bars["open"].iloc[0]) if len(bars) else state.view.last_price(symbol)
+
+    spec = symbol_spec(state.view.market, symbol)
+    return _json(fmt.funding_history(spec, start, end, limit, mark_at))
+
+
 async def unknown(request: web.Request) -> web.Response:
     state = _state(request)
     state.unknown_paths.append(request.path)
@@ -233,6 +261,20 @@ def build_app(state: StandInState) -> web.Application:
         "/api/v3/ticker/bookTicker": book_ticker,
         "/api/v3/ticker/price": ticker_price,
         "/sapi/v1/spot/delist-schedule": delist_schedule,
+        # USD-M futures: the linear perpetual of every symbol, on the same candles; mark
+        # price = last price, a constant funding rate (leverage tiers: Freqtrade ships them)
+        "/fapi/v1/ping": ping,
+        "/fapi/v1/time": server_time,
+        "/fapi/v1/exchangeInfo": futures_exchange_info,
+        "/fapi/v1/klines": klines,
+        "/fapi/v1/markPriceKlines": klines,
+        "/fapi/v1/indexPriceKlines": klines,
+        "/fapi/v1/depth": depth,
+        "/fapi/v1/ticker/24hr": ticker_24hr,
+        "/fapi/v1/ticker/bookTicker": book_ticker,
+        "/fapi/v1/ticker/price": ticker_price,
+        "/fapi/v1/premiumIndex": premium_index,
+        "/fapi/v1/fundingRate": funding_rate,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)

@@ -1,4 +1,4 @@
-"""Binance spot REST payloads built from stand-in market data.
+"""Binance spot and USD-M futures REST payloads built from stand-in market data.
 
 Pure functions that shape JSON the way ``api.binance.com`` does (numbers as
 strings, millisecond timestamps, ``filters`` lists), so that ccxt's Binance
@@ -92,6 +92,99 @@ def exchange_info(specs: list[SymbolSpec], server_time_ms: int) -> dict[str, Any
         "exchangeFilters": [],
         "symbols": [symbol_info(spec) for spec in specs],
     }
+
+
+FUTURES_ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                       "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]
+#: Binance's "perpetual" delivery date (2100-12-25) and a plausible listing date.
+PERPETUAL_DELIVERY_MS = 4133404800000
+ONBOARD_MS = 1569398400000
+#: The funding rate the stand-in quotes (Binance's common base rate, every 8 hours).
+FUNDING_RATE = 0.0001
+FUNDING_INTERVAL_MS = 8 * 3_600_000
+
+
+def futures_symbol_info(spec: SymbolSpec, min_notional: float = 5.0) -> dict[str, Any]:
+    """One ``/fapi/v1/exchangeInfo`` entry: the USD-M linear perpetual of a spot symbol
+    (same id, e.g. ``BTCUSDT``; ccxt names it ``BTC/USDT:USDT``)."""
+    base, quote = symbol_to_pair(spec.symbol).split("/")
+    p, q = spec.price_decimals, spec.quantity_decimals
+    return {
+        "symbol": binance_symbol(spec.symbol),
+        "pair": binance_symbol(spec.symbol),
+        "contractType": "PERPETUAL",
+        "deliveryDate": PERPETUAL_DELIVERY_MS,
+        "onboardDate": ONBOARD_MS,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "marginAsset": quote,
+        "pricePrecision": p,
+        "quantityPrecision": q,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": num(spec.tick_size, p),
+             "maxPrice": num(1_000_000.0, p), "tickSize": num(spec.tick_size, p)},
+            {"filterType": "LOT_SIZE", "minQty": num(spec.step_size, q),
+             "maxQty": num(9_000_000.0, q), "stepSize": num(spec.step_size, q)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": num(spec.step_size, q),
+             "maxQty": num(1_000_000.0, q), "stepSize": num(spec.step_size, q)},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": num(min_notional, 0)},
+            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
+             "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+        ],
+        "orderTypes": FUTURES_ORDER_TYPES,
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        "permissionSets": ["GRID", "COPY"],
+    }
+
+
+def futures_exchange_info(specs: list[SymbolSpec], server_time_ms: int) -> dict[str, Any]:
+    return {
+        "timezone": "UTC",
+        "serverTime": server_time_ms,
+        "futuresType": "U_MARGINED",
+        "rateLimits": RATE_LIMITS,
+        "exchangeFilters": [],
+        "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": [futures_symbol_info(spec) for spec in specs],
+    }
+
+
+def premium_index(spec: SymbolSpec, mark: float, now_ms: int) -> dict[str, Any]:
+    """``/fapi/v1/premiumIndex``: mark = index = the last price, a constant funding rate."""
+    return {
+        "symbol": binance_symbol(spec.symbol),
+        "markPrice": num(mark, spec.price_decimals),
+        "indexPrice": num(mark, spec.price_decimals),
+        "estimatedSettlePrice": num(mark, spec.price_decimals),
+        "lastFundingRate": num(FUNDING_RATE, 8),
+        "interestRate": "0.00010000",
+        "nextFundingTime": (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS,
+        "time": now_ms,
+    }
+
+
+def funding_history(spec: SymbolSpec, start_ms: int, end_ms: int, limit: int,
+                    mark_at: Any) -> list[dict[str, Any]]:
+    """``/fapi/v1/fundingRate``: the constant rate at every 8 h boundary in the range."""
+    first = -(-start_ms // FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS
+    times = range(first, end_ms + 1, FUNDING_INTERVAL_MS)
+    return [{"symbol": binance_symbol(spec.symbol), "fundingTime": t,
+             "fundingRate": num(FUNDING_RATE, 8), "markPrice": num(mark_at(t), spec.price_decimals)}
+            for t in list(times)[:limit]]
 
 
 def kline_rows(frame: pd.DataFrame, tf_ms: int) -> list[list[Any]]:

@@ -33,9 +33,16 @@ def ccxt_urls(url: str) -> dict[str, str]:
     return urls
 
 
-def freqtrade_exchange_overlay(url: str) -> dict[str, Any]:
-    """Config fragment: Binance spot via the stand-in at ``url``, no keys, no websockets."""
+def freqtrade_exchange_overlay(url: str, futures: bool = False) -> dict[str, Any]:
+    """Config fragment: Binance spot via the stand-in at ``url``, no keys, no websockets.
+
+    ``futures=True``: the USD-M perpetuals instead (``trading_mode: futures``,
+    ``margin_mode: isolated``, pairs ``BTC/USDT:USDT``); ccxt then loads ``/fapi`` markets.
+    """
+    types = ["linear"] if futures else ["spot"]
+    mode = {"trading_mode": "futures", "margin_mode": "isolated"} if futures else {}
     return {
+        **mode,
         "exchange": {
             "name": "binance",
             "key": "",
@@ -44,14 +51,14 @@ def freqtrade_exchange_overlay(url: str) -> dict[str, Any]:
             "ccxt_config": {
                 "enableRateLimit": True,
                 "urls": {"api": ccxt_urls(url)},
-                "options": {"fetchMarkets": {"types": ["spot"]}},
+                "options": {"fetchMarkets": {"types": types}},
             },
             # Freqtrade also applies ccxt_config to its async client; repeated here so the
             # overlay stays explicit when someone overrides ccxt_config alone.
             "ccxt_async_config": {
                 "enableRateLimit": True,
                 "urls": {"api": ccxt_urls(url)},
-                "options": {"fetchMarkets": {"types": ["spot"]}},
+                "options": {"fetchMarkets": {"types": types}},
             },
         }
     }

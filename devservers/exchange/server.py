@@ -96,9 +96,9 @@ class ExchangeStandIn:
     def unknown_paths(self) -> list[str]:
         return self.state.unknown_paths
 
-    def overlay(self) -> dict[str, Any]:
-        """The Freqtrade config overlay pointing ccxt at this stand-in."""
-        return freqtrade_exchange_overlay(self.url)
+    def overlay(self, futures: bool = False) -> dict[str, Any]:
+        """The Freqtrade config overlay pointing ccxt at this stand-in (``futures``: USD-M)."""
+        return freqtrade_exchange_overlay(self.url, futures=futures)
 
     def start(self) -> ExchangeStandIn:
         if self._thread is not None:
