@@ -85,11 +85,13 @@ CREATED_AT_FIELD = "created_at"
 UPDATED_AT_FIELD = "updated_at"
 RUN_ID_FIELD = "run_id"
 CREATED_RUN_ID_FIELD = "created_run_id"
+#: When the store accepted this version (server clock; see signal_export/point_in_time.py).
+AVAILABLE_AT_FIELD = "available_at"
 
 #: Fields a stored document carries besides the producer fields.
 STORED_ONLY_FIELDS: tuple[str, ...] = (
     "_id", CONTENT_HASH_FIELD, CREATED_AT_FIELD, UPDATED_AT_FIELD, RUN_ID_FIELD,
-    CREATED_RUN_ID_FIELD,
+    CREATED_RUN_ID_FIELD, AVAILABLE_AT_FIELD,
 )
 
 OHLCV_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
