@@ -367,7 +367,7 @@ def test_backtest_decisions_are_the_same_from_the_chunked_frame(mongo_uri, mongo
     flt = {"strategy_id": {"$in": list(src.cfg.strategy_ids)}, "pair": {"$in": sorted(PAIRS)},
            "timeframe": "1h", "ts": {"$gte": lo, "$lte": hi}}
     read = read_signal_range(mongo_db["crypto_signals"], flt, PROJECTION, pairs=PAIRS,
-                             batch_size=13)
+                             batch_size=13, max_time_ms=src.cfg.backtest_timeout_ms)
     pd.testing.assert_frame_equal(read.frame, src._frame)
     src._frame, src._slices = read.frame, read.slices  # what load_range will keep
 
