@@ -49,7 +49,8 @@ class RiskArrays:
     ``leverage``/``stop_loss``/``take_profit`` hold each signal bar's value (NaN = not
     set); a trade takes the values of the bar where its side was first wanted.
     ``funding`` is a rate per bar (NaN/0 = no funding at that bar's open). Any of them may
-    be a 0-d array: one value for every bar.
+    be a 0-d array: one value for every bar. ``price_decimals`` (per symbol) puts stop and
+    target fills on the exchange's tick, as Freqtrade does.
     """
 
     high: np.ndarray | None = None
@@ -58,6 +59,7 @@ class RiskArrays:
     stop_loss: np.ndarray | None = None
     take_profit: np.ndarray | None = None
     funding: np.ndarray | None = None
+    price_decimals: np.ndarray | None = None  # per symbol; -1: prices not rounded
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,38 @@ def scan_exits(flat_start: np.ndarray, flat_end: np.ndarray, side: np.ndarray,
             got = _first_hit(hit, offsets, offsets + n)
             out[idx_t] = np.where(got >= 0, flat_start[idx_t] + (got - offsets), -1)
     return first_stop, first_target
+
+
+def to_tick(price: np.ndarray, decimals: np.ndarray | None, direction: np.ndarray | int
+            ) -> np.ndarray:
+    """Prices on a tick of ``10 ** -decimals`` (-1: unrounded), as Freqtrade's
+    ``price_to_precision`` rounds the price's decimal form: ``direction`` 1 up, -1 down, 0
+    nearest with ties up; a price on the grid is kept. Grid and tie points are computed as
+    ``k / 10**d`` (the double nearest that decimal), so comparing doubles compares decimals.
+    """
+    if decimals is None:
+        return price
+    scale = 10.0 ** np.maximum(decimals, 0)
+    k = np.floor(price * scale)
+    k = np.where(price < k / scale, k - 1, k)
+    k = np.where(price >= (k + 1) / scale, k + 1, k)  # now k/scale <= price < (k+1)/scale
+    on_grid = k / scale == price
+    up = np.where(on_grid, k, k + 1)
+    nearest = np.where(price >= (k + 0.5) / scale, k + 1, k)
+    direction = np.broadcast_to(direction, np.shape(price))
+    chosen = np.where(direction > 0, up, np.where(direction < 0, k, nearest))
+    return np.where(decimals >= 0, chosen / scale, price)
+
+
+def stop_price(entry: np.ndarray, side: np.ndarray, stop_loss: np.ndarray,
+               decimals: np.ndarray | None) -> np.ndarray:
+    """``entry * (1 - side * stop_loss)``, rounded away from the entry to the tick (Freqtrade:
+    ``ROUND_UP`` for longs, ``ROUND_DOWN`` for shorts)."""
+    return to_tick(entry * (1.0 - side * stop_loss), decimals, side)
+
+
+def _at_row(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[rows]
 
 
 def held_sides(signal: np.ndarray | None, open_valid: np.ndarray | None,
@@ -262,7 +296,8 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
         if use_exits and live.any():
             idx = np.flatnonzero(live)
             e_price = opens[row[idx] * n_bar + entry[idx]] * (1.0 + side[idx] * slippage)
-            stop_p = e_price * (1.0 - side[idx] * sl[idx])
+            stop_p = stop_price(e_price, side[idx], sl[idx], _at_row(risk.price_decimals,
+                                                                      row[idx]))
             target_p = e_price * (1.0 + side[idx] * tp[idx])
             fs, ft = scan_exits(row[idx] * n_bar + entry[idx], row[idx] * n_bar + exit_x[idx],
                                 side[idx], stop_p, target_p, risk.high, risk.low, n_bar)
@@ -301,13 +336,15 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
             continue
         k = (row * n_bar + hit_bar)[m]
         s = side[m]
-        level = entry_price[m] * (1.0 + s * frac[m])
+        decimals = _at_row(risk.price_decimals, row[m])
         o, h, lw = opens[k], risk.high.ravel()[k], risk.low.ravel()[k]
         if code == STOP_LOSS:  # the whole candle beyond the stop: the open
+            level = stop_price(entry_price[m], s, -frac[m], decimals)
             gapped = np.where(s > 0, level > h, level < lw)
         else:  # opened beyond the target after the entry candle: the open
+            level = entry_price[m] * (1.0 + s * frac[m])
             gapped = (hit_bar[m] > entry[m]) & np.where(s > 0, o > level, o < level)
-            level = np.minimum(np.maximum(level, lw), h)
+            level = to_tick(np.minimum(np.maximum(level, lw), h), decimals, 0)
         exit_price[m] = np.where(gapped, o, level) * (1.0 - s * slippage)
     stopped = (reason == STOP_LOSS) | (reason == TAKE_PROFIT)
     mark_end = np.where(stopped, hit_bar, np.where(still, n_bar, exit_x))  # close flat from here

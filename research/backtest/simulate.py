@@ -172,6 +172,7 @@ def simulate_long_short(
     stop_loss: pd.DataFrame | float | None = None,
     take_profit: pd.DataFrame | float | None = None,
     funding_rate: pd.DataFrame | None = None,
+    price_decimals: Mapping[str, int] | int | None = None,
     fee: float = 0.001,
     slippage_bps: float = 0.0,
     initial_capital: float = 10_000.0,
@@ -206,6 +207,10 @@ def simulate_long_short(
       then a position pays ``side * units * open * rate`` at the open of each bar it holds
       (entry bar included, the exit-signal bar not), settled at the exit.
 
+    * ``price_decimals`` (an int, or per symbol): the exchange's tick ``10**-d``; stops are
+      rounded away from the entry (Freqtrade: up for longs, down for shorts) and target
+      fills to the nearest tick, as Freqtrade does. Default: no rounding.
+
     ``fee_model="deducted"`` (fee in the bought coin) is spot-only: no shorts, no leverage.
     Trades get ``side`` (1/-1), ``leverage``, ``exit_reason`` and ``funding`` columns.
     """
@@ -221,12 +226,31 @@ def simulate_long_short(
         take_profit=aligned_rows(take_profit, "take_profit", market, low=0.0, high=np.inf),
         funding=aligned_rows(funding_rate, "funding_rate", market, low=-1.0, high=1.0,
                              low_open=False),
+        price_decimals=_decimals(price_decimals, market.symbols),
     )
     _check_risk(market, risk, model)
     out = simulate_long_short_arrays(market, risk, w * initial_capital, fee, slippage_bps / 1e4,
                                      model)
     return _result(out, market, w, initial_capital=initial_capital, timeframe=timeframe,
                    fee=fee, slippage_bps=slippage_bps, fee_model=model)
+
+
+def _decimals(value: Mapping[str, int] | int | None, symbols: tuple[str, ...]
+              ) -> np.ndarray | None:
+    """Price decimals per symbol (the exchange's tick 10**-d), or None (no rounding)."""
+    if value is None:
+        return None
+    given = dict(value) if isinstance(value, Mapping) else dict.fromkeys(symbols, value)
+    unknown = sorted(set(map(str, given)) - set(symbols))
+    if unknown:
+        raise BacktestInputError(f"price_decimals: unknown symbols {unknown}")
+    out = np.array([given.get(s, -1) for s in symbols], dtype=object)
+    bad = [s for s, d in zip(symbols, out, strict=True)
+           if isinstance(d, bool) or not isinstance(d, int | np.integer) or not -1 <= d <= 12]
+    if bad:
+        raise BacktestInputError(f"price_decimals: {bad[0]!r} needs an integer 0..12 "
+                                 f"(-1: no rounding), got {given.get(bad[0])!r}")
+    return out.astype(np.int64)
 
 
 def _check_risk(market: MarketArrays, risk: RiskArrays, model: FeeModel) -> None:

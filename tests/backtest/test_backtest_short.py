@@ -275,3 +275,36 @@ def test_bad_input_is_one_clear_error(kwargs, match):
 def test_a_signal_outside_minus_one_to_one_is_rejected():
     with pytest.raises(BacktestInputError, match="signal: position must be -1, 0, 1 or NaN"):
         run([1.0, 1.0], [2, NAN])
+
+
+# --- the exchange's tick, as Freqtrade rounds -------------------------------------------
+
+def test_stops_are_rounded_away_from_the_entry_and_targets_to_the_nearest_tick():
+    res = run([100.0, 100.0, 100.0], [1, NAN, NAN], high=[100.0, 100.0, 100.0],
+              low=[100.0, 99.0, 90.0], stop_loss=0.0333333, price_decimals=2)
+    assert res.trades["exit_price"].iloc[0] == 96.67  # 96.66667 rounded up for a long
+    res = run([100.0, 100.0, 100.0], [-1, NAN, NAN], high=[100.0, 101.0, 110.0],
+              low=[100.0, 99.0, 99.0], stop_loss=0.0333333, price_decimals=2)
+    assert res.trades["exit_price"].iloc[0] == 103.33  # 103.33333 rounded down for a short
+    res = run([100.0, 100.0, 100.0], [1, NAN, NAN], high=[100.0, 100.5, 120.0],
+              low=[100.0, 99.0, 99.0], take_profit=0.123456, price_decimals=2)
+    assert res.trades["exit_price"].iloc[0] == 112.35  # nearest tick
+
+
+def test_tick_rounding_matches_freqtrades_price_to_precision():
+    from freqtrade.exchange.exchange_utils import ROUND, ROUND_DOWN, ROUND_UP, TICK_SIZE
+    from freqtrade.exchange.exchange_utils import price_to_precision as ft_round
+
+    from research.backtest.longshort import to_tick
+
+    rng = np.random.default_rng(5)
+    raw = rng.uniform(0.5, 70_000, 3000)
+    digits = rng.integers(0, 12, 3000)
+    prices = np.array([round(float(p), int(d)) for p, d in zip(raw, digits, strict=True)]
+                      + [21125.89, 0.1 + 0.2, 95.0, 1e-3])
+    for decimals in (0, 2, 4, 8):
+        tick = 10.0 ** -decimals
+        for direction, mode in ((1, ROUND_UP), (-1, ROUND_DOWN), (0, ROUND)):
+            got = to_tick(prices, np.full(len(prices), decimals), direction)
+            want = [ft_round(float(p), tick, TICK_SIZE, rounding_mode=mode) for p in prices]
+            assert got.tolist() == want, (decimals, direction)
