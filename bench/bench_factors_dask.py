@@ -125,6 +125,8 @@ def render(sizes: dict, times: list[dict], equal: list[bool], equal_naive: list[
         return f"{statistics.median(per):.2f}x ({per[0]:.2f}-{per[-1]:.2f})"
 
     rows = sizes["rows"]
+    out_mb = sizes["out_mb"]
+    transfer = statistics.median(col["transfer"])
     lines = [
         "## Factors on a Dask cluster (`bench/bench_factors_dask.py`)",
         "",
@@ -163,13 +165,21 @@ def render(sizes: dict, times: list[dict], equal: list[bool], equal_naive: list[
         "",
         "Where the time goes: each chunk of whole symbols is scattered to a worker (5 input "
         "columns) and its factor block comes back (one float64 column per factor output: "
-        f"{sizes['out_mb']:,.0f} MB here) over local TCP. Bringing blocks of that size back "
-        f"from the 2 workers, with no computation at all, took {_fmt(col['transfer'])} per "
-        "round: the same order as the whole single-process computation, whose factors cost "
-        "about as much CPU as copying their output. So on this machine the cluster cannot win; "
-        "it pays off where cores are many and idle (a real cluster, several machines) and for "
-        "factor sets whose computation outweighs their output size; the start is a fixed cost "
-        "per run.",
+        f"{out_mb:,.0f} MB here) over local TCP, into the command's process, which builds the "
+        "frame. Bringing blocks of that size back from the 2 workers with no computation at "
+        f"all took {_fmt(col['transfer'])} ({out_mb / transfer:,.0f} MB/s), while one process "
+        f"computes all of it in {single:.2f} s ({out_mb / single:,.0f} MB/s of factor values). "
+        "These factors are cheap for the values they produce, so:",
+        "",
+        "- on this machine the cluster did not win: with the 2 cores already busy (load "
+        "average above), the workers add CPU work (serialising, sending, receiving and copying "
+        "every value) and no idle core pays for it;",
+        "- on any cluster the command's intake of factor values bounds the speed-up: at most "
+        f"intake / single-process rate = {single / transfer:.1f}x here, however many workers; "
+        "factor sets whose computation outweighs their output (long rolling statistics, model "
+        "features, few output columns) gain the most;",
+        "- the cluster start and the workers' first import are a fixed cost per `--workers` run; "
+        "a long-running cluster (`--scheduler`) pays them once.",
         "",
     ]
     return "\n".join(lines)
