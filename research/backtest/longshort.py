@@ -381,7 +381,7 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
     if risk.funding is not None:
         funding = units * side * per_unit
 
-    # Equity: A + B * close, A = C (1 - side L) and B = side units while marked, cash otherwise.
+    # Equity: A + B * close while marked (A = C (1 - side L), B = side units), cash otherwise.
     size = n_sym * n_bar
     base = row * n_bar
     ends = mark_end < n_bar  # a trade marked to the last close has no flat segment after it
@@ -391,18 +391,22 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
     trade_no = np.arange(len(row), dtype=np.int64)
     seg_kind = np.concatenate((np.full(n_sym, -1, np.int64), 2 * trade_no,
                                2 * trade_no[ends] + 1))
-    cap_a = np.concatenate((capital, cash_before * (1.0 - side * lev), cash_after[ends]))
-    cap_b = np.concatenate((np.zeros(n_sym), side * units, np.zeros(n_end)))
+    # one repeat of "units (signed) while marked, cash otherwise", times the close where
+    # marked; plus A = C (1 - side L) where that is not 0 (shorts, leverage)
+    offset = cash_before * (1.0 - side * lev)
+    cap_b = np.concatenate((capital, side * units, cash_after[ends]))
+    cap_a = np.concatenate((np.zeros(n_sym), offset, np.zeros(n_end))) if offset.any() else None
     seg_side = np.concatenate((np.zeros(n_sym, np.int8), side, np.zeros(n_end, np.int8)))
     order = np.lexsort((seg_kind, seg_start))
     seg_start = seg_start[order]
     lengths = np.diff(seg_start, append=size)
-    equity = np.repeat(cap_a[order], lengths).reshape(n_sym, n_bar)
+    equity = np.repeat(cap_b[order], lengths).reshape(n_sym, n_bar)
     marked = np.repeat(seg_side[order], lengths).reshape(n_sym, n_bar)
-    slope = np.repeat(cap_b[order], lengths).reshape(n_sym, n_bar)
-    slope *= market.close_filled
-    np.add(equity, slope, out=equity, where=marked != 0)
-    del slope
+    held_mask = marked != 0
+    np.multiply(equity, market.close_filled, out=equity, where=held_mask)
+    if cap_a is not None:
+        equity += np.repeat(cap_a[order], lengths).reshape(n_sym, n_bar)
+    del held_mask
     position = marked
     if stopped.any():
         position[row[stopped], hit_bar[stopped]] = side[stopped]
