@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra arguments for freqtrade backtesting, e.g. "
                         "\"--datadir user_data/data/binance --strategy-path user_data/strategies\"")
     p.add_argument("--strategy", default="ExternalSignalStrategy")
+    p.add_argument("--workdir", type=Path, help="keep the backtest's config copy, results and "
+                   "log here (default: a new temporary folder)")
     p.add_argument("--late-tolerance-s", type=float, default=0.0,
                    help="seconds after the candle close a signal may still arrive (default 0)")
     p.add_argument("--late-bars", type=int, default=1,
@@ -164,7 +166,7 @@ def build(args: argparse.Namespace) -> report.Reconciliation:
                  *shlex.split(args.freqtrade_args)]
         backtest, _ = inputs.run_backtest(args.config, start.to_pydatetime(),
                                           end.to_pydatetime(), signal_view=args.signal_view,
-                                          extra_args=extra)
+                                          extra_args=extra, workdir=args.workdir)
         signal_view = args.signal_view
         sources["backtest"] = "freqtrade backtesting"
     bot = _in_period(bot, start, end)

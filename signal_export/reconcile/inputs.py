@@ -217,7 +217,8 @@ def outages(entries: pd.DataFrame) -> pd.DataFrame:
     """Store-outage windows [start, end) from the strategy's log lines (end NaT: not over)."""
     if entries.empty:
         return pd.DataFrame({"start": pd.Series(dtype=_NS), "end": pd.Series(dtype=_NS)})
-    entries = entries.sort_values("time", kind="stable")
+    entries = entries.assign(time=_utc(entries["time"]).to_numpy()).sort_values(
+        "time", kind="stable")
     start = entries["message"].str.contains(OUTAGE_START)
     end = entries["message"].str.contains(OUTAGE_END)
     marks = entries[start | end].assign(is_start=start[start | end])
