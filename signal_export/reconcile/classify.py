@@ -429,6 +429,23 @@ def _classify_missed(out: pd.DataFrame, missed: np.ndarray, late: np.ndarray,
            "logs or locks")
 
 
+def open_at_end(backtest: pd.DataFrame, end: datetime, bar: pd.Timedelta) -> pd.DataFrame:
+    """Backtest trades Freqtrade closed only because the backtest ended (``force_exit`` in
+    the last bar) are still open, like the bot's trades at that moment: no close, no
+    realised profit, so an open trade on both sides is the same trade."""
+    end_ts = ensure_utc(end, "to")
+    forced = (backtest["exit_reason"].astype(str) == "force_exit") & (
+        backtest["close_time"] >= end_ts - bar)
+    if not forced.any():
+        return backtest
+    out = backtest.copy()
+    out.loc[forced, ["close_time"]] = pd.NaT
+    out.loc[forced, ["close_rate", "profit_abs"]] = np.nan
+    out.loc[forced, "is_open"] = True
+    out.loc[forced, "exit_reason"] = None
+    return out
+
+
 def attribution(rows: pd.DataFrame) -> pd.DataFrame:
     """Per cause: rows and the summed P&L difference (bot - backtest); every cause listed."""
     g = rows.groupby("cause")

@@ -170,7 +170,7 @@ def build(args: argparse.Namespace) -> report.Reconciliation:
         signal_view = args.signal_view
         sources["backtest"] = "freqtrade backtesting"
     bot = _in_period(bot, start, end)
-    backtest = _in_period(backtest, start, end)
+    backtest = classify.open_at_end(_in_period(backtest, start, end), end, rules.bar)
     ctx = classify.BotContext(max_open_trades=mot, outages=inputs.outages(logs), locks=locks,
                               refusals=inputs.refusals(logs))
     signals = classify.signal_timeliness(versions, rules, ctx.outages)

@@ -160,3 +160,18 @@ def test_freqtrade_refusal_lines(message, kind, pair):
     entries = pd.DataFrame({"time": [pd.Timestamp(T0)], "level": ["INFO"], "message": [message]})
     got = inputs.refusals(entries)
     assert got[["kind", "pair"]].values.tolist() == [[kind, pair]]
+
+
+def test_a_backtest_trade_closed_only_by_the_end_of_the_backtest_is_still_open():
+    bt = inputs.normalise_trades(pd.DataFrame([
+        {**trade(1, "BTC/USDT", T0 + MIN, 100.0, END, 120.0), "exit_reason": "force_exit"},
+        {**trade(2, "ETH/USDT", T0 + MIN, 10.0, T0 + 5 * MIN, 11.0)}]))
+    bot = inputs.normalise_trades(pd.DataFrame([
+        trade(5, "BTC/USDT", T0 + MIN + pd.Timedelta("1s"), 100.0, None, None),
+        trade(6, "ETH/USDT", T0 + MIN + pd.Timedelta("1s"), 10.0, T0 + 5 * MIN, 11.0)]))
+    bt = c.open_at_end(bt, END, pd.Timedelta(MIN))
+    assert bt.set_index("pair").loc["BTC/USDT", "is_open"]
+    assert np.isnan(bt.set_index("pair").loc["BTC/USDT", "profit_abs"])
+    rows = c.classify(bot, bt, c.signal_timeliness(pd.DataFrame(), c.Rules("1m")),
+                      c.Rules("1m"), c.BotContext(), END)
+    assert rows["cause"].tolist() == ["match", "match"]
