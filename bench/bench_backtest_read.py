@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +247,16 @@ def measure(method: str, source: dict[str, Any], traced: bool) -> dict[str, floa
 
 
 def in_child(method: str, source: dict[str, Any], traced: bool = False) -> dict[str, float]:
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(measure, method, source, traced).result()
+    """:func:`measure` in a fresh interpreter (run_all loads this file under another name,
+    so the child imports it by path); the result comes back as JSON on stdout."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from bench.bench_backtest_read import measure; "
+            "print(json.dumps(measure(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == '1')))")
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT), method, json.dumps(source),
+                           "1" if traced else "0"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measurement {method} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def record_batches(coll: Any, n: int, path: Path) -> int:

@@ -55,7 +55,7 @@ from signal_export.contract import Action
 
 logger = logging.getLogger(__name__)
 
-#: Documents per ``getMore``: ~1-2 MB of BSON; bounds the decoded dicts alive at once.
+#: Documents per ``getMore``: ~1.4 MB of BSON; bounds what one batch holds while it is read.
 DEFAULT_BATCH_SIZE = 10_000
 #: The fields a signal row is made of (``normalise_signals``' columns), read from each batch.
 FIELDS: tuple[str, ...] = SIGNAL_COLUMNS
