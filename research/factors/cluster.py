@@ -13,7 +13,9 @@ and the values come back into their rows. Every symbol is computed whole on
 one worker with the same code, so the frame is identical to the in-process
 one (bit for bit, given the same numpy / pandas / TA-Lib on the workers,
 which :func:`open_cluster` checks). Workers get data by value; they never read
-MongoDB.
+MongoDB. Results come straight from the workers (``direct_to_workers``), and
+the LocalCluster's workers get glibc malloc settings that suit the factor code
+(:data:`WORKER_MALLOC`). What it gains and costs: ``bench/bench_factors_dask.py``.
 """
 
 from __future__ import annotations
