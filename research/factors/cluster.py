@@ -150,18 +150,20 @@ def _worker_malloc() -> Iterator[None]:
     mmap with its page faults: measured 2x the CPU time of the same code in
     this process (13,000 page faults a symbol-year instead of ~600). With heap
     allocations up to 32 MB it matches. Read when a process starts, so it goes
-    into the spawn environment.
+    into the spawn environment; the Nanny writes that into ``os.environ``,
+    which is restored afterwards (this process's later subprocesses keep theirs).
     """
     import dask
 
-    saved = {k: os.environ.pop(k) for k in WORKER_MALLOC if k in os.environ}  # a Nanny's
+    saved = dict(os.environ)
+    for key in WORKER_MALLOC:
+        os.environ.pop(key, None)  # the Nanny prefers a value already in os.environ
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
                               for k, v in WORKER_MALLOC.items()}):
             yield
     finally:
-        for k in WORKER_MALLOC:
-            os.environ.pop(k, None)
+        os.environ.clear()
         os.environ.update(saved)
 
 

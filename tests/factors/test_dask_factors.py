@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -24,8 +25,11 @@ from research.factors.cluster import (
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     """One LocalCluster (2 single-threaded worker processes) for the module: a running cluster."""
+    environ = dict(os.environ)  # Dask's Nanny writes its worker settings into os.environ
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                       dashboard_address=":0") as local:
+        os.environ.clear()
+        os.environ.update(environ)  # later tests' subprocesses get this process's environment
         yield local
 
 
@@ -117,3 +121,11 @@ def test_an_unreachable_scheduler_fails_fast_naming_the_address():
     with pytest.raises(ClusterError, match=r"tcp://127\.0\.0\.1:1 did not answer within 0\.5 s"), \
             open_cluster(scheduler=dead, timeout=0.5):
         pass
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    before = dict(os.environ)
+    with open_cluster(workers=1) as c:
+        assert c is not None and len(c.nthreads()) == 1
+        assert dict(os.environ) == before  # Dask's Nanny wrote its settings; they are gone
+    assert dict(os.environ) == before

@@ -26,8 +26,11 @@ from signal_export.contract import SIGNALS_COLLECTION
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
     """The address of a running 2-worker cluster (single-threaded worker processes)."""
+    environ = dict(os.environ)  # Dask's Nanny writes its worker settings into os.environ
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                       dashboard_address=":0") as cluster:
+        os.environ.clear()
+        os.environ.update(environ)  # later tests' subprocesses get this process's environment
         yield cluster.scheduler_address
 
 
