@@ -112,6 +112,43 @@ def _first_hit(cond: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     return np.where(first < ends, first, -1)
 
 
+def _paint(starts: np.ndarray, ends: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """``size`` cells holding ``values[i]`` on ``[starts[i], ends[i])``, NaN elsewhere
+    (segments sorted and disjoint)."""
+    points = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    points[0] = 0
+    points[1::2] = starts
+    points[2::2] = ends
+    vals = np.full(2 * len(starts) + 1, np.nan)
+    vals[1::2] = values
+    return np.repeat(vals, np.diff(points, append=size))
+
+
+def _scan_span(idx_t: np.ndarray, lo_cell: int, hi_cell: int, flat_start: np.ndarray,
+               flat_end: np.ndarray, side: np.ndarray, stop: np.ndarray, target: np.ndarray,
+               hi: np.ndarray, lo: np.ndarray, first_stop: np.ndarray,
+               first_target: np.ndarray) -> None:
+    """:func:`scan_exits` for trades that cover most of ``[lo_cell, hi_cell)``: the high/low
+    of the span are views, the levels painted over it per side (NaN in the gaps)."""
+    size = hi_cell - lo_cell
+    h, lw = hi[lo_cell:hi_cell], lo[lo_cell:hi_cell]
+    s, e = flat_start[idx_t] - lo_cell, flat_end[idx_t] - lo_cell
+    for levels, out, tests in (
+        (stop, first_stop, ((1, lw, np.less_equal), (-1, h, np.greater_equal))),
+        (target, first_target, ((1, h, np.greater), (-1, lw, np.less))),
+    ):
+        lv = levels[idx_t]
+        found = np.full(len(idx_t), -1, dtype=np.int64)
+        for sign, price, compare in tests:
+            mine = (side[idx_t] == sign) & ~np.isnan(lv)
+            if not mine.any():
+                continue
+            got = _first_hit(compare(price, _paint(s[mine], e[mine], lv[mine], size)),
+                             s[mine], e[mine])
+            found[mine] = np.where(got >= 0, got + lo_cell, -1)
+        out[idx_t] = found
+
+
 def scan_exits(flat_start: np.ndarray, flat_end: np.ndarray, side: np.ndarray,
                stop: np.ndarray, target: np.ndarray, high: np.ndarray, low: np.ndarray,
                n_bar: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,6 +175,11 @@ def scan_exits(flat_start: np.ndarray, flat_end: np.ndarray, side: np.ndarray,
             continue
         idx_t = todo[part]
         n = lengths[part]
+        lo_cell, hi_cell = int(flat_start[idx_t[0]]), int(flat_end[idx_t[-1]])
+        if 2 * int(n.sum()) >= hi_cell - lo_cell:  # dense: scan the span as contiguous views
+            _scan_span(idx_t, lo_cell, hi_cell, flat_start, flat_end, side, stop, target,
+                       hi, lo, first_stop, first_target)
+            continue
         offsets = np.cumsum(n) - n
         total = int(n.sum())
         cells = np.repeat(flat_start[idx_t] - offsets, n) + np.arange(total)

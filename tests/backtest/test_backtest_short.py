@@ -308,3 +308,37 @@ def test_tick_rounding_matches_freqtrades_price_to_precision():
             got = to_tick(prices, np.full(len(prices), decimals), direction)
             want = [ft_round(float(p), tick, TICK_SIZE, rounding_mode=mode) for p in prices]
             assert got.tolist() == want, (decimals, direction)
+
+
+def test_stop_scan_gives_the_same_first_hits_dense_and_sparse():
+    """The scan reads a dense batch as contiguous views and a sparse one by gathering."""
+    from research.backtest.longshort import scan_exits
+
+    rng = np.random.default_rng(9)
+    n_bar, n_sym = 3000, 3
+    low = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_sym, n_bar)), axis=1))
+    high = low * (1 + np.abs(rng.normal(0, 0.01, (n_sym, n_bar))))
+    starts, ends = [], []
+    for r in range(n_sym):  # back-to-back trades between sorted distinct bars: dense
+        pts = np.sort(rng.choice(np.arange(n_bar), 80, replace=False))
+        starts.append(r * n_bar + pts[:-1])
+        ends.append(r * n_bar + pts[1:])
+    start, end = np.concatenate(starts), np.concatenate(ends)
+    side = rng.choice([-1, 1], len(start)).astype(np.int8)
+    ref = low.ravel()[start]
+    stop = np.where(rng.random(len(start)) < 0.8, ref * (1 - side * 0.03), np.nan)
+    target = np.where(rng.random(len(start)) < 0.8, ref * (1 + side * 0.05), np.nan)
+    full = scan_exits(start, end, side, stop, target, high, low, n_bar)
+    sub = np.arange(0, len(start), 4)  # a quarter of the bars of their span: sparse
+    sparse = scan_exits(start[sub], end[sub], side[sub], stop[sub], target[sub], high, low,
+                        n_bar)
+    assert (full[0] >= 0).sum() > 5 and (full[1] >= 0).sum() > 5
+    assert full[0][sub].tolist() == sparse[0].tolist()
+    assert full[1][sub].tolist() == sparse[1].tolist()
+    # a brute-force first hit per trade
+    for i in range(len(start)):
+        bars = np.arange(start[i], end[i])
+        lo_, hi_ = low.ravel()[bars], high.ravel()[bars]
+        hit = (lo_ <= stop[i]) if side[i] > 0 else (hi_ >= stop[i])
+        want = int(bars[np.argmax(hit)]) if hit.any() else -1
+        assert full[0][i] == want
