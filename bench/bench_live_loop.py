@@ -18,7 +18,7 @@ Data: 1,000,000 signal documents of history in the local MongoDB dev server
 ``{strategy_id, timeframe, updated_at}``, which the incremental read needs),
 5,000 pairs x 200 hourly bars; the bot trades 500, 1,000 or 5,000 of the pairs
 (the same 1M-document collection). Steady state: loops inside one candle, more
-than ``watermark_overlap_seconds`` after the candle's export, with no new
+than ``watermark_overlap_seconds`` (10 s here) after the candle's export, no new
 signals, and with 1 % of the pairs getting a revised signal before each loop
 (stamped with ``updated_at``, as the exporter does). Paired rounds: both paths
 run the same loop (same ``now``, same documents), in alternating order; medians
@@ -108,10 +108,14 @@ def revise(uri: str, pairs: list[str], share: float, rng: np.random.Generator) -
     return n
 
 
+OVERLAP_S = 10.0  # watermark_overlap_seconds here (default 60): the wait before steady state
+
+
 def make_logic(uri: str, incremental: bool) -> ExternalSignalLogic:
     return ExternalSignalLogic(
         {"timeframe": "1h", "ext_signals": {"strategy_ids": ["live"],
                                             "live_incremental": incremental,
+                                            "watermark_overlap_seconds": OVERLAP_S,
                                             "socket_timeout_ms": 60_000}},
         live=True, env={"EXT_SIG_MONGO_URI": uri, "EXT_SIG_DB": DB})
 
@@ -142,7 +146,7 @@ def one_loop(logic: ExternalSignalLogic, pairs: list[str], base: pd.DataFrame,
     return t
 
 
-def measure(uri: str, pairs: list[str], rounds: int, share: float) -> dict:
+def measure(uri: str, pairs: list[str], rounds: dict[str, int], share: float) -> dict:
     """Paired rounds of both paths at ``len(pairs)`` pairs; the steady state in one candle."""
     base = pd.DataFrame({"date": pd.date_range(end=CANDLE - H, periods=ROWS, freq="1h",
                                                tz="UTC").astype("datetime64[ms, UTC]"),
@@ -153,11 +157,12 @@ def measure(uri: str, pairs: list[str], rounds: int, share: float) -> dict:
     rng = np.random.default_rng(len(pairs))
     first = one_loop(inc, pairs, base, CANDLE + timedelta(seconds=5))  # the candle's full read
     one_loop(full, pairs, base, CANDLE + timedelta(seconds=5))
+    time.sleep(OVERLAP_S)  # the candle's export has settled: the steady state
     out: dict = {"pairs": len(pairs), "first": first, "rounds": rounds}
     tick = 1
     for label, s in (("quiet", 0.0), ("changes", share)):
         rows = []
-        for r in range(rounds):
+        for r in range(rounds[label]):
             tick += 1
             now = CANDLE + timedelta(seconds=5 * tick)  # the next loop of the same candle
             changed = revise(uri, pairs, s, rng)
@@ -187,21 +192,22 @@ def render(results: list[dict], n_docs: int, where: str, quick: bool) -> str:
         f"read window, {ROWS:,}-candle frames; per loop: `bot_loop_start` (the read) plus "
         "`populate_indicators` / `populate_entry_trend` / `populate_exit_trend` for every pair "
         "on a fresh frame (Freqtrade's own frame copy and tag resets not counted). Paired "
-        f"rounds in alternating order, median (min-max) of "
-        f"{', '.join(str(r['rounds']) for r in results)} rounds, "
+        "rounds in alternating order, median (min-max) of the rounds (count in the table), "
         "ms per loop; ratio = median of the per-round full/incremental ratios."
         + (" Quick run (`--quick`): small sizes." if quick else ""),
         "",
-        "| pairs | steady state | full: read | full: hooks | full loop | incremental: read "
-        "| incremental: hooks | incremental loop | pairs re-decided | full / incremental |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| pairs | steady state | rounds | full: read | full: hooks | full loop "
+        "| incremental: read | incremental: hooks | incremental loop | pairs re-decided "
+        "| full / incremental |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         for label, name in (("quiet", "no change"), ("changes", "1 % of pairs revised")):
             rows = res[label]
             ratios = [r["full"]["loop"] / r["inc"]["loop"] for r in rows]
             lines.append(
-                f"| {res['pairs']:,} | {name} | {_stat([r['full']['read'] for r in rows])} | "
+                f"| {res['pairs']:,} | {name} | {len(rows)} | "
+                f"{_stat([r['full']['read'] for r in rows])} | "
                 f"{_stat([r['full']['hooks'] for r in rows])} | "
                 f"{_stat([r['full']['loop'] for r in rows])} | "
                 f"{_stat([r['inc']['read'] for r in rows])} | "
@@ -228,7 +234,7 @@ def render(results: list[dict], n_docs: int, where: str, quick: bool) -> str:
               f"path): {big['pairs']:,} pairs with 1 % revised per loop: {steady * 1000:,.0f} ms, "
               f"{ratio:.1f}x: {met}.", "",
               "Run: `python bench/bench_live_loop.py` (`--quick`: 1,000 pairs at most, 100k "
-              "documents, 3 rounds).", ""]
+              "documents, 2 rounds).", ""]
     return "\n".join(lines)
 
 
@@ -238,14 +244,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--uri", default=None, help="a MongoDB to use instead of a local one")
     parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args(argv if argv is not None else [])
-    sizes, n_docs, rounds = ([200, 1000], 100_000, 3) if args.quick else (
+    sizes, n_docs, rounds = ([200, 1000], 100_000, 2) if args.quick else (
         [500, 1000, 5000], 1_000_000, 5)
     rounds = args.rounds or rounds
     universe = max(sizes)
 
     def run(uri: str) -> list[dict]:
         pairs = load_history(uri, n_docs, universe)
-        return [measure(uri, pairs[:n], rounds if n < 5000 else max(3, rounds - 2), 0.01)
+        # 5,000 pairs: fewer rounds (a full-path loop takes minutes on this machine)
+        return [measure(uri, pairs[:n], {"quiet": rounds if n < 5000 else 2,
+                                         "changes": rounds if n < 5000 else 3}, 0.01)
                 for n in sizes]
 
     results, where = on_server(args.uri, run)

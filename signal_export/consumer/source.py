@@ -28,16 +28,18 @@ watermark - overlap}`` on the index :data:`CHANGES_INDEX` (the exporter stamps
 client-side. The watermark is the newest ``updated_at`` seen (the writers' clocks,
 never the bot's); the overlap (``watermark_overlap_seconds``, 60 s) covers writes that
 become visible later than they are stamped (a slow bulk write) and clock skew between
-writers. A re-read document whose content is unchanged is recognised by id and
+writers. Once the watermark has stood for the overlap (bot's monotonic clock), the
+query asks for ``updated_at > watermark`` only, so a quiet steady state re-reads
+nothing. A re-read document whose content is unchanged is recognised by id and
 content and changes nothing; a changed one replaces its document id's row (and any row
 with its key). Each pair has a version (:meth:`SignalSource.signal_version`) that moves
 only when the pair's signals changed, so the strategy re-decides only those pairs.
 Full reads every loop, as before, while the index is missing or the window holds a
-document without a date ``updated_at`` (a writer other than the exporter; one warning
-each). What an incremental read cannot see until the next full read (at most one
+document without a date ``updated_at`` (a writer other than the exporter; one info
+line each). What an incremental read cannot see until the next full read (at most one
 candle later): a deleted document, a write stamped more than the overlap before the
-newest one already seen, and an unstamped document written into a window that held
-none.
+newest one already seen or visible more than the overlap after the bot first saw a
+newer stamp, and an unstamped document written into a window that held none.
 
 MongoDB down or slow (timeouts ~1.5-2 s): nothing is raised into Freqtrade;
 ``available`` turns False so the strategy opens nothing on unknown signals;
@@ -48,6 +50,7 @@ Not the matcher (pure rules live in :mod:`.matching`).
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -137,6 +140,7 @@ class SignalSource:
         self._changes_index = False  # CHANGES_INDEX exists (checked at full reads until it does)
         self._incremental_ok = False  # the last full read allows incremental reads after it
         self._watermark: datetime | None = None
+        self._watermark_seen = 0.0  # monotonic time the watermark last advanced
         self._docs: dict[Any, tuple] = {}  # document id -> content signature (window)
         self._rejected: dict[Any, tuple[str, str, str, int | None]] = {}  # id -> pair, sid, ...
         self._row_ids = np.empty(0, dtype=object)  # document id of each row of _frame
@@ -214,11 +218,16 @@ class SignalSource:
         ``pair`` ``$in`` of thousands of values would make the window's index the better
         match and the server would walk the whole window again.
         """
-        since = _EPOCH if self._watermark is None else self._watermark - timedelta(
-            seconds=self.cfg.watermark_overlap_seconds)
+        overlap = self.cfg.watermark_overlap_seconds
+        if self._watermark is None:  # no stamp seen yet: every stamped document
+            stamped: dict[str, Any] = {"$gte": _EPOCH}
+        elif time.monotonic() - self._watermark_seen < overlap:
+            stamped = {"$gte": self._watermark - timedelta(seconds=overlap)}
+        else:  # settled: whatever was stamped up to the watermark is visible by now
+            stamped = {"$gt": self._watermark}
         flt = {"strategy_id": {"$in": list(self.cfg.strategy_ids)},
                "timeframe": self.cfg.timeframe, "ts": {"$gte": start},
-               UPDATED_AT_FIELD: {"$gte": since}}
+               UPDATED_AT_FIELD: stamped}
         self.queries += 1
         docs = list(self._collection().find(flt, LIVE_PROJECTION).max_time_ms(self._timeout_ms))
         self.window = (start, None)
@@ -523,8 +532,9 @@ class SignalSource:
                       and isinstance(d.get(UPDATED_AT_FIELD), datetime)]
             if stamps:  # the writers' clock, never the bot's
                 newest = max(stamps)
-                self._watermark = newest if self._watermark is None else max(self._watermark,
-                                                                            newest)
+                if self._watermark is None or newest > self._watermark:
+                    self._watermark = newest
+                    self._watermark_seen = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - an outage must never reach the bot loop
             self._failed(exc)
             return False

@@ -228,3 +228,30 @@ def test_full_reads_every_loop_without_the_index_or_with_unstamped_documents(
     assert sum("no index" in line for line in lines) == 1
     assert sum("have no date updated_at" in line and "strategy model" in line
                for line in lines) == 1
+
+
+def test_change_query_drops_the_overlap_once_the_watermark_settled(mongo_uri, mongo_db):
+    """A quiet steady state re-reads nothing: after the overlap, only newer stamps."""
+    import time
+
+    from pymongo import MongoClient
+    from test_live_path import FindCounter
+
+    stamp = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    with_indexes(mongo_db).insert_one({
+        "strategy_id": "model", "pair": "BTC/USDT", "timeframe": "1h", "ts": T0 + (N0 - 1) * H,
+        "score": 0.9, "version": 1, UPDATED_AT_FIELD: stamp})
+    listener = FindCounter()
+    client = MongoClient(mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        logic = ExternalSignalLogic(
+            {"timeframe": "1h", "ext_signals": {"strategy_ids": IDS,
+                                                "watermark_overlap_seconds": 0.5}},
+            live=True, client=client, env={"EXT_SIG_MONGO_URI": mongo_uri,
+                                           "EXT_SIG_DB": mongo_db.name})
+        logic.bot_loop_start(PAIRS, T0 + N0 * H + timedelta(seconds=5))
+        time.sleep(0.6)
+        logic.bot_loop_start(PAIRS, T0 + N0 * H + timedelta(seconds=10))
+    finally:
+        client.close()
+    assert listener.finds[-1]["filter"][UPDATED_AT_FIELD] == {"$gt": stamp}
