@@ -14,9 +14,10 @@ context: the previous baseline with ``InsertOne`` (client clock, no
 ``available_at``), the price of the server clock.
 
 Sizes: 1, 100, 500 (one live bar), 10,000 and 100,000 documents; workloads: new
-keys (fresh collection) and no-op (the same frame again). Paired rounds: in each
-round both sides run once, alternating who goes first; judged on the median of the
-per-round ratios, with their min-max. The per-document ``update_one`` loop is a
+keys (fresh collection), no-op (the same frame again) and revision (every key
+again with version 2: each replaced version goes to the history first). Paired
+rounds: in each round every side runs once, each going first in turn; judged on
+the median of the per-round ratios, with their min-max. The per-document ``update_one`` loop is a
 context row only. Also counts the commands one 1-document export sends.
 
 Usage: ``python bench/bench_exporter.py [--quick] [--uri URI] [--sizes 1,100,...]``
@@ -25,6 +26,7 @@ Usage: ``python bench/bench_exporter.py [--quick] [--uri URI] [--sizes 1,100,...
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -48,6 +50,9 @@ from signal_export.exporter import content_hash, export_signals  # noqa: E402
 from signal_export.store import connect, ensure_runs_indexes, ensure_signal_indexes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "exporter.md"
+#: new keys (fresh collection), no-op (the same frame again), revision (every key's version + 1:
+#: the replaced versions go to the history first)
+WORKLOADS = ("new", "noop", "revision")
 SIZES = (1, 100, 500, 10_000, 100_000)
 ROUNDS = {1: 41, 100: 25, 500: 15, 10_000: 7, 100_000: 3}
 GOAL_ALL, GOAL_LARGE = 1.0, 1.5
@@ -81,6 +86,8 @@ def _baseline(frame: pd.DataFrame, coll, runs, server_clock: bool) -> dict[str, 
          "ts": {"$gte": min(d["ts"] for d in docs), "$lte": max(d["ts"] for d in docs)}},
         {"_id": 0, "pair": 1, "ts": 1, "version": 1, "content_hash": 1})}
     clock = {"$currentDate": {"available_at": True}} if server_clock else {}
+    if server_clock:  # the same guarantee: a replaced version goes to the history first
+        _archive_changed(coll, docs, stored)
     ops: list[Any] = []
     for doc in docs:
         old = stored.get((doc["pair"], doc["ts"]))
@@ -106,6 +113,27 @@ def _baseline(frame: pd.DataFrame, coll, runs, server_clock: bool) -> dict[str, 
     runs.insert_one({"run_id": run_id, "started_at": now, "finished_at": datetime.now(UTC),
                      "counts": counts})
     return counts
+
+
+def _archive_changed(coll, docs: list[dict], stored: dict) -> None:
+    """The history write of the baseline: the whole stored documents of the keys that change
+    (one ``find``), appended with ``superseded_at`` from the server clock (one unordered
+    ``bulk_write`` of insert-only upserts; duplicates of a retry ignored)."""
+    changed = [d for d in docs if (old := stored.get((d["pair"], d["ts"]))) is not None
+               and old["content_hash"] != d["content_hash"] and old["version"] <= d["version"]]
+    if not changed:
+        return
+    whole = coll.find({"strategy_id": changed[0]["strategy_id"],
+                       "timeframe": changed[0]["timeframe"],
+                       "pair": {"$in": sorted({d["pair"] for d in changed})},
+                       "ts": {"$gte": min(d["ts"] for d in changed),
+                              "$lte": max(d["ts"] for d in changed)}}, {"_id": 0})
+    ops = [UpdateOne({**{k: old[k] for k in SIGNAL_KEY}, "version": old["version"],
+                      "content_hash": old["content_hash"], "superseded_at": {"$exists": False}},
+                     {"$setOnInsert": old, "$currentDate": {"superseded_at": True}},
+                     upsert=True) for old in whole]
+    with contextlib.suppress(BulkWriteError):  # E11000: archived by an earlier attempt
+        coll.database[f"{coll.name}_history"].bulk_write(ops, ordered=False)
 
 
 def idiomatic_export(frame: pd.DataFrame, coll, runs) -> dict[str, int]:
@@ -144,11 +172,11 @@ class _Commands(monitoring.CommandListener):
         pass
 
 
-def _timed(fn, frame, coll, runs, expect: int) -> float:
+def _timed(fn, frame, coll, runs, expect: int, updated: int = 0) -> float:
     t0 = time.perf_counter()
     counts = fn(frame, coll, runs)
     elapsed = time.perf_counter() - t0
-    assert counts["inserted"] == expect, (fn.__name__, counts, expect)
+    assert (counts["inserted"], counts["updated"]) == (expect, updated), (fn.__name__, counts)
     return elapsed
 
 
@@ -172,17 +200,22 @@ def measure(uri: str, sizes: tuple[int, ...], rounds: dict[int, int]) -> dict[st
             sides = {"exporter": exporter, "idiomatic": idiomatic_export,
                      "insertone": client_clock_export}
             times: dict[tuple[str, str], list[float]] = {(s, w): [] for s in sides
-                                                         for w in ("new", "noop")}
+                                                         for w in WORKLOADS}
+            revised = frame.assign(version=2)
             for r in range(rounds[n]):
                 order = list(sides)[r % 3:] + list(sides)[:r % 3]  # each goes first in turn
                 for side in order:
                     coll = db[f"c_{side}"]
                     coll.drop()
+                    db[f"c_{side}_history"].drop()
                     ensure_signal_indexes(coll)
                     times[(side, "new")].append(_timed(sides[side], frame, coll, runs, n))
                 for side in order:
                     times[(side, "noop")].append(
                         _timed(sides[side], frame, db[f"c_{side}"], runs, 0))
+                for side in order:
+                    times[(side, "revision")].append(
+                        _timed(sides[side], revised, db[f"c_{side}"], runs, 0, updated=n))
             loop_n = min(n, 500)
             loop_coll = db["c_loop"]
             loop_coll.drop()
@@ -208,16 +241,19 @@ def render(m: dict[str, Any], server: str) -> str:
         "version/hash over the batch's pairs and time range, one unordered `bulk_write` of "
         "`UpdateOne(key, {$setOnInsert: doc, $currentDate: {available_at: true}}, "
         "upsert=True)` for new keys + version/hash-guarded `UpdateOne` with `$currentDate` "
-        "for changes (the same guarantee: `available_at` from the server clock), one "
-        "`insert_one` run record. "
+        "for changes (the same guarantee: `available_at` from the server clock; before a change, "
+        "one `find` of the whole stored documents and one `bulk_write` appending them to the "
+        "history with `superseded_at` from the server clock), one `insert_one` run record. "
         "Exporter: `export_signals(frame, coll, runs_collection=runs)`, i.e. the same plus "
         "contract validation, symbol mapping, exact re-classification, batches of 5,000 and "
         "its audit record. Each side timed around the whole call, in paired rounds "
-        "(alternating who goes first, fresh collections for new keys, the same frame again "
-        "for no-op). Speed-up = baseline time / exporter time per round: median, with the "
+        "(each side goes first in turn, fresh collections for new keys, the same frame again "
+        "for no-op, then every key with version 2 for revision). Speed-up = baseline time / "
+        "exporter time per round: median, with the "
         f"min-max over the rounds. Goals: >= {GOAL_ALL:.1f}x at every size, >= "
         f"{GOAL_LARGE:.1f}x at 100,000. Context column, same rounds: the previous baseline "
-        "with `InsertOne` (client clock, no `available_at`): what the server clock costs.",
+        "with `InsertOne` (client clock, no `available_at`, no history): what the server "
+        "clock and the history cost.",
         "",
         "| docs | workload | rounds | exporter median ms | baseline median ms | speed-up "
         "median | min-max | goal | InsertOne baseline ms (context) |",
@@ -225,13 +261,14 @@ def render(m: dict[str, Any], server: str) -> str:
     ]
     for n, row in m["sizes"].items():
         t = row["times"]
-        for workload in ("new", "noop"):
+        for workload in WORKLOADS:
             ours, base = t[("exporter", workload)], t[("idiomatic", workload)]
             ratios = _ratios(base, ours)
             med = statistics.median(ratios)
             goal = GOAL_LARGE if n >= 100_000 else GOAL_ALL
             verdict = f">= {goal:.1f}x: {'met' if med >= goal else 'NOT met'}"
-            label = "new keys" if workload == "new" else "no-op (same frame again)"
+            label = {"new": "new keys", "noop": "no-op (same frame again)",
+                     "revision": "revision (version + 1, history)"}[workload]
             lines.append(f"| {n:,} | {label} | {row['rounds']} | "
                          f"{statistics.median(ours) * 1000:.1f} | "
                          f"{statistics.median(base) * 1000:.1f} | {med:.2f}x | "
