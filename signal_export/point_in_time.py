@@ -28,11 +28,16 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from signal_export.contract import CONTENT_HASH_FIELD, SIGNAL_KEY, UPDATED_AT_FIELD, ensure_utc
+from signal_export.contract import (
+    AVAILABLE_AT_FIELD,  # when a stored version became visible (server clock; re-exported)
+    CONTENT_HASH_FIELD,
+    SIGNAL_KEY,
+    UPDATED_AT_FIELD,
+    ensure_utc,
+)
 
-#: When a stored version became visible (MongoDB server clock, set on insert and on every
-#: version-changing update; producers may not set it).
-AVAILABLE_AT_FIELD = "available_at"
+__all__ = ["AVAILABLE_AT_FIELD", "HISTORY_SUFFIX", "KNOWN_AT", "MODES", "SUPERSEDED_AT_FIELD",
+           "as_known", "first_known", "history_collection_name", "versions_frame", "visible_at"]
 #: When a history entry's version was replaced (server clock, history collection only).
 SUPERSEDED_AT_FIELD = "superseded_at"
 #: The history collection of signals collection ``name`` is ``name + HISTORY_SUFFIX``.
