@@ -13,8 +13,18 @@ in the same run on the same arrays:
   input and excluded;
 - floor: ``np.cumprod`` of one elementwise product over a symbols x bars array.
 
-Final portfolio equity must agree with vectorbt to 1e-9 relative. Writes
-``bench/results/backtest.md``; ``--quick`` (10 symbols x 50,000 bars) only prints.
+Final portfolio equity must agree with vectorbt to 1e-9 relative.
+
+Second section (issue 23), same prices: ``simulate_long_short`` on a -1/0/1 signal
+(~1,400 changes per symbol, a third of them flips) against ``simulate_long_flat`` on
+the 0/1 signal (goal <= 1.5x its time), the same long-only 0/1 signal through the
+long/short path, the long/short run with leverage 3, a 1 % stop and a 2 % target on
+high/low (context), and vectorbt ``from_signals`` with ``short_entries``/``short_exits``
+of the same held positions (goal: ours >= 5x faster). vectorbt sizes a short as
+``cash / (price (1 + fee))`` where Freqtrade (and ours) use ``price (1 - fee)``, so
+equal equity is checked on a fee-free run of both (untimed), the timed runs use 0.1 %.
+
+Writes ``bench/results/backtest.md``; ``--quick`` (10 symbols x 50,000 bars) only prints.
 vectorbt is a bench-only dependency (bench/requirements.txt).
 """
 
@@ -35,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from research.backtest import simulate_long_flat  # noqa: E402
+from research.backtest import simulate_long_flat, simulate_long_short  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "backtest.md"
 FEE = 0.001
@@ -43,6 +53,7 @@ CAPITAL_PER_SYMBOL = 100.0
 CHANGES_PER_SYMBOL = 1_400
 GOAL_VS_VECTORBT = 5.0
 GOAL_VS_FLOOR = 3.0
+GOAL_LS_VS_LONG_ONLY = 1.5
 
 
 def make_workload(n_sym: int, n_bar: int, seed: int = 7) -> dict[str, object]:
@@ -213,6 +224,166 @@ def report(n_sym: int, n_bar: int, m: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def make_long_short(w: dict[str, object], seed: int = 11) -> dict[str, object]:
+    """A -1/0/1 signal changing where the 0/1 one does (new side drawn from the other two),
+    and high/low around open/close; all outside the clock."""
+    rng = np.random.default_rng(seed)
+    open_, close, signal = w["arrays"]
+    change = np.zeros(signal.shape, dtype=bool)
+    change[:, 1:] = signal[:, 1:] != signal[:, :-1]
+    steps = np.where(change, rng.integers(1, 3, signal.shape), 0).astype(np.int8)
+    ls = (np.cumsum(steps, axis=1, dtype=np.int64) % 3 - 1).astype(np.int8)
+    del steps, change
+    wiggle = 1.0 + np.abs(rng.standard_normal(open_.shape)) * 5e-4
+    high = np.maximum(open_, close) * wiggle
+    low = np.minimum(open_, close) / wiggle
+    del wiggle
+    index, symbols = w["open"].index, list(w["open"].columns)
+
+    def wide(a: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(a.T, index=index, columns=symbols, copy=False)
+
+    return {"signal": wide(ls), "high": wide(high), "low": wide(low)}
+
+
+def _run_ls(w: dict[str, object], signal: pd.DataFrame, fee: float = FEE, **kwargs):
+    return simulate_long_short(w["open"], w["close"], signal, timeframe="1m", fee=fee,
+                               initial_capital=CAPITAL_PER_SYMBOL * w["open"].shape[1], **kwargs)
+
+
+def _vectorbt_ls_inputs(position: pd.DataFrame, like: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Entries/exits per side from a held -1/0/1 position (bars x symbols, labelled ``like``)."""
+    held = position.to_numpy()
+    prev = np.zeros_like(held)
+    prev[1:] = held[:-1]
+
+    def frame(a: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(a, index=like.index, columns=like.columns)
+
+    return {"entries": frame((held == 1) & (prev != 1)), "exits": frame((prev == 1) & (held != 1)),
+            "short_entries": frame((held == -1) & (prev != -1)),
+            "short_exits": frame((prev == -1) & (held != -1))}
+
+
+def _run_vectorbt_ls(vbt, w: dict[str, object], sig: dict[str, pd.DataFrame], fee: float = FEE):
+    return vbt.Portfolio.from_signals(w["close"], price=w["open"], fees=fee,
+                                      init_cash=CAPITAL_PER_SYMBOL, freq="1min", **sig)
+
+
+def measure_long_short(w: dict[str, object], repeats: int) -> dict[str, object]:
+    """Interleaved rounds: long-only path, long/short path (0/1 and -1/0/1), with stops,
+    vectorbt with shorts. Equity is compared on fee-free runs outside the clock."""
+    import vectorbt as vbt
+
+    ls = make_long_short(w)
+    stops = {"leverage": 3.0, "stop_loss": 0.01, "take_profit": 0.02, "high": ls["high"],
+             "low": ls["low"]}
+    free = _run_ls(w, ls["signal"], fee=0.0)
+    sig = _vectorbt_ls_inputs(free.position, w["open"])
+    for _ in range(2):  # numba warm-up on the same dtypes
+        tw = make_workload(2, 1000)
+        tls = make_long_short(tw)
+        tsig = _vectorbt_ls_inputs(_run_ls(tw, tls["signal"]).position, tw["open"])
+        _run_vectorbt_ls(vbt, tw, tsig).final_value()
+    vb_free = _run_vectorbt_ls(vbt, w, sig, fee=0.0).final_value().to_numpy()
+    ours_free = free.equity_by_symbol.iloc[-1].to_numpy()
+    load_before = os.getloadavg()[0]
+    times: dict[str, list[float]] = {"long_only": [], "ls_same": [], "ls": [], "ls_stops": [],
+                                     "vbt_ls": []}
+    res = res_stops = None
+    n_orders = 0
+    for _ in range(repeats):
+        for name, fn in (
+            ("long_only", lambda: _run_ours(w)),
+            ("ls_same", lambda: _run_ls(w, w["signal"])),
+            ("ls", lambda: _run_ls(w, ls["signal"])),
+            ("ls_stops", lambda: _run_ls(w, ls["signal"], **stops)),
+            ("vbt_ls", lambda: _run_vectorbt_ls(vbt, w, sig)),
+        ):
+            gc.collect()
+            t0 = time.perf_counter()
+            out = fn()
+            times[name].append(time.perf_counter() - t0)
+            if name == "ls":
+                res = out
+            elif name == "ls_stops":
+                res_stops = out
+            elif name == "vbt_ls":
+                n_orders = len(out.order_records)
+            del out
+        print("  " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()), flush=True)
+    return {"times": times, "result": res, "stops": res_stops,
+            "equal": float(np.max(np.abs(ours_free - vb_free) / vb_free)),
+            "final_free": (float(ours_free.sum()), float(vb_free.sum())),
+            "load": (load_before, os.getloadavg()[0], os.cpu_count()), "n_orders": n_orders}
+
+
+def report_long_short(n_sym: int, n_bar: int, m: dict[str, object]) -> str:
+    times, res, stops = m["times"], m["result"], m["stops"]
+    best = {k: min(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    sides = res.trades["side"].value_counts().to_dict()
+    reasons = stops.trades["exit_reason"].value_counts().to_dict()
+    our_orders = 2 * res.metrics.n_trades + res.metrics.n_open_trades
+    exits_text = ", ".join(f"{k or 'still open'} {v:,}" for k, v in reasons.items())
+
+    def ok(cond: bool) -> str:
+        return "met" if cond else "NOT met"
+
+    def row(label: str, key: str, base: str, goal: str, cond: bool | None) -> str:
+        ratio, mratio = best[key] / best[base], med[key] / med[base]
+        verdict = "(context)" if cond is None else f"{goal} ({ok(cond)})"
+        return (f"| {label} | **{ratio:.2f}x** (median {mratio:.2f}x) | {verdict} | "
+                f"{_fmt_times(times[key])} |")
+
+    vb_ratio, vb_med = best["vbt_ls"] / best["ls"], med["vbt_ls"] / med["ls"]
+    ours_free, vb_free = m["final_free"]
+    lines = [
+        "## Long/short: `simulate_long_short` vs the long-only path and vectorbt with shorts",
+        "",
+        f"Same prices as above ({n_sym} symbols x {n_bar:,} 1m bars). Long/short signal: "
+        "-1/0/1, changing where the 0/1 signal changes (new side drawn from the other two, so "
+        "about half the changes are flips); fee 0.1 %. "
+        f"{len(times['ls'])} interleaved rounds, best run per measure, medians in brackets; "
+        f"1-minute load average {m['load'][0]:.1f} -> {m['load'][1]:.1f} on {m['load'][2]} "
+        "cores.",
+        "",
+        "| measure | ratio | goal | absolute |",
+        "|---|---|---|---|",
+        f"| long-only path (`simulate_long_flat`, 0/1 signal) | 1.00x | baseline | "
+        f"{_fmt_times(times['long_only'])} |",
+        row("long/short path, -1/0/1 signal / long-only path", "ls", "long_only",
+            f"<= {GOAL_LS_VS_LONG_ONLY}x", best["ls"] / best["long_only"] <= GOAL_LS_VS_LONG_ONLY),
+        row("long/short path on the same 0/1 signal / long-only path", "ls_same", "long_only",
+            f"<= {GOAL_LS_VS_LONG_ONLY}x",
+            best["ls_same"] / best["long_only"] <= GOAL_LS_VS_LONG_ONLY),
+        row("long/short + leverage 3, 1 % stop, 2 % target on high/low / long-only path",
+            "ls_stops", "long_only", "", None),
+        f"| vectorbt `from_signals` with shorts / ours (-1/0/1) | **{vb_ratio:.1f}x** (median "
+        f"{vb_med:.1f}x) | >= {GOAL_VS_VECTORBT:.0f}x ({ok(vb_ratio >= GOAL_VS_VECTORBT)}) | "
+        f"vectorbt {_fmt_times(times['vbt_ls'])} |",
+        f"| worst per-symbol final equity difference to vectorbt, fee-free runs | "
+        f"{m['equal']:.1e} | <= 1e-9 ({ok(m['equal'] <= 1e-9)}) | ours {ours_free:,.6f}, "
+        f"vectorbt {vb_free:,.6f} |",
+        f"| orders: ours (entries + exits) vs vectorbt order records | {our_orders:,} vs "
+        f"{m['n_orders']:,} | equal ({ok(our_orders == m['n_orders'])}) | |",
+        "",
+        f"Trades of the -1/0/1 run: {sides.get(1, 0):,} long, {sides.get(-1, 0):,} short. "
+        f"The run with stops exits by {exits_text}. "
+        "vectorbt gets the held positions of our fee-free run as entries/exits per side "
+        "(so both trade the same bars, Freqtrade's one-bar flip delay included; computed "
+        "outside the clock) and `price=open`; its numba warm-up is excluded. The stop/target "
+        "run pays for painting each trade's stop and target over its bars "
+        "(`np.repeat`, per side) and comparing them with the bars' low/high, read as "
+        "contiguous views (a few passes over the bars of the held trades plus a "
+        "`searchsorted`); flips whose predecessor was stopped early are re-scanned, only "
+        "those trades, by gathering their bars. Without stops the long/short path is the "
+        "long-only path plus one signed equity term.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 symbols x 50,000 bars")
@@ -224,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backtest bench: {n_sym} symbols x {n_bar:,} bars", flush=True)
     w = make_workload(n_sym, n_bar)
     text = report(n_sym, n_bar, measure(w, args.repeats))
+    text += "\n" + report_long_short(n_sym, n_bar, measure_long_short(w, args.repeats))
     if args.quick:
         print("(--quick: results printed only; bench/results/backtest.md is left as it was)")
     else:
