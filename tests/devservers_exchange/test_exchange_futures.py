@@ -130,3 +130,54 @@ def test_freqtrade_downloads_and_backtests_futures_offline(standin_market, tmp_p
     assert trade["open_rate"] == pytest.approx(candles["open"].iloc[1], rel=1e-12)
     # a short receives the stand-in's positive funding rate every 8 hours
     assert trade["funding_fees"] > 0
+
+
+@pytest.mark.freqtrade
+@pytest.mark.slow
+def test_freqtrade_futures_dry_run_opens_a_leveraged_short(standin_market, tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    (strategies / "always_short.py").write_text(
+        SHORT_STRATEGY.replace('timeframe = "1d"', 'timeframe = "1m"'))
+    db_file = tmp_path / "trades.sqlite"
+    extra = {"timeframe": "1m", "initial_state": "running", "bot_name": "standin-futures",
+             "db_url": f"sqlite:///{db_file}", "internals": {"process_throttle_secs": 2},
+             "entry_pricing": {"price_side": "other", "use_order_book": True,
+                               "order_book_top": 1},
+             "exit_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1}}
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    with ExchangeStandIn(market=standin_market) as server:  # real clock, as a bot needs
+        config = _config(tmp_path, server.overlay(futures=True))
+        proc = subprocess.Popen(
+            [FREQTRADE, "trade", "--dry-run", *config, "--config", str(tmp_path / "extra.json"),
+             "--userdir", str(tmp_path), "--strategy", "AlwaysShortStrategy", "--strategy-path",
+             str(strategies)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path)
+        filled: list = []
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not filled:
+                time.sleep(2)
+                if db_file.exists():
+                    with sqlite3.connect(db_file) as con:
+                        try:
+                            filled = con.execute(
+                                "SELECT pair, is_short, leverage, trading_mode, "
+                                "liquidation_price, open_rate FROM trades "
+                                "WHERE is_open = 1 AND open_rate > 0").fetchall()
+                        except sqlite3.OperationalError:  # tables not created yet
+                            filled = []
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            stderr = proc.communicate(timeout=60)[1]
+        assert filled, stderr[-3000:]
+        pair, is_short, leverage, mode, liquidation, open_rate = filled[0]
+        assert (pair, bool(is_short), leverage, mode) == (PAIR, True, 2.0, "FUTURES")
+        assert liquidation > open_rate  # a short's liquidation lies above its entry
+        assert server.requests["/fapi/v1/klines"] >= 1
+        assert server.requests["/fapi/v1/depth"] >= 1
+        assert server.unknown_paths == [], server.unknown_paths
