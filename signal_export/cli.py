@@ -37,6 +37,7 @@ from signal_export.store import (
     MongoAccessError,
     connect,
     ensure_indexes,
+    history_collection,
     latest_signals,
     runs_collection,
     signals_collection,
@@ -104,6 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         result = export_signals(
             frame, signals_collection(client, settings),
             runs_collection=runs_collection(client, settings), align=args.align,
+            history_collection=history_collection(client, settings),
             exchange=settings.exchange, quotes=settings.quotes, batch_size=settings.batch_size,
             audit_extra={"file": str(args.file)},
         )

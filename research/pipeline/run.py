@@ -211,7 +211,10 @@ def open_targets(config: PipelineConfig, db: Database | None, settings: Settings
 def _prepare_export(targets: MongoTargets) -> None:
     """Indexes at start (idempotent): also proves MongoDB is reachable before any work."""
     if targets.signals is not None and targets.runs is not None:
-        ensure_signal_indexes(targets.signals, targets.settings.signals_ttl_seconds)
+        s = targets.settings
+        ensure_signal_indexes(targets.signals, s.signals_ttl_seconds,
+                              history=targets.signals.database[s.history_collection_name],
+                              history_ttl_seconds=s.history_ttl_seconds)
         ensure_runs_indexes(targets.runs)
 
 
@@ -259,6 +262,7 @@ def export_frame(config: PipelineConfig, signals: pd.DataFrame, mongo: MongoTarg
     if mongo.signals is None or mongo.runs is None:
         raise ValueError("export: no signal collection was opened (open_targets(write=True))")
     res = export_signals(signals, mongo.signals, runs_collection=mongo.runs,
+                         history_collection=mongo.signals.database[s.history_collection_name],
                          align=config.export.align, now=now, exchange=s.exchange,
                          quotes=s.quotes, batch_size=s.batch_size, run_id=run_id,
                          audit_extra={"pipeline": config.name, "config_sha": _config_sha(config)})

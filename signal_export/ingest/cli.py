@@ -61,6 +61,7 @@ from signal_export.store import (
     describe_start_failure,
     ensure_runs_indexes,
     ensure_signal_indexes,
+    history_collection,
     runs_collection,
     signals_collection,
 )
@@ -79,11 +80,14 @@ def build_app(settings: Settings, config: IngestConfig, registry: TokenRegistry 
     client = connect(settings.mongo_uri, app_name="signal-ingest")
     coll = signals_collection(client, settings)
     runs = runs_collection(client, settings)
+    history = history_collection(client, settings)
     if ensure_indexes:
-        ensure_signal_indexes(coll, settings.signals_ttl_seconds)
+        ensure_signal_indexes(coll, settings.signals_ttl_seconds, history=history,
+                              history_ttl_seconds=settings.history_ttl_seconds)
         ensure_runs_indexes(runs)
     sink = SignalSink(coll, runs, exchange=settings.exchange, quotes=settings.quotes,
-                      grace_seconds=config.grace_seconds, max_items=config.max_items)
+                      grace_seconds=config.grace_seconds, max_items=config.max_items,
+                      history_collection=history)
     return create_app(sink, registry, max_body_bytes=config.max_body_bytes,
                       rate_limit=config.default_rate_limit,
                       body_token_max_bytes=config.body_token_max_bytes,

@@ -159,3 +159,21 @@ def test_a_malformed_uri_is_one_clear_line_not_a_traceback(tmp_path, uri, expect
         assert "Traceback" not in proc.stderr and expected in proc.stderr
         assert "secret-9" not in proc.stdout + proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_revision_is_archived_in_the_configured_history_collection(
+        mongo_uri, mongo_db, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EXT_SIG_HISTORY_COLLECTION", "signals_archive")
+    path = tmp_path / "signals.parquet"
+    frame = pd.DataFrame({"ts": pd.to_datetime(["2026-03-02"], utc=True),
+                          "symbol": ["BINANCE:BTCUSDT"], "strategy_id": "hist_v1",
+                          "weight": [0.5], "version": [1]})
+    frame.to_parquet(path)
+    assert cli(mongo_uri, mongo_db, "export", str(path), "--timeframe", "1d") == 0
+    frame.assign(weight=[0.25], version=[2]).to_parquet(path)
+    assert cli(mongo_uri, mongo_db, "export", str(path), "--timeframe", "1d") == 0
+    assert "updated=1" in capsys.readouterr().out
+    archived = list(mongo_db["signals_archive"].find())
+    assert [(d["version"], d["weight"]) for d in archived] == [(1, 0.5)]
+    assert "crypto_signals_history" not in mongo_db.list_collection_names()
+    assert mongo_db["crypto_signals"].find_one()["weight"] == 0.25
