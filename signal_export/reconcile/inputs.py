@@ -72,7 +72,7 @@ def _ms(values: Iterable[Any]) -> list[int | None]:
 def normalise_trades(rows: pd.DataFrame) -> pd.DataFrame:
     """Columns trade_id, pair, is_open, open_date, close_date, open_rate, close_rate, amount,
     stake_amount, enter_tag, exit_reason, profit_abs (dates naive=UTC or aware) ->
-    :func:`trades_frame` plus ``profit_abs``, times as UTC ns."""
+    :func:`trades_frame` plus ``profit_abs`` (realised: NaN while open), times as UTC ns."""
     need = ("trade_id", "pair", "open_date", "open_rate")
     missing = [c for c in need if c not in rows]
     if missing:
@@ -88,8 +88,11 @@ def normalise_trades(rows: pd.DataFrame) -> pd.DataFrame:
     frame = trades_frame(dicts)
     profit = pd.to_numeric(rows.get("profit_abs", pd.Series(np.nan, index=rows.index)),
                            errors="coerce")
-    frame["profit_abs"] = pd.Series(profit.to_numpy(), index=rows["trade_id"].astype(
-        "int64").to_numpy()).reindex(frame["trade_id"].to_numpy()).to_numpy()
+    by_id = pd.Series(profit.to_numpy(), index=rows["trade_id"].astype("int64").to_numpy())
+    by_id = by_id[~by_id.index.duplicated(keep="last")]  # as trades_frame: the last one wins
+    frame["profit_abs"] = by_id.reindex(frame["trade_id"].to_numpy()).to_numpy()
+    # realised profit only: an open trade's profit_abs (the API's /status) is not realised
+    frame.loc[frame["is_open"], "profit_abs"] = np.nan
     for col in ("open_time", "close_time"):
         frame[col] = _utc(frame[col]).to_numpy()
     return frame
@@ -144,8 +147,11 @@ def _locks(locks: pd.DataFrame) -> pd.DataFrame:
 
 
 def bot_api(api: Any) -> tuple[pd.DataFrame, pd.DataFrame, int | None, dict[str, Any]]:
-    """Trades, locks, max_open_trades and the ``/logs`` reply from a :class:`FreqtradeApi`."""
-    raw = api.trades()
+    """Trades, locks, max_open_trades and the ``/logs`` reply from a :class:`FreqtradeApi`.
+
+    Freqtrade's ``/trades`` lists closed trades only; the open ones come from ``/status``.
+    """
+    raw = [*api.trades(), *api.open_trades()]
     trades = trades_from_dicts(raw)
     reply = api._get("locks")
     rows = reply.get("locks") or [] if isinstance(reply, Mapping) else []

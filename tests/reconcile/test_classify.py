@@ -175,3 +175,10 @@ def test_a_backtest_trade_closed_only_by_the_end_of_the_backtest_is_still_open()
     rows = c.classify(bot, bt, c.signal_timeliness(pd.DataFrame(), c.Rules("1m")),
                       c.Rules("1m"), c.BotContext(), END)
     assert rows["cause"].tolist() == ["match", "match"]
+
+
+def test_an_open_trade_has_no_realised_profit():
+    """Freqtrade's /status reports an open trade's current profit in profit_abs; the report
+    compares realised profit only."""
+    rows = pd.DataFrame([{**trade(1, "BTC/USDT", T0, 100.0, None, None), "profit_abs": 3.0}])
+    assert np.isnan(inputs.normalise_trades(rows)["profit_abs"].item())
