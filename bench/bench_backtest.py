@@ -371,7 +371,7 @@ def report_long_short(n_sym: int, n_bar: int, m: dict[str, object]) -> str:
         f"Trades of the -1/0/1 run: {sides.get(1, 0):,} long, {sides.get(-1, 0):,} short. "
         f"The run with stops exits by {exits_text}. "
         "vectorbt gets the held positions of our fee-free run as entries/exits per side "
-        "(so both trade the same bars, Freqtrade's one-bar flip delay included; computed "
+        "(so both trade the same bars, flips at one open as in Freqtrade; computed "
         "outside the clock) and `price=open`; its numba warm-up is excluded. The stop/target "
         "run pays for painting each trade's stop and target over its bars "
         "(`np.repeat`, per side) and comparing them with the bars' low/high, read as "

@@ -6,11 +6,9 @@ non-flat run is a candidate trade, filled at the next open. Stops and targets ar
 found for all trades at once: the trades' bars are gathered, their price levels
 repeated over them (``np.repeat`` of per-trade values) and compared with the bars'
 low/high, and the first hit of each trade is one ``searchsorted`` into the hit positions. A flip
-(long -> short) closes the old trade at the next open and opens the new one an open
-later, as Freqtrade's backtester does (it processes a candle's entries before its
-exits); when the old trade was stopped out earlier the new one is not delayed. That
-dependency is resolved by re-scanning only the trades whose entry moved (a loop over
-rounds, each over all affected trades, usually one or two).
+(long -> short) closes the old trade and opens the new one at the same open, as
+Freqtrade's backtester does (with ``can_short`` it runs a candle a second time for an
+entry signal of the other side once a trade closed).
 
 Freqtrade's backtesting rules copied here (``freqtrade/optimize/backtesting.py``,
 ``strategy/interface.py``, 2026.9):
@@ -82,24 +80,6 @@ def wanted_sides(signal: np.ndarray | None, shape: tuple[int, int]) -> np.ndarra
             signal = np.nan_to_num(ffill_rows(signal), nan=0.0)
         return signal.astype(np.int8)
     return signal.astype(np.int8, copy=False)
-
-
-class _NextValid:
-    """First bar at or after a column that has an open (``n_bar`` when none)."""
-
-    def __init__(self, open_valid: np.ndarray | None, n_bar: int) -> None:
-        self.n_bar = n_bar
-        self.valid = None if open_valid is None else np.flatnonzero(open_valid.ravel())
-
-    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        cols = np.minimum(cols, self.n_bar)
-        if self.valid is None:
-            return cols
-        flat = rows * self.n_bar + cols
-        pos = np.searchsorted(self.valid, flat)
-        found = np.append(self.valid, np.iinfo(np.int64).max)[pos]
-        return np.where((found // self.n_bar == rows) & (cols < self.n_bar),
-                        found - rows * self.n_bar, self.n_bar)
 
 
 def _first_hit(cond: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -259,7 +239,6 @@ class _Trades:
     side: np.ndarray
     entry_if_flat: np.ndarray  # the run's first bar: its open fills the entry
     natural_exit: np.ndarray  # bar whose open the exit signal fills at (n_bar: none)
-    flip_of_previous: np.ndarray  # the previous candidate is the opposite side, adjacent
 
 
 def _candidates(held: np.ndarray) -> _Trades:
@@ -276,12 +255,8 @@ def _candidates(held: np.ndarray) -> _Trades:
     run_end = np.minimum(run_end, n_bar)
     run_side = flat[starts]
     cand = np.flatnonzero(run_side != 0)
-    row = run_row[cand]
-    flip = np.zeros(len(cand), dtype=bool)
-    if len(cand) > 1:
-        flip[1:] = (cand[1:] - cand[:-1] == 1) & (row[1:] == row[:-1])
-    return _Trades(row=row, side=run_side[cand], entry_if_flat=run_col[cand],
-                   natural_exit=run_end[cand], flip_of_previous=flip)
+    return _Trades(row=run_row[cand], side=run_side[cand], entry_if_flat=run_col[cand],
+                   natural_exit=run_end[cand])
 
 
 def _signal_bars(signal: np.ndarray, rows: np.ndarray, fill_bar: np.ndarray) -> np.ndarray:
@@ -310,7 +285,6 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
                                fee_model: FeeModel) -> LongShortOutput:
     """Run the long/short simulation; ``capital`` is the initial margin per symbol sleeve."""
     n_sym, n_bar = market.open.shape
-    nv = _NextValid(market.open_valid, n_bar)
     cand = _candidates(held_sides(market.signal, market.open_valid, (n_sym, n_bar)))
     row, side = cand.row, cand.side
     per_bar = [v for v in (risk.leverage, risk.stop_loss, risk.take_profit)
@@ -323,37 +297,18 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
     use_exits = not (np.isnan(sl).all() and np.isnan(tp).all())
     opens = market.open.ravel()
 
-    # Resolve flips: a flip waits an extra open unless the previous trade left early.
+    # A flip exits and enters at the same open (Freqtrade re-runs the candle for the new
+    # side once a trade closed), so every trade starts where its run of the side starts.
     exit_x = cand.natural_exit
-    prev_open = np.ones(len(row), dtype=bool)  # assumption for round one
-    entry = cand.entry_if_flat.copy()
+    entry = cand.entry_if_flat
     first_stop = np.full(len(row), -1, dtype=np.int64)
     first_target = np.full(len(row), -1, dtype=np.int64)
-    todo = np.ones(len(row), dtype=bool)
-    while todo.any():
-        flip = cand.flip_of_previous
-        delayed = nv(row, cand.entry_if_flat + 1)
-        entry[todo] = np.where(flip & prev_open, delayed, cand.entry_if_flat)[todo]
-        live = todo & (entry < exit_x)
-        if use_exits and live.any():
-            idx = np.flatnonzero(live)
-            e_price = opens[row[idx] * n_bar + entry[idx]] * (1.0 + side[idx] * slippage)
-            stop_p = stop_price(e_price, side[idx], sl[idx], _at_row(risk.price_decimals,
-                                                                      row[idx]))
-            target_p = e_price * (1.0 + side[idx] * tp[idx])
-            fs, ft = scan_exits(row[idx] * n_bar + entry[idx], row[idx] * n_bar + exit_x[idx],
-                                side[idx], stop_p, target_p, risk.high, risk.low, n_bar)
-            first_stop[idx], first_target[idx] = fs, ft
-        first_stop[todo & ~live] = -1
-        first_target[todo & ~live] = -1
-        valid = entry < exit_x
-        left_early = (first_stop >= 0) | (first_target >= 0)
-        still_open = valid & ~left_early
-        new_prev_open = np.ones(len(row), dtype=bool)
-        new_prev_open[1:] = still_open[:-1]
-        changed = cand.flip_of_previous & (new_prev_open != prev_open)
-        prev_open = new_prev_open
-        todo = changed
+    if use_exits and len(row):
+        e_price = opens[row * n_bar + entry] * (1.0 + side * slippage)
+        stop_p = stop_price(e_price, side, sl, _at_row(risk.price_decimals, row))
+        target_p = e_price * (1.0 + side * tp)
+        first_stop, first_target = scan_exits(row * n_bar + entry, row * n_bar + exit_x, side,
+                                              stop_p, target_p, risk.high, risk.low, n_bar)
 
     keep = np.flatnonzero(entry < exit_x)
     row, side, lev = row[keep], side[keep], lev[keep]

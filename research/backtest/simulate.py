@@ -185,9 +185,9 @@ def simulate_long_short(
     0 flat, NaN no new signal. Fills and sleeves as :func:`simulate_long_flat`, whose
     results long-only 0/1 input reproduces. In addition (docs/LONG_SHORT.md):
 
-    * A flip (long -> short or back) exits at the next open and enters the new side one
-      open later (Freqtrade's backtester processes a candle's entries before its exits);
-      if the old trade was already stopped out, the new one enters at the next open.
+    * A flip (long -> short or back) exits and enters the new side at the same next open
+      (Freqtrade's backtester, with shorts, runs a candle again for the other side's entry
+      once a trade closed in it).
     * ``leverage`` (>= 1, <= 125), ``stop_loss`` and ``take_profit`` (fractions of the
       entry price, > 0): a scalar for every trade, or wide frames like ``signal``; a trade
       takes the values of the signal bar where its side was first wanted (NaN = none;

@@ -1,7 +1,8 @@
 """A deliberately naive bar-by-bar long/short simulator: the oracle for the vectorised engine.
 
 Written from Freqtrade's backtesting loop (``optimize/backtesting.py``: per candle,
-entries first, then exits in the order exit signal, stop-loss, ROI) and the rules in
+entries, then exits in the order exit signal, stop-loss, ROI, and with shorts a second
+run of the candle for the other side's entry once a trade closed) and the rules in
 ``simulate_long_short``'s docstring, independently of :mod:`research.backtest.longshort`.
 One symbol; the vectorbt fee model.
 """
@@ -38,20 +39,23 @@ def simulate_reference_short(open_, high, low, close, signal, *, fee, slip, capi
             want_at_open = new_want
         held_now = 0
         if valid:
-            # 1. entries (only with no open trade; Freqtrade: entries before exits)
-            if trade is None and want_at_open != 0 and not blocked and t > 0:
-                s = want_at_open
-                lev = at(leverage, want_from)
-                lev = 1.0 if math.isnan(lev) else lev
-                price = o * (1 + s * slip)
-                units = cash * lev / (price * (1 + s * fee))
-                sl, tp = at(stop_loss, want_from), at(take_profit, want_from)
-                trade = {"side": s, "entry_bar": t, "entry_price": price, "units": units,
-                         "cash": cash, "lev": lev, "funding": 0.0,
-                         "stop": nan if math.isnan(sl) else price * (1 - s * sl),
-                         "target": nan if math.isnan(tp) else price * (1 + s * tp)}
-            # 2. exits
-            if trade is not None:
+            # Freqtrade: an open trade's exit signal fills at the open; the candle is then run
+            # again for an entry of the other side (a flip at one open); new trades are
+            # checked for stops/targets on their entry candle.
+            for _pass in (0, 1):
+                if trade is None and want_at_open != 0 and not blocked and t > 0:
+                    s = want_at_open
+                    lev = at(leverage, want_from)
+                    lev = 1.0 if math.isnan(lev) else lev
+                    price = o * (1 + s * slip)
+                    units = cash * lev / (price * (1 + s * fee))
+                    sl, tp = at(stop_loss, want_from), at(take_profit, want_from)
+                    trade = {"side": s, "entry_bar": t, "entry_price": price, "units": units,
+                             "cash": cash, "lev": lev, "funding": 0.0,
+                             "stop": nan if math.isnan(sl) else price * (1 - s * sl),
+                             "target": nan if math.isnan(tp) else price * (1 + s * tp)}
+                if trade is None:
+                    break
                 s = trade["side"]
                 exit_price, reason = None, None
                 if want_at_open != s and trade["entry_bar"] < t:
@@ -68,20 +72,23 @@ def simulate_reference_short(open_, high, low, close, signal, *, fee, slip, capi
                         px = o if gapped else min(max(tg, low[t]), high[t])
                         exit_price, reason = px * (1 - s * slip), "roi"
                     held_now = s
-                if exit_price is not None:
-                    ratio = trade["lev"] * (s * exit_price * (1 - s * fee)
-                                            / (trade["entry_price"] * (1 + s * fee)) - s)
-                    # the same expression as the vectorised engine: 1 + ratio, minus funding
-                    growth = max(0.0, (1 + ratio) - trade["funding"] / trade["cash"])
-                    cash = trade["cash"] * growth
-                    trades.append({"side": s, "entry_bar": trade["entry_bar"], "exit_bar": t,
-                                   "entry_price": trade["entry_price"],
-                                   "exit_price": exit_price, "reason": reason,
-                                   "leverage": trade["lev"], "entry_value": trade["cash"],
-                                   "exit_value": cash, "funding": trade["funding"]})
-                    if reason != "exit_signal":
-                        blocked = True
-                    trade = None
+                if exit_price is None:
+                    break
+                ratio = trade["lev"] * (s * exit_price * (1 - s * fee)
+                                        / (trade["entry_price"] * (1 + s * fee)) - s)
+                # the same expression as the vectorised engine: 1 + ratio, minus funding
+                growth = max(0.0, (1 + ratio) - trade["funding"] / trade["cash"])
+                cash = trade["cash"] * growth
+                trades.append({"side": s, "entry_bar": trade["entry_bar"], "exit_bar": t,
+                               "entry_price": trade["entry_price"],
+                               "exit_price": exit_price, "reason": reason,
+                               "leverage": trade["lev"], "entry_value": trade["cash"],
+                               "exit_value": cash, "funding": trade["funding"]})
+                if reason != "exit_signal":
+                    blocked = True
+                trade = None
+                if reason != "exit_signal" or want_at_open == 0:
+                    break
         elif trade is not None:
             held_now = trade["side"]
         if not math.isnan(close[t]):

@@ -130,26 +130,28 @@ def test_an_exit_signal_at_the_open_comes_before_the_bars_stop():
     assert (t["exit_reason"], t["exit_price"]) == ("exit_signal", 100.0)
 
 
-def test_a_flip_enters_the_new_side_one_open_after_the_exit():
+def test_a_flip_exits_and_enters_the_new_side_at_the_same_open():
     prices = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
     res = run(prices, [1, NAN, -1, NAN, NAN, NAN])
     first, second = res.trades.iloc[0], res.trades.iloc[1]
-    assert (first["side"], first["exit_time"]) == (1, res.equity.index[3])
-    assert (second["side"], second["entry_time"]) == (-1, res.equity.index[4])
-    assert list(res.position["A"]) == [0, 1, 1, 0, -1, -1]
+    assert (first["side"], first["exit_time"], first["exit_price"]) == (
+        1, res.equity.index[3], 103.0)
+    assert (second["side"], second["entry_time"], second["entry_price"]) == (
+        -1, res.equity.index[3], 103.0)
+    assert list(res.position["A"]) == [0, 1, 1, -1, -1, -1]
 
 
-def test_a_flip_after_a_stop_is_not_delayed():
+def test_a_flip_after_a_stop_enters_at_the_next_open():
     res = run([100.0, 100.0, 100.0, 100.0, 100.0], [1, NAN, -1, NAN, NAN],
               high=[100.0] * 5, low=[100.0, 90.0, 100.0, 100.0, 100.0], stop_loss=0.05)
     assert res.trades["exit_reason"].tolist() == ["stop_loss", ""]
     assert res.trades["entry_time"].iloc[1] == res.equity.index[3]
 
 
-def test_a_one_bar_flip_never_fills():
+def test_one_bar_wishes_each_trade_for_one_bar():
     res = run([100.0] * 5, [1, NAN, -1, 1, NAN])
-    assert res.trades["side"].tolist() == [1, 1]
-    assert res.trades["entry_time"].iloc[1] == res.equity.index[4]
+    assert res.trades["side"].tolist() == [1, -1, 1]
+    assert res.trades["entry_time"].tolist() == list(res.equity.index[[1, 3, 4]])
 
 
 def test_per_signal_values_come_from_the_bar_that_started_the_side():
