@@ -132,7 +132,8 @@ def _signals(index: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
 
 @pytest.mark.freqtrade
 @pytest.mark.slow
-def test_research_backtest_matches_freqtrade_futures_backtesting(tmp_path):
+@pytest.mark.parametrize("seed", [3, 11])
+def test_research_backtest_matches_freqtrade_futures_backtesting(tmp_path, seed):
     market = SyntheticMarket(seed=21, symbols=("BTC/USDT",))
     datadir = tmp_path / "data"
     with ExchangeStandIn(market=market, now="2024-09-01T00:05:00Z") as server:
@@ -146,7 +147,7 @@ def test_research_backtest_matches_freqtrade_futures_backtesting(tmp_path):
         candles = get_datahandler(datadir, "feather").ohlcv_load(
             PAIR, "1d", candle_type=CandleType.FUTURES, fill_missing=False)
         index = pd.DatetimeIndex(candles["date"]).as_unit("ns")
-        signals = _signals(index, seed=3)
+        signals = _signals(index, seed=seed)
         strategies = tmp_path / "strategies"
         strategies.mkdir(exist_ok=True)
         (strategies / "parity.py").write_text(STRATEGY)
