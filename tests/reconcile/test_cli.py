@@ -11,8 +11,11 @@ Constructed candles (open = base + i) make every backtest fill known by hand.
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +50,12 @@ def sig(pair: str, hours: int, action: str, known_after_close: timedelta) -> dic
     return {"strategy_id": "recon", "pair": pair, "symbol": "BINANCE:" + pair.replace("/", ""),
             "timeframe": "1h", "ts": ts, "action": action, "version": 1,
             "available_at": known, "created_at": known, "updated_at": known, "run_id": "r1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_candles(datadir: Path) -> None:
@@ -151,6 +160,23 @@ def test_cli_runs_the_backtest_and_classifies_against_the_written_back_trades(
     assert again.returncode == 0, again.stderr[-3000:]
     data2 = json.loads(again.stdout)
     assert data2["trades"] == data["trades"] and data2["summary"] == data["summary"]
+
+    # --metrics-port: the same figures scraped over HTTP until SIGTERM
+    port = _free_port()
+    served = subprocess.Popen(
+        [sys.executable, "-m", "signal_export.reconcile", *common, "--backtest-results",
+         str(work / "backtest_results"), "--metrics-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=freqtrade_env(EXT_SIG_MONGO_URI=mongo_uri, EXT_SIG_DB=mongo_db.name))
+    try:
+        assert "serving metrics" in served.stderr.readline()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read(
+            ).decode()
+        assert 'signal_bridge_reconcile_differences{cause="store_outage"} 1.0' in text
+        assert 'signal_bridge_reconcile_signals_late_ratio{strategy_id="recon"}' in text
+    finally:
+        served.send_signal(signal.SIGTERM)
+        assert served.wait(30) == 0
 
 
 def test_cli_names_the_bad_input(tmp_path, mongo_uri, mongo_db):
