@@ -241,16 +241,28 @@ def outages(entries: pd.DataFrame) -> pd.DataFrame:
 
 
 def refusals(entries: pd.DataFrame) -> pd.DataFrame:
-    """Freqtrade's refusal lines: time, pair (None: not pair-specific), kind, message."""
-    rows = []
-    for when, msg in zip(entries["time"], entries["message"], strict=True):
-        for kind, pattern in REFUSALS:
-            m = pattern.search(msg)
-            if m:
-                rows.append((when, m.groupdict().get("pair"), kind, msg[:300]))
-                break
-    frame = pd.DataFrame(rows, columns=["time", "pair", "kind", "message"])
-    frame["time"] = _utc(frame["time"]).to_numpy()
+    """Freqtrade's refusal lines: time, pair (None: not pair-specific), kind, message.
+
+    One vectorised pass per pattern over all lines (logs run to millions of lines)."""
+    msgs = entries["message"].astype(str).reset_index(drop=True)
+    kind = pd.Series(None, index=msgs.index, dtype=object)
+    pair = pd.Series(None, index=msgs.index, dtype=object)
+    for name, pattern in REFUSALS:
+        todo = kind.isna()
+        if not todo.any():
+            break
+        got = msgs[todo].str.extract(pattern.pattern if pattern.groups else
+                                     f"(?P<_hit>{pattern.pattern})")
+        hit = got.notna().any(axis=1) if pattern.groups else got["_hit"].notna()
+        hit = hit[hit].index
+        kind[hit] = name
+        if "pair" in got:
+            pair[hit] = got.loc[hit, "pair"]
+    keep = kind.notna().to_numpy()
+    frame = pd.DataFrame({"time": _utc(entries["time"]).to_numpy()[keep],
+                          "pair": pair[keep].to_numpy(), "kind": kind[keep].to_numpy(),
+                          "message": msgs[keep].str.slice(0, 300).to_numpy()})
+    frame["pair"] = frame["pair"].astype(object).where(frame["pair"].notna(), None)
     return frame
 
 
