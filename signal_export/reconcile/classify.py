@@ -1,10 +1,12 @@
 """Bot vs as_known backtest: line the trades up and say why each difference happened.
 
-Pure (frames in, frames out). The alignment is the monitor's signal/trade
-matching (:func:`signal_export.monitoring.reconcile.reconcile`): every backtest
-trade becomes the enter event the bot should have acted on (``expected_at`` =
-the backtest's open), and the bot's trades are matched to those events within
-``late_bars`` bars. Each resulting row gets one ``cause``:
+Pure (frames in, frames out). Every backtest trade is the enter the bot should
+have made at the backtest's open (``expected_at``); the bot's trade of the same
+strategy id and pair opened within ``late_bars`` bars of it is the same trade
+(:func:`_pair_trades`: a forward as-of join with that tolerance; the monitor's
+signal matching in :mod:`signal_export.monitoring.reconcile` looks forward
+without a bound and would hand a missed trade the bot's next one). Each
+resulting row gets one ``cause``:
 
 * ``match``: same trade, same fills; ``slippage``: same trade, different fill
   prices (bps per side, P&L difference in the stake currency);
@@ -17,8 +19,8 @@ the backtest's open), and the bot's trades are matched to those events within
   ``ext:...``: force-entries and hand-made trades), ``signal_late`` (the bot
   acted on a signal that arrived after the close: live still trades it within
   the candle, the as_known backtest cannot), else ``other``;
-* both traded but the bot entered more than ``late_bars`` bars later, or left
-  at another time: ``signal_late`` when the signal was late, else ``other``.
+* both traded but left at different times: ``signal_late`` when the signal was
+  late, else ``other``.
 
 Every row's ``pnl_difference`` is bot profit minus backtest profit, so the
 per-cause sums add up to the total difference. Trade frames are
@@ -35,7 +37,6 @@ import pandas as pd
 
 from signal_export.contract import ceil_epoch_ms_to_bar, ensure_utc, timeframe_delta
 from signal_export.monitoring.execution import slippage_bps
-from signal_export.monitoring.reconcile import reconcile
 from signal_export.point_in_time import KNOWN_AT, first_known
 
 CAUSES: tuple[str, ...] = (
@@ -157,20 +158,58 @@ def _in_windows(times: pd.Series, windows: pd.DataFrame | None,
     return hit.any(axis=1)
 
 
-def _events(backtest: pd.DataFrame, bar: pd.Timedelta) -> pd.DataFrame:
-    """The backtest's trades as the enter (and exit) events the bot should have acted on.
+def _pair_trades(bot: pd.DataFrame, backtest: pd.DataFrame, window: pd.Timedelta,
+                 end: pd.Timestamp) -> pd.DataFrame:
+    """Each backtest trade with the bot's trade of the same strategy id and pair that opened
+    within ``window`` from the backtest's open (the first one; one bot trade pairs once),
+    plus the bot's trades nothing explains. Columns: outcome, strategy_id, pair,
+    expected_at, backtest_trade_id, bot_trade_id.
 
-    Exits are included so that two trades in a row on one pair stay two enters (the
-    monitor's matching drops a repeated action); their outcomes are not used.
+    A forward as-of join with a tolerance: a bot trade outside the window is never taken
+    from a later backtest trade it belongs to (a missed trade followed by a matched one).
     """
-    bt = backtest.assign(strategy_id=backtest["strategy_id"].fillna("?"))
-    enters = pd.DataFrame({"strategy_id": bt["strategy_id"], "pair": bt["pair"],
-                           "ts": bt["open_time"] - bar, "action": "enter_long"})
-    closed = bt[bt["close_time"].notna()]
-    exits = pd.DataFrame({"strategy_id": closed["strategy_id"], "pair": closed["pair"],
-                          "ts": closed["close_time"] - bar - pd.Timedelta(1, "us"),
-                          "action": "exit_long"})
-    return pd.concat([enters, exits], ignore_index=True)
+    key = ["strategy_id", "pair"]
+    left = pd.DataFrame({
+        "strategy_id": backtest["strategy_id"].fillna("?").astype(object).to_numpy(),
+        "pair": backtest["pair"].astype(object).to_numpy(),
+        "expected_at": _utc(backtest["open_time"]).reset_index(drop=True),
+        "backtest_trade_id": backtest["trade_id"].to_numpy(float)}).astype(
+        {"strategy_id": object, "pair": object}).sort_values("expected_at")
+    tagged = bot[bot["strategy_id"].notna()]
+    right = pd.DataFrame({
+        "strategy_id": tagged["strategy_id"].astype(object).to_numpy(),
+        "pair": tagged["pair"].astype(object).to_numpy(),
+        "happened_at": _utc(tagged["open_time"]).reset_index(drop=True),
+        "bot_trade_id": tagged["trade_id"].to_numpy(float)}).astype(
+        {"strategy_id": object, "pair": object}).sort_values("happened_at")
+    if left.empty:
+        pairs = left.assign(bot_trade_id=pd.Series(dtype=float))
+    else:
+        pairs = pd.merge_asof(left, right, left_on="expected_at", right_on="happened_at",
+                              by=key, direction="forward",
+                              tolerance=window - pd.Timedelta(1, "ns"))
+        dup = pairs["bot_trade_id"].notna() & pairs.duplicated("bot_trade_id", keep="first")
+        pairs.loc[dup, "bot_trade_id"] = np.nan
+    pairs["outcome"] = np.where(
+        pairs["bot_trade_id"].notna(), "both",
+        np.where(pairs["expected_at"] + window > end, "pending", "backtest_only"))
+    taken = set(pairs["bot_trade_id"].dropna())
+    extra = bot[~bot["trade_id"].astype(float).isin(taken)]
+    extra = pd.DataFrame({"outcome": "bot_only",
+                          "strategy_id": extra["strategy_id"].astype(object).to_numpy(),
+                          "pair": extra["pair"].astype(object).to_numpy(),
+                          "expected_at": pd.Series(pd.NaT, index=range(len(extra)), dtype=_NS),
+                          "backtest_trade_id": np.nan,
+                          "bot_trade_id": extra["trade_id"].to_numpy(float)})
+    cols = ["outcome", "strategy_id", "pair", "expected_at", "backtest_trade_id",
+            "bot_trade_id"]
+    frames = [f for f in (pairs.reindex(columns=cols), extra) if not f.empty]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    out = pd.concat(frames, ignore_index=True)
+    out["strategy_id"] = out["strategy_id"].where(
+        out["strategy_id"].notna() & (out["strategy_id"] != "?"), None)
+    return out
 
 
 def _signal_for(rows: pd.DataFrame, at: pd.Series, signals: pd.DataFrame, rules: Rules
@@ -204,19 +243,32 @@ def _signal_for(rows: pd.DataFrame, at: pd.Series, signals: pd.DataFrame, rules:
         index=rows.index)
 
 
+def _count_open(trades: pd.DataFrame, start: np.ndarray, end: np.ndarray,
+                inclusive_start: bool = False) -> np.ndarray:
+    """How many ``trades`` overlap each [start, end): opened before ``end`` and not closed
+    by ``start`` (sorted searches, no rows x trades matrix)."""
+    opens = np.sort(_np(trades["open_time"]))
+    closes = np.sort(_np(trades["close_time"], nat_as_max=True))
+    opened = np.searchsorted(opens, end, side="left")
+    closed = np.searchsorted(closes, start, side="left" if inclusive_start else "right")
+    return (opened - closed).astype("int64")
+
+
 def _open_between(trades: pd.DataFrame, start: pd.Series, end: pd.Series,
                   exclude_pair: pd.Series | None = None) -> np.ndarray:
-    """Per row: how many of ``trades`` were open at some point of [start, end)."""
+    """Per row: how many of ``trades`` were open at some point of [start, end), trades on
+    the row's own pair left out when ``exclude_pair`` is given."""
     if trades.empty or start.empty:
         return np.zeros(len(start), dtype="int64")
-    o = _np(trades["open_time"])[None, :]
-    c = _np(trades["close_time"], nat_as_max=True)[
-        None, :]
-    s, e = _np(start)[:, None], _np(end)[:, None]
-    hit = (o < e) & (c > s)
+    s, e = _np(start), _np(end)
+    count = _count_open(trades, s, e)
     if exclude_pair is not None:
-        hit &= trades["pair"].to_numpy()[None, :] != exclude_pair.to_numpy()[:, None]
-    return hit.sum(axis=1)
+        pairs = exclude_pair.to_numpy()
+        for pair, group in trades.groupby("pair", sort=False):  # a loop over pairs
+            rows = pairs == pair
+            if rows.any():
+                count[rows] -= _count_open(group, s[rows], e[rows])
+    return count
 
 
 def _refused(rows: pd.DataFrame, ctx: BotContext, kind: str, window: pd.Timedelta,
@@ -263,25 +315,9 @@ def _late_detail(late_by: pd.Series) -> pd.Series:
 
 def align(bot: pd.DataFrame, backtest: pd.DataFrame, rules: Rules, end: datetime
           ) -> pd.DataFrame:
-    """Backtest trades lined up with the bot's: one row per backtest trade (matched, late,
-    missed, pending) and per unexplained bot trade (extra), with both sides' fields."""
-    bar = rules.bar
-    end_ts = ensure_utc(end, "to")
-    events = _events(backtest, bar)
-    outcomes = reconcile(events, bot, rules.timeframe, end_ts.to_pydatetime(),
-                         late_bars=rules.late_bars)
-    enters = outcomes[outcomes["side"] == "enter"].copy()
-    bt = backtest.assign(strategy_id=backtest["strategy_id"].fillna("?"))
-    bt_key = bt.set_index(["strategy_id", "pair", "open_time"])["trade_id"]
-    is_extra = enters["kind"] == "extra"
-    keys = pd.MultiIndex.from_arrays([enters["strategy_id"].fillna("?"), enters["pair"],
-                                      _utc(enters["expected_at"])])
-    enters["backtest_trade_id"] = np.where(is_extra, np.nan,
-                                           bt_key.reindex(keys).to_numpy(dtype=float))
-    enters["bot_trade_id"] = enters["trade_id"]
-    enters["outcome"] = enters["kind"].map({"matched": "both", "late": "both_bot_later",
-                                            "missed": "backtest_only", "pending": "pending",
-                                            "extra": "bot_only"})
+    """Backtest trades lined up with the bot's: one row per backtest trade (both, missed,
+    pending) and per unexplained bot trade (bot_only), with both sides' fields."""
+    enters = _pair_trades(bot, backtest, rules.late_bars * rules.bar, ensure_utc(end, "to"))
     side = {"bot": bot.set_index("trade_id"), "backtest": backtest.set_index("trade_id")}
     for name, frame in side.items():
         ids = enters[f"{name}_trade_id"]
@@ -312,7 +348,7 @@ def classify(bot: pd.DataFrame, backtest: pd.DataFrame, signals: pd.DataFrame, r
     # bot-only trade the last closed candle when the bot entered
     bot_candle = _utc(out["bot_open_time"]).dt.floor(_freq(bar)) - bar
     candle = (out["expected_at"] - bar).where(out["outcome"] != "bot_only", bot_candle)
-    out = out.drop(columns=["signal_ts"]).join(_signal_for(out, candle, signals, rules))
+    out = out.join(_signal_for(out, candle, signals, rules))
     bp = out["bot_profit"].astype(float)
     tp = out["backtest_profit"].astype(float)
     out["pnl_difference"] = bp.fillna(0.0) - tp.fillna(0.0)
@@ -327,13 +363,13 @@ def classify(bot: pd.DataFrame, backtest: pd.DataFrame, signals: pd.DataFrame, r
     late = out["signal_late"].to_numpy(bool)
     outcome = out["outcome"]
 
-    both = outcome.isin(["both", "both_bot_later"]).to_numpy()
+    both = (outcome == "both").to_numpy()
     exit_gap = (out["bot_close_time"] - out["backtest_close_time"]).abs()
     same_exit = (out["bot_close_time"].isna() & out["backtest_close_time"].isna()) | (
         exit_gap < window)
     same_fill = (np.abs(out["entry_slippage_bps"].fillna(0.0)) * 1e-4 <= PRICE_EPS) & (
         np.abs(out["exit_slippage_bps"].fillna(0.0)) * 1e-4 <= PRICE_EPS)
-    on_time = (outcome == "both").to_numpy() & same_exit.to_numpy()
+    on_time = both & same_exit.to_numpy()
     cause[on_time & same_fill.to_numpy()] = "match"
     slip = on_time & ~same_fill.to_numpy()
     cause[slip] = "slippage"
@@ -344,12 +380,8 @@ def classify(bot: pd.DataFrame, backtest: pd.DataFrame, signals: pd.DataFrame, r
     cause[diff_both & late] = "signal_late"
     detail[diff_both & late] = _late_detail(out["late_by_s"])[diff_both & late]
     rest = diff_both & ~late
-    delay = (out["bot_open_time"] - out["backtest_open_time"]).dt.total_seconds()
-    detail[rest] = np.where(
-        (outcome == "both_bot_later")[rest],
-        "bot entered " + delay.round(1).astype(str)[rest] + " s after the backtest",
-        "exit at another time: bot " + out["bot_close_time"].astype(str)[rest]
-        + ", backtest " + out["backtest_close_time"].astype(str)[rest])
+    detail[rest] = ("exit at another time: bot " + out["bot_close_time"].astype(str)
+                    + ", backtest " + out["backtest_close_time"].astype(str))[rest]
 
     missed = (outcome == "backtest_only").to_numpy()
     _classify_missed(out, missed, late, bot, ctx, window, bar, cause, detail)
@@ -382,15 +414,18 @@ def _freq(bar: pd.Timedelta) -> str:
 
 
 def _same_pair_open(trades: pd.DataFrame, rows: pd.DataFrame, at: pd.Series) -> np.ndarray:
-    """Per row: whether ``trades`` had a trade on the row's pair open at ``at``."""
+    """Per row: whether ``trades`` had a trade on the row's pair open at ``at``
+    (opened at or before it, closed after it)."""
+    out = np.zeros(len(rows), dtype=bool)
     if trades.empty or rows.empty:
-        return np.zeros(len(rows), dtype=bool)
-    t = _np(at)[:, None]
-    o = _np(trades["open_time"])[None, :]
-    c = _np(trades["close_time"], nat_as_max=True)[
-        None, :]
-    same = trades["pair"].to_numpy()[None, :] == rows["pair"].to_numpy()[:, None]
-    return (same & (o <= t) & (t < c)).any(axis=1)
+        return out
+    t = _np(at)
+    pairs = rows["pair"].to_numpy()
+    for pair, group in trades.groupby("pair", sort=False):  # a loop over pairs
+        sel = pairs == pair
+        if sel.any():
+            out[sel] = _count_open(group, t[sel], t[sel] + np.timedelta64(1, "ns")) > 0
+    return out
 
 
 def _classify_missed(out: pd.DataFrame, missed: np.ndarray, late: np.ndarray,

@@ -182,3 +182,19 @@ def test_an_open_trade_has_no_realised_profit():
     compares realised profit only."""
     rows = pd.DataFrame([{**trade(1, "BTC/USDT", T0, 100.0, None, None), "profit_abs": 3.0}])
     assert np.isnan(inputs.normalise_trades(rows)["profit_abs"].item())
+
+
+def test_a_missed_trade_does_not_take_the_bots_next_trade():
+    """The backtest trades BTC at 00:01 and 00:21, the bot only at 00:21: the first is
+    backtest_only, the second the same trade on both sides (not two differences)."""
+    bt = inputs.normalise_trades(pd.DataFrame([
+        trade(1, "BTC/USDT", T0 + MIN, 100.0, T0 + 11 * MIN, 101.0),
+        trade(2, "BTC/USDT", T0 + 21 * MIN, 100.0, T0 + 31 * MIN, 101.0)]))
+    bot = inputs.normalise_trades(pd.DataFrame([
+        trade(9, "BTC/USDT", T0 + 21 * MIN + pd.Timedelta("3s"), 100.0, T0 + 31 * MIN, 101.0)]))
+    rows = c.classify(bot, bt, c.signal_timeliness(pd.DataFrame(), c.Rules("1m")),
+                      c.Rules("1m"), c.BotContext(), END)
+    assert rows[["outcome", "backtest_trade_id"]].values.tolist() == [
+        ["backtest_only", 1.0], ["both", 2.0]]
+    assert rows["cause"].tolist() == ["other", "match"]
+    assert rows["bot_trade_id"].iloc[1] == 9.0 and np.isnan(rows["bot_trade_id"].iloc[0])
