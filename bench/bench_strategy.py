@@ -317,6 +317,8 @@ paired), the one MongoDB query for all pairs {sp['query']:.2f} s ({sp['docs']:,}
 normalising them {sp['ingest']:.2f} s, matching them onto {bt['pairs']} frames
 {sp['populate']:.2f} s, the count of documents outside the whitelist (one `aggregate`)
 {sp['count']:.2f} s, `custom_stake_amount` for the {sp['entries']:,} entries {sp['stake']:.3f} s.
+Load average when the run ended (2 cores, shared): {os.getloadavg()[1]:.1f} (5 min); a
+spread of the per-round ratios far from 1.0 means other work on the machine, not the strategy.
 Our own CPU work (import, normalise, match, stake) is {ours / bt['base'] * 100:.1f}% of the
 baseline; the query and the count are the local dev server's time (a Python wire-protocol
 server, much slower than mongod at returning or counting many documents).
