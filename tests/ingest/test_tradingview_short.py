@@ -77,7 +77,8 @@ def test_a_futures_short_with_leverage_stop_and_target_maps_to_the_contract():
     # a short at 100: stop above, target below
     ({"action": "enter_short", "stop_price": 104.0, "take_profit_price": 90.0}, 0.04, 0.10),
     # a long at 100: stop below, target above
-    ({"action": None, "market_position": "long", "stop_price": 97.0, "take_profit_price": 112.0}, 0.03, 0.12),
+    ({"action": None, "market_position": "long", "stop_price": 97.0,
+      "take_profit_price": 112.0}, 0.03, 0.12),
 ])
 def test_absolute_prices_become_fractions_of_the_alert_price(fields, stop, target):
     doc = mapped(price=100.0, **fields)
