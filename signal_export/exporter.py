@@ -240,8 +240,15 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
+#: Content fields hashed before the per-signal risk fields (leverage, stop_loss, take_profit)
+#: existed: without them a document hashes as it always did, so an upgrade rewrites nothing.
+_RISK_FIELDS_FROM = SIGNAL_CONTENT_FIELDS.index("leverage")
+
+
 def _hash_parts(parts: tuple) -> str:
     """:func:`content_hash` of the content values in :data:`SIGNAL_CONTENT_FIELDS` order."""
+    if all(v is None for v in parts[_RISK_FIELDS_FROM:]):
+        parts = parts[:_RISK_FIELDS_FROM]
     if parts[_VALID_UNTIL] is not None or parts[_EXTRA] is not None:
         parts = tuple(
             _canonical(v) if isinstance(v, datetime)

@@ -267,7 +267,7 @@ def test_score_alone_and_weight_alone_are_enough():
     ({"extra": {"a.b": 1}}, "extra", "without '$' or '.'"),
     ({"extra": {"sl": float("nan")}}, "extra.sl", "not finite"),
     ({"extra": {"nested": {"x": 1}}}, "extra.nested", "only scalars"),
-    ({"stop_loss": 1.0}, "stop_loss", "Extra inputs"),
+    ({"stop_price": 1.0}, "stop_price", "Extra inputs"),
 ])
 def test_each_broken_rule_names_its_field(overrides, field, why):
     got_field, message = rejected_field(doc(**overrides))

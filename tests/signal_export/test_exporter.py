@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -192,6 +193,28 @@ def test_content_hash_ignores_nothing_that_matters():
         assert content_hash({**base, field: value}) != content_hash(base), field
     assert content_hash({**base, "extra": {"a": 1, "b": 2}}) == content_hash(
         {**base, "extra": {"b": 2, "a": 1}})
+
+
+def test_risk_fields_change_the_hash_only_when_set():
+    base = {"symbol": "BINANCE:BTCUSDT", "action": "enter_long", "score": 0.5, "weight": None,
+            "valid_until": None, "note": None, "source": None, "version": 1, "extra": None}
+    # as hashed before leverage/stop_loss/take_profit existed: the nine fields in order
+    before = hashlib.blake2b(repr(tuple(base.values())).encode(), digest_size=16).hexdigest()
+    assert content_hash(base) == before
+    assert content_hash({**base, "leverage": None, "stop_loss": None}) == before
+    for field, value in [("leverage", 2.0), ("stop_loss", 0.05), ("take_profit", 0.1)]:
+        assert content_hash({**base, field: value}) != before, field
+
+
+def test_documents_stored_before_the_risk_fields_are_unchanged_by_a_re_export(coll):
+    export_signals(frame(2), coll)
+    for doc in coll.find():  # what an older exporter stored: no risk fields in its hash
+        parts = tuple(doc.get(f) for f in ("symbol", "action", "score", "weight",
+                                           "valid_until", "note", "source", "version", "extra"))
+        legacy = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+        coll.update_one({"_id": doc["_id"]}, {"$set": {"content_hash": legacy}})
+    res = export_signals(frame(2), coll)
+    assert (res.inserted, res.updated, res.unchanged) == (0, 0, 2 * len(frame(1)))
 
 
 def test_demo_exports_once_and_the_second_run_is_a_no_op(mongo_client, mongo_db, capsys):
