@@ -31,6 +31,7 @@ Usage: ``python bench/bench_live_loop.py [--quick] [--uri URI]``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -232,7 +233,8 @@ def render(results: list[dict], n_docs: int, where: str, quick: bool) -> str:
     met = "met" if steady <= GOAL_S and ratio >= 20 else "NOT met"
     lines += ["", f"Goal (steady-state loop <= {GOAL_S:.0f} s at 5,000 pairs, >= 20x the full "
               f"path): {big['pairs']:,} pairs with 1 % revised per loop: {steady * 1000:,.0f} ms, "
-              f"{ratio:.1f}x: {met}.", "",
+              f"{ratio:.1f}x: {met}. Load average when the run ended (2 shared cores): "
+              f"{os.getloadavg()[1]:.1f} (5 min).", "",
               "Run: `python bench/bench_live_loop.py` (`--quick`: 1,000 pairs at most, 100k "
               "documents, 2 rounds).", ""]
     return "\n".join(lines)
