@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 SIGNAL_KEY_INDEX = "signal_key"
 SIGNAL_TTL_INDEX = "signal_ts_ttl"
+#: The live bot's change read (signal_export/consumer/source.py): what a strategy id and
+#: timeframe wrote since a watermark. Without it the bot reads its whole window every loop.
+SIGNAL_CHANGES_INDEX = "signal_changes"
+SIGNAL_CHANGES_KEY = [("strategy_id", ASCENDING), ("timeframe", ASCENDING),
+                      (UPDATED_AT_FIELD, ASCENDING)]
 #: History of replaced versions: one entry per (key, version, content hash), and retention.
 HISTORY_KEY_INDEX = "signal_key_version"
 HISTORY_TTL_INDEX = "superseded_at_ttl"
@@ -166,6 +171,7 @@ def ensure_signal_indexes(coll: Collection, expire_after_seconds: int | None = N
     """
     names = [coll.create_index([(f, ASCENDING) for f in SIGNAL_KEY], name=SIGNAL_KEY_INDEX,
                                unique=True)]
+    names.append(coll.create_index(SIGNAL_CHANGES_KEY, name=SIGNAL_CHANGES_INDEX))
     names += _ensure_ttl(coll, SIGNAL_TTL_INDEX, "ts", expire_after_seconds)
     if history is None:
         history = coll.database[history_collection_name(coll.name)]

@@ -66,6 +66,7 @@ from signal_export.consumer.config import ExtSignalsConfig
 from signal_export.consumer.normalise import normalise_signals, strategy_key, unknown_pair_warning
 from signal_export.consumer.stats import WarnOnce
 from signal_export.contract import UPDATED_AT_FIELD, floor_to_bar, timeframe_delta
+from signal_export.store import SIGNAL_CHANGES_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ PROJECTION = {f: 1 for f in _CONTENT}
 LIVE_PROJECTION = {**PROJECTION, UPDATED_AT_FIELD: 1}
 _MISSING = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: The index the incremental live read needs (the changes of a strategy id and timeframe).
-CHANGES_INDEX = [("strategy_id", 1), ("timeframe", 1), (UPDATED_AT_FIELD, 1)]
+#: The index the incremental live read needs (the changes of a strategy id and timeframe),
+#: created with the others by :func:`signal_export.store.ensure_signal_indexes`.
+CHANGES_INDEX = SIGNAL_CHANGES_KEY
 
 
 def _doc_key(doc: Any) -> Any:

@@ -11,6 +11,7 @@ from signal_export.settings import Settings, load_settings
 from signal_export.store import (
     HISTORY_KEY_INDEX,
     HISTORY_TTL_INDEX,
+    SIGNAL_CHANGES_INDEX,
     SIGNAL_KEY_INDEX,
     SIGNAL_TTL_INDEX,
     ensure_indexes,
@@ -30,6 +31,9 @@ def test_indexes_are_created_idempotently(mongo_client, mongo_db):
     assert signal_idx[SIGNAL_KEY_INDEX]["unique"] is True
     assert [k for k, _ in signal_idx[SIGNAL_KEY_INDEX]["key"]] == [
         "strategy_id", "pair", "timeframe", "ts"]
+    # the live bot's change read (consumer/source.py) finds it and reads only what changed
+    assert [k for k, _ in signal_idx[SIGNAL_CHANGES_INDEX]["key"]] == [
+        "strategy_id", "timeframe", "updated_at"]
     market = mongo_db["crypto_market"].index_information()
     assert any(v.get("unique") and [k for k, _ in v["key"]] == ["symbol", "date"]
                for v in market.values())

@@ -18,7 +18,6 @@ from strategy_helpers import PAIRS
 from test_dry_run_replay import last_closed_minute, start_dry_run_bot
 
 from devservers.freqtrade_harness import leave_at_least
-from signal_export.consumer.source import CHANGES_INDEX
 from signal_export.contract import UPDATED_AT_FIELD
 from signal_export.store import ensure_signal_indexes
 
@@ -38,7 +37,6 @@ def test_dry_run_trades_a_signal_written_mid_candle_on_incremental_reads(tmp_pat
     writer = pymongo.MongoClient(server.uri, tz_aware=True)
     coll = writer["replay"]["crypto_signals"]
     ensure_signal_indexes(coll)
-    coll.create_index(CHANGES_INDEX)
     # an older stamped signal in the window: the full reads find stamps, no fallback
     coll.insert_one(stamped(PAIRS[2], last_closed_minute() - timedelta(minutes=2), "exit_long"))
     bot = start_dry_run_bot(tmp_path, standin, server.uri, "replay")
