@@ -94,6 +94,9 @@ class DecisionSettings(BaseModel):
     min_hold_bars: int = Field(0, ge=0)
     cooldown_bars: int = Field(0, ge=0)
     confirm_n: int = Field(1, ge=1)
+    #: Futures: the highest leverage a signal may ask for (Freqtrade caps it further by the
+    #: pair's tiers); 1 = no leverage whatever the signal says.
+    max_leverage: float = Field(1.0, ge=1.0, le=125.0)
 
     @model_validator(mode="after")
     def _thresholds(self) -> DecisionSettings:
@@ -235,6 +238,31 @@ def decide_actions(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:
                     np.where(~np.isnan(weight), by_weight, np.where(np.isnan(score), 0, by_score)))
 
 
+#: Decision codes of :func:`decide_sided` (0 = no action).
+ENTER_LONG, EXIT_LONG, ENTER_SHORT, EXIT_SHORT, FLAT = 1, -1, 2, -2, -3
+#: Risk fields a signal frame may carry (read by the consumer from ``crypto_signals``);
+#: the matcher copies the entry signal's values onto its row as ``ext_<field>``.
+RISK_FIELDS: tuple[str, ...] = ("leverage", "stop_loss", "take_profit")
+
+
+def decide_sided(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:
+    """The decision code per signal (precedence action > weight > score): ``ENTER_LONG``,
+    ``EXIT_LONG``, ``ENTER_SHORT``, ``EXIT_SHORT``, ``FLAT`` (weight 0: no position either
+    side) or 0 (no action). Scores are long-only (``enter_score``/``exit_score``)."""
+    action = signals["action"].to_numpy(dtype=object)
+    weight = signals["weight"].to_numpy(dtype=float)
+    score = signals["score"].to_numpy(dtype=float)
+    by_score = np.where(score >= rules.enter_score, ENTER_LONG,
+                        np.where(score <= rules.exit_score, EXIT_LONG, 0))
+    by_weight = np.where(weight > 0, ENTER_LONG, np.where(weight < 0, ENTER_SHORT, FLAT))
+    by_action = np.select(
+        [action == Action.ENTER_LONG.value, action == Action.ENTER_SHORT.value,
+         action == Action.EXIT_SHORT.value], [ENTER_LONG, ENTER_SHORT, EXIT_SHORT], EXIT_LONG)
+    return np.where(pd.notna(action), by_action,
+                    np.where(~np.isnan(weight), by_weight,
+                             np.where(np.isnan(score), 0, by_score))).astype(np.int8)
+
+
 def _epoch_ms(values: pd.Series) -> np.ndarray:
     """tz-aware datetimes (any unit) -> int64 ms since the epoch; NaT -> int64 min."""
     return values.to_numpy(dtype="datetime64[ms]").view(np.int64)  # tz-aware: UTC instants
@@ -330,7 +358,7 @@ def match_signals(
     own_bar = ceil_epoch_ms_to_bar(sig_ms, rules.timeframe)
     stale = matched & (decision - bar_ms - own_bar > max_delay_ms)
     expired = matched & ~stale & (vu_ms != _NAT) & (vu_ms <= decision)
-    decided = decide_actions(signals, rules)
+    decided = decide_sided(signals, rules)
     live = matched & ~stale & ~expired
     counts["stale"] += int(stale.sum())
     counts["expired"] += int(expired.sum())
@@ -362,29 +390,92 @@ def match_signals(
         sids[win].tolist(), versions[win].tolist(), weights_u[win].tolist(), strict=True)]
 
     act = _confirm(act, rules.confirm_n, counts)
-    act = _dedupe_debounce(act, row_ms, rules, counts)
-
-    enter = act == 1
-    exit_ = act == -1
-    frame = pd.DataFrame({
+    sided = bool(np.isin(act, (ENTER_SHORT, EXIT_SHORT)).any())
+    if sided:
+        enter, exit_, enter_s, exit_s = _sided_events(act, row_ms, rules, counts)
+    else:  # long-only: the original rule (weight 0 = exit_long), vectorised without debounce
+        act = _dedupe_debounce(np.where(act == FLAT, EXIT_LONG, act).astype(np.int8), row_ms,
+                               rules, counts)
+        enter, exit_ = act == ENTER_LONG, act == EXIT_LONG
+    any_enter = enter | enter_s if sided else enter
+    any_exit = exit_ | exit_s if sided else exit_
+    columns = {
         "enter_long": enter.astype("int64"),
         "exit_long": exit_.astype("int64"),
-        "enter_tag": np.where(enter, tags, None),
-        "exit_tag": np.where(exit_, tags, None),
-        "ext_weight": np.where(enter, weights, np.nan),
-    }, index=candles.index)
+        "enter_tag": np.where(any_enter, tags, None),
+        "exit_tag": np.where(any_exit, tags, None),
+        "ext_weight": np.where(any_enter, weights, np.nan),
+    }
+    if sided:
+        columns["enter_short"] = enter_s.astype("int64")
+        columns["exit_short"] = exit_s.astype("int64")
+    for name in RISK_FIELDS:  # the entry signal's risk values, on its entry row
+        if name in signals.columns:
+            values = np.full(n, np.nan)
+            values[win_rows] = signals[name].to_numpy(dtype=float)[use][win]
+            columns["ext_" + name] = np.where(any_enter, values, np.nan)
+    frame = pd.DataFrame(columns, index=candles.index)
     latest = pd.Timestamp(int(sig_ms[use].max()), unit="ms", tz="UTC")
     return MatchResult(frame, counts, latest_ts=latest)
 
 
+def _sided_events(act: np.ndarray, row_ms: np.ndarray, rules: MatchRules, counts: Counter
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Long and short: enter_long, exit_long, enter_short, exit_short per row.
+
+    The same dedupe/debounce as :func:`_dedupe_debounce`, over the side the bot was last
+    told to hold (none yet, flat, long, short): an enter of the side already held and an
+    exit of a side not held are ``deduped``; an enter of the other side is a **flip** (the
+    held side's exit and the new entry on one row, as Freqtrade trades it: exit, then the
+    entry at the same open), debounced as a whole inside ``min_hold_bars`` of the last
+    enter; an enter inside ``cooldown_bars`` of the last exit is debounced. ``FLAT``
+    (weight 0) exits whichever side is held (``exit_long`` before any position, as
+    long-only). Loops over the sparse signal events, not bars.
+    """
+    n = act.size
+    flags = {key: np.zeros(n, dtype=bool) for key in ("el", "xl", "es", "xs")}
+    bars = row_ms / (rules.bar.total_seconds() * 1000.0)
+    held: int | None = None  # None: nothing emitted yet; 0 flat; 1 long; -1 short
+    last_enter, last_exit = -math.inf, -math.inf
+    for i in np.flatnonzero(act).tolist():
+        a, b = int(act[i]), bars[i]
+        if a in (ENTER_LONG, ENTER_SHORT):
+            side = 1 if a == ENTER_LONG else -1
+            if held == side:
+                counts["deduped"] += 1
+                continue
+            flip = held == -side
+            if (flip and b - last_enter < rules.min_hold_bars) or b - last_exit < \
+                    rules.cooldown_bars:
+                counts["debounced"] += 1
+                continue
+            if flip:
+                flags["xl" if held == 1 else "xs"][i] = True
+            flags["el" if side == 1 else "es"][i] = True
+            held, last_enter = side, b
+            continue
+        side = {EXIT_LONG: 1, EXIT_SHORT: -1}.get(a, held if held in (1, -1) else 1)
+        if held not in (None, side):
+            counts["deduped"] += 1
+            continue
+        if b - last_enter < rules.min_hold_bars:
+            counts["debounced"] += 1
+            continue
+        flags["xl" if side == 1 else "xs"][i] = True
+        held, last_exit = 0, b
+    return flags["el"], flags["xl"], flags["es"], flags["xs"]
+
+
 def _confirm(act: np.ndarray, confirm_n: int, counts: Counter) -> np.ndarray:
-    """Keep an enter only on the confirm_n-th consecutive enter row (vectorised run lengths)."""
+    """Keep an enter only on the confirm_n-th consecutive row entering the same side
+    (vectorised run lengths)."""
     if confirm_n <= 1:
         return act
-    is_enter = act == 1
+    is_enter = (act == ENTER_LONG) | (act == ENTER_SHORT)
     idx = np.arange(act.size)
-    last_other = np.maximum.accumulate(np.where(is_enter, -1, idx))
-    run_pos = idx - last_other  # 1-based position inside a run of enter rows
+    starts = is_enter.copy()
+    starts[1:] &= act[1:] != act[:-1]  # a run: consecutive rows entering the same side
+    run_pos = idx - np.maximum.accumulate(np.where(starts, idx, 0)) + 1
     keep = is_enter & (run_pos == confirm_n)
     counts["debounced"] += int((is_enter & (run_pos < confirm_n)).sum())
     counts["deduped"] += int((is_enter & (run_pos > confirm_n)).sum())
