@@ -64,6 +64,7 @@ from bson import ObjectId
 
 from signal_export.consumer.config import ExtSignalsConfig
 from signal_export.consumer.normalise import normalise_signals, strategy_key, unknown_pair_warning
+from signal_export.consumer.range_read import read_signal_range
 from signal_export.consumer.stats import WarnOnce
 from signal_export.contract import UPDATED_AT_FIELD, floor_to_bar, timeframe_delta
 from signal_export.store import SIGNAL_CHANGES_KEY
@@ -388,6 +389,25 @@ class SignalSource:
         last = self._ts_ms[ends - 1] if len(frame) else self._ts_ms
         self._latest_ms = dict(zip(self._slices, last.tolist(), strict=True))
 
+    def _set_read(self, frame: pd.DataFrame, slices: dict[str, tuple[int, int]],
+                  counts: dict[str, Counter], by_strategy: dict[str, Counter]) -> None:
+        """A backtest range read (already sorted by (pair, ts), RangeIndex) as the cache.
+
+        The same state :meth:`_ingest` leaves, except that unusable documents are kept as
+        counts only (``read_counts`` / ``_read_unusable``), not by document id: a backtest
+        read is never merged with a later change, so nothing needs to replace their share.
+        Rows carry no document id for the same reason (as in :meth:`_ingest`, not live).
+        """
+        self._rejected = {}
+        self._docs = {}
+        self.read_counts, self._read_unusable = counts, by_strategy
+        self._frame, self._slices = frame, slices
+        self._row_ids = np.empty(len(frame), dtype=object)
+        self._ts_ms = frame["ts"].to_numpy(dtype="datetime64[ms]").view(np.int64)
+        self._latest_ms = {p: int(self._ts_ms[b - 1]) for p, (_, b) in slices.items()}
+        self._generation += 1
+        self._pair_changes.clear()
+
     def _apply_changes(self, docs: list[dict], pairs: Collection[str], start_ms: int) -> None:
         """Merge an incremental read into the cache; only the pairs it touches change version.
 
@@ -572,10 +592,16 @@ class SignalSource:
         if self.covers(pairs, first, last):
             return
         start = first - (self.tolerance_bars + self.lookback_bars) * self._bar
-        docs = self._query(pairs, start.to_pydatetime(), last.to_pydatetime())
-        self._ingest(docs, pairs)
-        self._try_count_outside(pairs, start.to_pydatetime(), last.to_pydatetime(),
-                                written_since=None)
+        lo, hi = start.to_pydatetime(), last.to_pydatetime()
+        self.queries += 1
+        counts: dict[str, Counter] = {}
+        by_strategy: dict[str, Counter] = {}
+        read = read_signal_range(self._collection(), self._filter(pairs, lo, hi), PROJECTION,
+                                 pairs=pairs, counts=counts, warn=self._warn,
+                                 strategy_counts=by_strategy, max_time_ms=self._timeout_ms)
+        self.window, self.found = (lo, hi), read.found
+        self._set_read(read.frame, read.slices, counts, by_strategy)
+        self._try_count_outside(pairs, lo, hi, written_since=None)
         self._merge_unusable()
         self._range = (first, last)
         self._range_pairs = set(pairs)
