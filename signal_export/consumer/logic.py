@@ -66,6 +66,7 @@ from signal_export.consumer.config import (
 )
 from signal_export.consumer.hyperopt import settings_with
 from signal_export.consumer.matching import (
+    RISK_FIELDS,
     DecisionSettings,
     MatchResult,
     empty_signal_columns,
@@ -82,11 +83,15 @@ from signal_export.consumer.stats import (
     format_counts,
     serve_metrics,
 )
-from signal_export.contract import floor_to_bar
+from signal_export.contract import floor_to_bar, timeframe_delta
 
 logger = logging.getLogger(__name__)
 
 SIGNAL_COLUMNS: tuple[str, ...] = ("enter_long", "exit_long", "enter_tag", "exit_tag", "ext_weight")
+#: Columns the decision has only with shorts / risk fields (futures), with their empty value:
+#: stored when the matcher returns them, and always in futures mode (so every frame has them).
+SIDED_COLUMNS: dict[str, float] = {"enter_short": 0, "exit_short": 0, "ext_leverage": np.nan,
+                                   "ext_stop_loss": np.nan, "ext_take_profit": np.nan}
 #: populate_indicators stores the signals under these names; Freqtrade resets enter_tag/exit_tag
 #: before populate_entry_trend/populate_exit_trend, which copy them (apply_entry/apply_exit).
 EXT_PREFIX = "ext_"
@@ -130,6 +135,8 @@ class ExternalSignalLogic:
         self.settings: DecisionSettings = settings_with(self.cfg, {})
         self.rules = self.cfg.to_rules()
         self.live = live
+        #: Freqtrade's futures mode: shorts, leverage, stops and targets from the signals.
+        self.futures = ft_config.get("trading_mode") == "futures"
         self.runmode = runmode or ("live" if live else "backtest")
         #: hyperopt: every epoch re-decides every pair; no per-run lines from the workers.
         self.quiet = self.runmode == "hyperopt"
@@ -330,7 +337,7 @@ class ExternalSignalLogic:
         dataframe["ext_enter_score"] = self.settings.enter_score
         dataframe["ext_exit_score"] = self.settings.exit_score
         if dataframe.empty:
-            return _store(dataframe, empty_signal_columns(0, dataframe.index))
+            return _store(dataframe, empty_signal_columns(0, dataframe.index), self.futures)
         if self.live:  # the store is unavailable
             return self._outage_columns(dataframe)
         if not self.source.covers({pair}, dataframe["date"].iloc[0],
@@ -344,7 +351,7 @@ class ExternalSignalLogic:
             self._bt_summary_due = True
             if self._bt_populated >= set(pairs):
                 self._log_backtest_summary()
-        return _store(dataframe, result.frame)
+        return _store(dataframe, result.frame, self.futures)
 
     def entry(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]
               ) -> pd.DataFrame:
@@ -408,8 +415,6 @@ class ExternalSignalLogic:
         self._record(pair, result, self._split_by_strategy(dataframe, signals, result, now))
         cols = result.frame
         n = len(dataframe)
-        enter = cols["enter_long"].to_numpy()
-        exit_ = cols["exit_long"].to_numpy()
         block = pd.DataFrame({
             "ext_score": values["ext_score"].to_numpy(),
             "ext_signal_weight": values["ext_signal_weight"].to_numpy(),
@@ -417,9 +422,13 @@ class ExternalSignalLogic:
             "ext_exit_score": np.full(n, self.settings.exit_score),
             **{col if col.startswith(EXT_PREFIX) else EXT_PREFIX + col: cols[col].to_numpy()
                for col in SIGNAL_COLUMNS},
-            "enter_long": enter,
-            "exit_long": exit_,
+            **{_ext(col): cols[col].to_numpy() for col in SIDED_COLUMNS if col in cols},
+            **{_ext(col): np.full(n, empty) for col, empty in SIDED_COLUMNS.items()
+               if self.futures and col not in cols},
         }, index=dataframe.index)
+        for flag in FLAG_COLUMNS:  # Freqtrade's own signal columns, where there are any
+            if _ext(flag) in block:
+                block[flag] = block[_ext(flag)].to_numpy()
         entry = _LiveDecision(key, now_ms, stable_until(dataframe, signals, self.rules, now),
                               block, _tags(block, "enter"), _tags(block, "exit"))
         self._live_cache[pair] = entry
@@ -453,7 +462,7 @@ class ExternalSignalLogic:
         if self.cfg.missing_signal_policy is MissingSignalPolicy.EXIT:
             cols.iloc[-1, cols.columns.get_loc("exit_long")] = 1
             cols.iloc[-1, cols.columns.get_loc("exit_tag")] = OUTAGE_EXIT_TAG
-        return _store(dataframe, cols)
+        return _store(dataframe, cols, self.futures)
 
     def _record(self, pair: str, result: MatchResult, by_strategy: dict[str, Counter]) -> None:
         counts = Counter(result.counts)
@@ -472,23 +481,78 @@ class ExternalSignalLogic:
         stake = proposed_stake
         parsed = parse_tag(entry_tag)
         if self.cfg.use_weight_for_stake and parsed is not None and parsed[2] is not None:
-            stake = proposed_stake * parsed[2]
+            stake = proposed_stake * abs(parsed[2])  # a short's weight is negative
         cap = max_stake * self.cfg.max_stake_fraction
         return float(np.clip(stake, 0.0, cap))
+
+    def leverage(self, risk: Mapping[str, float], max_leverage: float) -> float:
+        """The entry signal's leverage, capped by ``max_leverage`` (ext_signals) and Freqtrade's
+        ``max_leverage`` for the pair and stake; 1 without one."""
+        wanted = risk.get("leverage", np.nan)
+        wanted = 1.0 if not np.isfinite(wanted) else float(wanted)
+        return float(max(1.0, min(wanted, self.settings.max_leverage, max_leverage)))
+
+    @staticmethod
+    def stoploss_value(risk: Mapping[str, float], open_rate: float, current_rate: float,
+                       is_short: bool, leverage: float) -> float | None:
+        """``custom_stoploss``'s return for a stop at ``open_rate * (1 - side * stop_loss)``.
+
+        Freqtrade places a stoploss value ``v`` at ``rate * (1 - |v| / leverage)`` (long), so
+        the stop price needs ``v = side * (1 - stop / current_rate) * leverage``. None: no
+        stop in the signal (the config's ``stoploss`` stands)."""
+        stop_loss = risk.get("stop_loss", np.nan)
+        if not np.isfinite(stop_loss):
+            return None
+        side = -1 if is_short else 1
+        stop = open_rate * (1 - side * stop_loss)
+        return side * (1 - stop / current_rate) * leverage
+
+    @staticmethod
+    def target_rate(risk: Mapping[str, float], open_rate: float, is_short: bool) -> float | None:
+        """The take-profit price ``open_rate * (1 + side * take_profit)``; None without one."""
+        take_profit = risk.get("take_profit", np.nan)
+        if not np.isfinite(take_profit):
+            return None
+        return open_rate * (1 + (-1 if is_short else 1) * take_profit)
+
+    def entry_risk(self, dataframe: pd.DataFrame | None, opened: datetime, is_short: bool
+                   ) -> dict[str, float]:
+        """The risk values (``leverage``, ``stop_loss``, ``take_profit``; NaN = none) of the
+        entry signal a trade opened at ``opened`` followed: the last row of its side's entry
+        signal whose candle closed by then (the decision rule puts entries only on the rows
+        where the side changes, so this is the signal that started the side)."""
+        flag = "ext_enter_short" if is_short else "ext_enter_long"
+        if dataframe is None or dataframe.empty or flag not in dataframe.columns:
+            return {}
+        close = dataframe["date"] + timeframe_delta(self.cfg.timeframe)
+        rows = np.flatnonzero((close <= pd.Timestamp(opened)).to_numpy()
+                              & (dataframe[flag].to_numpy() == 1))
+        if not rows.size:
+            return {}
+        return {name: float(dataframe["ext_" + name].iloc[rows[-1]]) for name in RISK_FIELDS
+                if "ext_" + name in dataframe.columns}
 
 
 CHART_COLUMNS = ("ext_score", "ext_signal_weight")
 #: Every column a live decision adds (prepare's one concat).
+FLAG_COLUMNS = ("enter_long", "exit_long", "enter_short", "exit_short")
 _BLOCK_COLUMNS = frozenset({*CHART_COLUMNS, "ext_enter_score", "ext_exit_score",
                             *(c if c.startswith(EXT_PREFIX) else EXT_PREFIX + c
-                              for c in SIGNAL_COLUMNS), "enter_long", "exit_long"})
+                              for c in (*SIGNAL_COLUMNS, *SIDED_COLUMNS)), *FLAG_COLUMNS})
+
+
+def _ext(col: str) -> str:
+    """The name a decision column is stored under (``ext_`` once)."""
+    return col if col.startswith(EXT_PREFIX) else EXT_PREFIX + col
 
 
 def _tags(block: pd.DataFrame, side: str) -> pd.Series | None:
     """Freqtrade's ``<side>_tag`` column (the tag on flagged rows, "" elsewhere), or None
     when no row is flagged (Freqtrade's reset to "" is then already right)."""
-    flags = block[f"{side}_long"].to_numpy()
-    rows = np.flatnonzero(flags == 1)
+    flags = block[f"{side}_long"].to_numpy() == 1
+    if f"{side}_short" in block:
+        flags = flags | (block[f"{side}_short"].to_numpy() == 1)
+    rows = np.flatnonzero(flags)
     if not rows.size:
         return None
     tags = np.full(len(block), "", dtype=object)
@@ -508,19 +572,31 @@ def _attach(dataframe: pd.DataFrame, block: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([dataframe, block], axis=1)
 
 
-def _store(dataframe: pd.DataFrame, cols: pd.DataFrame) -> pd.DataFrame:
+def _store(dataframe: pd.DataFrame, cols: pd.DataFrame, futures: bool = False) -> pd.DataFrame:
+    """The decision columns under ``ext_`` names; the sided ones when decided (or futures)."""
     for col in SIGNAL_COLUMNS:
-        name = col if col.startswith(EXT_PREFIX) else EXT_PREFIX + col
-        dataframe[name] = cols[col].to_numpy()
+        dataframe[_ext(col)] = cols[col].to_numpy()
+    for col, empty in SIDED_COLUMNS.items():
+        if col in cols:
+            dataframe[_ext(col)] = cols[col].to_numpy()
+        elif futures or _ext(col) in dataframe.columns:  # hyperopt re-decides one frame
+            dataframe[_ext(col)] = empty
     return dataframe
 
 
-def _copy_signal(dataframe: pd.DataFrame, flag: str, tag: str) -> pd.DataFrame:
-    """``flag`` = ``ext_<flag>``; ``tag`` = ``ext_<tag>`` on flagged rows, "" elsewhere."""
-    flags = dataframe[EXT_PREFIX + flag].to_numpy()
-    if flag not in dataframe.columns or not np.array_equal(dataframe[flag].to_numpy(), flags):
-        dataframe[flag] = flags
-    rows = np.flatnonzero(flags == 1)
+def _copy_signal(dataframe: pd.DataFrame, side: str) -> pd.DataFrame:
+    """``<side>_long``/``<side>_short`` = their ``ext_`` columns (short ones where decided);
+    ``<side>_tag`` = ``ext_<side>_tag`` on flagged rows, "" elsewhere."""
+    hit = np.zeros(len(dataframe), dtype=bool)
+    for flag in (f"{side}_long", f"{side}_short"):
+        if _ext(flag) not in dataframe.columns:
+            continue
+        flags = dataframe[_ext(flag)].to_numpy()
+        if flag not in dataframe.columns or not np.array_equal(dataframe[flag].to_numpy(), flags):
+            dataframe[flag] = flags
+        hit |= flags == 1
+    tag = f"{side}_tag"
+    rows = np.flatnonzero(hit)
     tags = np.full(len(dataframe), "", dtype=object)
     tags[rows] = dataframe[EXT_PREFIX + tag].to_numpy(dtype=object)[rows]
     dataframe[tag] = pd.Series(tags, index=dataframe.index, dtype=object)
@@ -529,9 +605,9 @@ def _copy_signal(dataframe: pd.DataFrame, flag: str, tag: str) -> pd.DataFrame:
 
 def apply_entry(dataframe: pd.DataFrame) -> pd.DataFrame:
     """populate_entry_trend: copy the stored enter signal into Freqtrade's columns."""
-    return _copy_signal(dataframe, "enter_long", "enter_tag")
+    return _copy_signal(dataframe, "enter")
 
 
 def apply_exit(dataframe: pd.DataFrame) -> pd.DataFrame:
     """populate_exit_trend: copy the stored exit signal into Freqtrade's columns."""
-    return _copy_signal(dataframe, "exit_long", "exit_tag")
+    return _copy_signal(dataframe, "exit")

@@ -8,6 +8,13 @@ off (``{"0": 100}``) and the stoploss is -99 %; add risk limits with Freqtrade
 protections (``CooldownPeriod``, ``StoplossGuard``, ``MaxDrawdown``) listed in
 ``ext_signals.protections``, or a tighter ``stoploss`` in the config.
 
+Futures (``trading_mode: futures``, see ``docs/LONG_SHORT.md``): ``can_short`` follows the
+trading mode; the decision rule adds ``enter_short``/``exit_short`` (a flip exits and enters
+on one row, Freqtrade trades both at the same open); ``leverage()`` is the entry signal's
+leverage capped by ``ext_signals.max_leverage``; the signal's ``stop_loss`` is set once when
+the entry fills (``custom_stoploss``) and its ``take_profit`` is a ``custom_roi`` target,
+which Freqtrade checks on the candle's high/low alike in backtesting, dry-run and live.
+
 Native Freqtrade tools work with it:
 
 * ``freqtrade hyperopt --spaces buy sell``: the decision knobs are parameters
@@ -121,6 +128,10 @@ class ExternalSignalStrategy(IStrategy):
             setattr(self, knob.name, _parameter(knob, *ranges[knob.name],
                                                 getattr(self.ext.settings, knob.name)))
         self._decision_key: tuple | None = None
+        # futures: shorts, leverage, stops and targets from the signals (spot: as before)
+        self.can_short = self.ext.futures
+        self.use_custom_stoploss = self.ext.futures
+        self.use_custom_roi = self.ext.futures
         self.plot_config = copy.deepcopy(PLOT_CONFIG)
         # risk limits: ext_signals.protections (active with --enable-protections / live)
         self.protections = [dict(p) for p in self.ext.cfg.protections]
@@ -171,3 +182,28 @@ class ExternalSignalStrategy(IStrategy):
                             leverage: float, entry_tag: str | None, side: str,
                             **kwargs) -> float:
         return self.ext.stake(proposed_stake, max_stake, entry_tag)
+
+    def _entry_risk(self, pair: str, opened: datetime, is_short: bool) -> dict[str, float]:
+        dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        return self.ext.entry_risk(dataframe, opened, is_short)
+
+    def leverage(self, pair: str, current_time: datetime, current_rate: float,
+                 proposed_leverage: float, max_leverage: float, entry_tag: str | None,
+                 side: str, **kwargs) -> float:
+        return self.ext.leverage(self._entry_risk(pair, current_time, side == "short"),
+                                 max_leverage)
+
+    def custom_stoploss(self, pair: str, trade: Any, current_time: datetime,
+                        current_rate: float, current_profit: float, after_fill: bool,
+                        **kwargs) -> float | None:
+        if not after_fill:  # set once at the fill: an initial stop, not a trailing one
+            return None
+        return self.ext.stoploss_value(self._entry_risk(pair, trade.open_date_utc, trade.is_short),
+                                       trade.open_rate, current_rate, trade.is_short,
+                                       trade.leverage)
+
+    def custom_roi(self, pair: str, trade: Any, current_time: datetime, trade_duration: int,
+                   entry_tag: str | None, side: str, **kwargs) -> float | None:
+        target = self.ext.target_rate(self._entry_risk(pair, trade.open_date_utc, trade.is_short),
+                                      trade.open_rate, trade.is_short)
+        return None if target is None else trade.calc_profit_ratio(target)
