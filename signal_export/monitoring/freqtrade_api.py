@@ -61,15 +61,24 @@ class FreqtradeApi:
         except FreqtradeApiError:
             return False
 
+    def show_config(self) -> dict[str, Any]:
+        """The bot's running configuration (``/show_config``: no secrets, Freqtrade strips them)."""
+        return dict(self._get("show_config"))
+
     def state(self) -> str:
         """``running`` / ``stopped`` / ... from ``/show_config``."""
-        return str(self._get("show_config").get("state", "unknown"))
+        return str(self.show_config().get("state", "unknown"))
+
+    def locks(self) -> list[dict[str, Any]]:
+        """Pair locks, active and expired (``/locks``)."""
+        return list(self._get("locks").get("locks") or [])
 
     def open_trades(self) -> list[dict[str, Any]]:
         return list(self._get("status"))
 
     def trades(self) -> list[dict[str, Any]]:
-        """All closed and open trades (``/trades`` paged), oldest first."""
+        """Closed trades (``/trades`` paged; Freqtrade lists open ones only in ``/status``:
+        :meth:`open_trades`)."""
         out: list[dict[str, Any]] = []
         offset = 0
         while True:

@@ -122,6 +122,10 @@ def _match(acts: pd.DataFrame, trades: pd.DataFrame, time_col: str, price_col: s
     left = acts.sort_values("expected_at")
     merged = pd.merge_asof(left, right, left_on="expected_at", right_on="happened_at",
                            by=["strategy_id", "pair"], direction="forward")
+    # a trade at or after the next acting signal belongs to that one: a missed signal must
+    # not take it (and leave the next signal without its trade)
+    after_next = merged["happened_at"] >= merged["next_expected"]
+    merged.loc[after_next, ["happened_at", "trade_id", "fill_price"]] = [pd.NaT, np.nan, np.nan]
     # one trade explains one signal: a later signal matched to the same trade gets nothing
     dup = merged["trade_id"].notna() & merged.duplicated(["trade_id"], keep="first")
     merged.loc[dup, ["happened_at", "trade_id", "fill_price"]] = [pd.NaT, np.nan, np.nan]

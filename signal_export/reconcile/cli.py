@@ -237,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         report.write_json(rec, args.out / "reconcile.json")
-        report.write_html(rec, args.out / "reconcile.html")
+        try:
+            report.write_html(rec, args.out / "reconcile.html")
+        except report.ReconcileOutputError as exc:
+            print(f"signal-reconcile: {exc}", file=sys.stderr)
+            return EXIT_INPUT
     print(json.dumps(data, indent=2) if args.json else report.text_table(rec))
     if args.metrics_textfile:
         write_to_textfile(str(args.metrics_textfile), report.registry(data))

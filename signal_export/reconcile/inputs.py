@@ -153,15 +153,13 @@ def bot_api(api: Any) -> tuple[pd.DataFrame, pd.DataFrame, int | None, dict[str,
     """
     raw = [*api.trades(), *api.open_trades()]
     trades = trades_from_dicts(raw)
-    reply = api._get("locks")
-    rows = reply.get("locks") or [] if isinstance(reply, Mapping) else []
+    rows = api.locks()
     locks = pd.DataFrame({
         "pair": [r.get("pair") for r in rows],
         "start": [pd.Timestamp(r.get("lock_timestamp"), unit="ms", tz="UTC") for r in rows],
         "end": [pd.Timestamp(r.get("lock_end_timestamp"), unit="ms", tz="UTC") for r in rows],
         "reason": [r.get("reason") for r in rows]})
-    config = api._get("show_config")
-    mot = config.get("max_open_trades") if isinstance(config, Mapping) else None
+    mot = api.show_config().get("max_open_trades")
     logs = api.logs(limit=10_000)
     return trades, _locks(locks), (int(mot) if isinstance(mot, int | float) and mot >= 0
                                    else None), logs

@@ -17,16 +17,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from prometheus_client import CollectorRegistry, Gauge
 
+from signal_export.errors import BridgeError
 from signal_export.reconcile.classify import CAUSES, SAME
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+class ReconcileOutputError(BridgeError, RuntimeError):
+    """The report cannot be written as asked (e.g. the page's figures need an extra)."""
+
+
+def _matplotlib() -> Any:
+    """matplotlib for the HTML page's figures: the ``reconcile`` extra (the table, JSON and
+    gauges need nothing beyond the core install)."""
+    try:
+        import matplotlib.dates
+        import matplotlib.figure
+        from matplotlib.backends import backend_agg
+    except ImportError:
+        raise ReconcileOutputError(
+            "signal-reconcile --out draws its figures with matplotlib: "
+            "pip install 'freqtrade-signal-bridge[reconcile]'") from None
+    return matplotlib.figure.Figure, backend_agg.FigureCanvasAgg, matplotlib.dates
 
 SCHEMA_VERSION = 1
 METRIC_PREFIX = "signal_bridge_reconcile_"
@@ -203,14 +222,15 @@ def _columns(head: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    FigureCanvasAgg(fig)
+    _matplotlib()[1](fig)
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
 
 
 def plot_equity(rec: Reconciliation) -> bytes:
     """The bot's and the backtest's cumulative realised profit over the period (PNG)."""
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    figure, _, mdates = _matplotlib()
+    fig = figure(figsize=(11, 4.8), layout="constrained")
     ax = fig.subplots()
     start = pd.Timestamp(rec.start)
     for name, frame, style in (("bot (live / dry-run)", rec.bot, dict(color="tab:blue")),
@@ -236,7 +256,7 @@ def plot_attribution(rec: Reconciliation) -> bytes:
     """P&L difference (bot - backtest) per cause, with the number of trades on each bar."""
     att = rec.attribution.set_index("cause").reindex(list(CAUSES))
     att = att[att["count"] > 0] if (att["count"] > 0).any() else att.iloc[:1]
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = _matplotlib()[0](figsize=(11, 4.2), layout="constrained")
     ax = fig.subplots()
     values = att["pnl_difference"].to_numpy(float)
     colours = np.where(values >= 0, "tab:green", "tab:red")

@@ -22,7 +22,7 @@ USER, PASSWORD = "ops", "ft-pass-123456"
 def new_state() -> dict[str, Any]:
     return {"state": "running", "trades": [], "balance": {"currencies": [
         {"currency": "USDT", "free": 1000.0, "balance": 1000.0, "used": 0.0}], "stake": "USDT"},
-        "logs": []}
+        "logs": [], "locks": [], "max_open_trades": 3}
 
 
 @contextmanager
@@ -50,14 +50,19 @@ def fake_freqtrade(state: dict[str, Any]) -> Iterator[str]:
             trades = state["trades"]
             if endpoint == "show_config":
                 return self._reply(200, {"state": state["state"], "strategy":
-                                         "ExternalSignalStrategy", "timeframe": "1m"})
+                                         "ExternalSignalStrategy", "timeframe": "1m",
+                                         "max_open_trades": state.get("max_open_trades", 3)})
             if endpoint == "status":
                 return self._reply(200, [t for t in trades if t["is_open"]])
-            if endpoint == "trades":
+            if endpoint == "trades":  # as Freqtrade: closed trades only (open ones: /status)
+                closed = [t for t in trades if not t["is_open"]]
                 limit, offset = int(query.get("limit", 500)), int(query.get("offset", 0))
-                page = trades[offset:offset + limit]
+                page = closed[offset:offset + limit]
                 return self._reply(200, {"trades": page, "trades_count": len(page),
-                                         "offset": offset, "total_trades": len(trades)})
+                                         "offset": offset, "total_trades": len(closed)})
+            if endpoint == "locks":
+                locks = state.get("locks", [])
+                return self._reply(200, {"lock_count": len(locks), "locks": locks})
             if endpoint == "balance":
                 return self._reply(200, state["balance"])
             if endpoint == "logs":

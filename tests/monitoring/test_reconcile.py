@@ -56,6 +56,18 @@ def test_a_trade_of_another_signal_is_extra_and_a_signal_not_yet_due_is_pending(
     assert list(pending["kind"]) == ["pending"]
 
 
+def test_a_missed_enter_does_not_take_the_trade_of_the_next_enter():
+    signals = signal_rows([
+        ("alpha", "BTC/USDT", T0, "enter_long"),             # never traded: missed
+        ("alpha", "BTC/USDT", T0 + 10 * MIN, "exit_long"),   # nothing open: no outcome
+        ("alpha", "BTC/USDT", T0 + 20 * MIN, "enter_long"),  # traded at its open
+    ])
+    trades = trades_frame([ft_trade(1, "BTC/USDT", T0 + 21 * MIN)])
+    out = reconcile(signals, trades, "1m", T0 + 40 * MIN)
+    assert _kinds(out) == [("missed", "enter", "BTC/USDT", None),
+                           ("matched", "enter", "BTC/USDT", 1)]
+
+
 def test_reconciliation_condition_names_strategy_pair_and_counts():
     signals = signal_rows([("alpha", "ETH/USDT", T0, "enter_long")])
     out = reconcile(signals, trades_frame([]), "1m", T0 + 10 * MIN)

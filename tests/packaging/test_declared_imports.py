@@ -29,6 +29,7 @@ FIRST_PARTY = {"signal_export", "research", "devservers", "scripts", "tests", "b
 #: (files, extras they may use besides the core); first match wins.
 AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("signal_export/ingest/**/*.py", ("ingest",)),
+    ("signal_export/reconcile/**/*.py", ("reconcile",)),
     ("signal_export/**/*.py", ()),
     ("user_data/strategies/*.py", ()),
     ("docker/*.py", ()),
