@@ -19,7 +19,8 @@ import math
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from numbers import Real
 from typing import Any
 
@@ -65,14 +66,130 @@ def _aware(v: Any) -> bool:
     return isinstance(v, datetime) and v.tzinfo is not None and v.utcoffset() is not None
 
 
-def _finite_number(v: Any) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
 def _to_utc_ms(values: list[Any]) -> pd.Series:
     """Aware datetimes (or None) -> datetime64[ms, UTC]; pymongo may give [us]/[ns] otherwise."""
     out = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
     return out.astype(_TS_DTYPE)
+
+
+#: ``SignalFields.action`` categories: absent (missing or null), not an action, an action.
+ACTION_ABSENT, ACTION_INVALID = -1, 0
+#: Action value -> its ``SignalFields.action`` code (> 0).
+ACTION_CODES: dict[str, int] = {a.value: i + 1 for i, a in enumerate(Action)}
+_ENTER_LONG = ACTION_CODES[Action.ENTER_LONG.value]
+_EXIT_LONG = ACTION_CODES[Action.EXIT_LONG.value]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+@dataclass
+class SignalFields:
+    """What the acceptance rules need to know of n documents, column-wise (typed arrays).
+
+    The one input of the rules (:func:`malformed_masks`, :func:`valid_until_not_after_ts`):
+    :func:`normalise_signals` fills it from decoded documents (:func:`fields_of_values`), the
+    backtest reader (:mod:`.range_read`) from raw BSON types. ``*_given``: the field is present
+    and not null. A reader may leave a type it cannot convert exactly out of ``*_number`` /
+    ``*_int`` / ``*_aware`` / ``*_str``: the row then counts as bad in its view and it must
+    let :func:`normalise_signals` decide (never the other way round).
+    """
+
+    pair_str: np.ndarray  # bool: a non-empty string
+    strategy_id_str: np.ndarray  # bool: a non-empty string
+    ts_aware: np.ndarray  # bool: a tz-aware datetime
+    ts_us: np.ndarray  # int64 microseconds since the epoch where ``ts_aware``
+    action: np.ndarray  # int8: ACTION_ABSENT, ACTION_INVALID or an ACTION_CODES value
+    score_given: np.ndarray
+    score_number: np.ndarray  # bool: a real number (not a bool), value in ``score``
+    score: np.ndarray  # float64 (inf when too large for a float)
+    weight_given: np.ndarray
+    weight_number: np.ndarray
+    weight: np.ndarray
+    valid_until_given: np.ndarray
+    valid_until_aware: np.ndarray
+    valid_until_us: np.ndarray
+    version_given: np.ndarray
+    version_int: np.ndarray  # bool: an integer (not a bool), value in ``version``
+    version: np.ndarray  # int64, clipped to [-1, 2**62] (only compared with 1)
+
+
+def malformed_masks(f: SignalFields) -> dict[str, np.ndarray]:
+    """The acceptance rules, one boolean mask (True: malformed) per reason, column-wise."""
+    with np.errstate(invalid="ignore"):
+        w_num = f.weight_number & np.isfinite(f.weight)
+        return {
+            "pair missing or not a string": ~f.pair_str,
+            "strategy_id missing or not a string": ~f.strategy_id_str,
+            "ts missing, not a datetime or naive (must be tz-aware UTC)": ~f.ts_aware,
+            "action not one of enter_long/exit_long": f.action == ACTION_INVALID,
+            "score not a finite number": f.score_given & ~(f.score_number
+                                                          & np.isfinite(f.score)),
+            "weight not a finite number in [0, 1]": f.weight_given & ~(
+                w_num & (f.weight >= 0.0) & (f.weight <= 1.0)),
+            "action conflicts with weight (exit_long needs weight 0, enter_long weight > 0)":
+                w_num & (((f.action == _EXIT_LONG) & (f.weight > 0))
+                         | ((f.action == _ENTER_LONG) & (f.weight == 0))),
+            "none of action/score/weight given": (f.action == ACTION_ABSENT) & ~f.score_given
+                & ~f.weight_given,
+            "valid_until not a tz-aware datetime": f.valid_until_given & ~f.valid_until_aware,
+            "version not an integer >= 1": f.version_given & ~(f.version_int & (f.version >= 1)),
+        }
+
+
+def valid_until_not_after_ts(f: SignalFields, bad: np.ndarray) -> np.ndarray:
+    """The last rule: ``valid_until <= ts`` (only where both are well-formed, ``~bad``)."""
+    return ~bad & f.valid_until_given & (f.valid_until_us <= f.ts_us)
+
+
+def _aware_us(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    aware = np.array([_aware(v) for v in values], dtype=bool)
+    us = np.array([(v - _EPOCH) // _US if a else 0 for v, a in zip(values, aware, strict=True)],
+                  dtype=np.int64)
+    return aware, us
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond float's range: not finite
+        return math.inf
+
+
+def _numbers(values: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    given = np.array([v is not None for v in values], dtype=bool)
+    number = np.array([isinstance(v, Real) and not isinstance(v, bool) for v in values],
+                      dtype=bool)
+    floats = np.array([_as_float(v) if n else np.nan for v, n in zip(values, number, strict=True)],
+                      dtype=np.float64)
+    return given, number, floats
+
+
+def fields_of_values(pair: list[Any], sid: list[Any], ts: list[Any], action: list[Any],
+                     score: list[Any], weight: list[Any], valid_until: list[Any],
+                     version: list[Any]) -> SignalFields:
+    """:class:`SignalFields` of decoded documents' values (one list per field, None: absent)."""
+    ts_aware, ts_us = _aware_us(ts)
+    vu_aware, vu_us = _aware_us(valid_until)
+    score_given, score_number, score_v = _numbers(score)
+    weight_given, weight_number, weight_v = _numbers(weight)
+    version_int = np.array([isinstance(v, int | np.integer) and not isinstance(v, bool)
+                            for v in version], dtype=bool)
+    return SignalFields(
+        pair_str=np.array([isinstance(p, str) and bool(p) for p in pair], dtype=bool),
+        strategy_id_str=np.array([isinstance(s, str) and bool(s) for s in sid], dtype=bool),
+        ts_aware=ts_aware, ts_us=ts_us,
+        action=np.array([ACTION_ABSENT if a is None else ACTION_CODES.get(a, ACTION_INVALID)
+                         if isinstance(a, str) else ACTION_INVALID for a in action],
+                        dtype=np.int8),
+        score_given=score_given, score_number=score_number, score=score_v,
+        weight_given=weight_given, weight_number=weight_number, weight=weight_v,
+        valid_until_given=np.array([v is not None for v in valid_until], dtype=bool),
+        valid_until_aware=vu_aware, valid_until_us=vu_us,
+        version_given=np.array([v is not None for v in version], dtype=bool),
+        version_int=version_int,
+        version=np.array([min(max(int(v), -1), 2**62) if i else 0
+                          for v, i in zip(version, version_int, strict=True)], dtype=np.int64),
+    )
 
 
 def normalise_signals(
@@ -110,31 +227,8 @@ def normalise_signals(
     action, score, weight = col("action"), col("score"), col("weight")
     valid_until, version = col("valid_until"), col("version")
 
-    reasons: dict[str, np.ndarray] = {
-        "pair missing or not a string": np.array([not isinstance(p, str) or not p for p in pair]),
-        "strategy_id missing or not a string": np.array(
-            [not isinstance(s, str) or not s for s in sid]),
-        "ts missing, not a datetime or naive (must be tz-aware UTC)": np.array(
-            [not _aware(v) for v in ts]),
-        "action not one of enter_long/exit_long": np.array(
-            [a is not None and a not in _ACTIONS for a in action]),
-        "score not a finite number": np.array(
-            [s is not None and not _finite_number(s) for s in score]),
-        "weight not a finite number in [0, 1]": np.array(
-            [w is not None and not (_finite_number(w) and 0.0 <= float(w) <= 1.0) for w in weight]),
-        "action conflicts with weight (exit_long needs weight 0, enter_long weight > 0)": np.array(
-            [a is not None and _finite_number(w) and (
-                (a == "exit_long" and float(w) > 0) or (a == "enter_long" and float(w) == 0))
-             for a, w in zip(action, weight, strict=True)]),
-        "none of action/score/weight given": np.array(
-            [a is None and s is None and w is None for a, s, w in zip(action, score, weight,
-                                                                      strict=True)]),
-        "valid_until not a tz-aware datetime": np.array(
-            [v is not None and not _aware(v) for v in valid_until]),
-        "version not an integer >= 1": np.array(
-            [v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1)
-             for v in version]),
-    }
+    fields = fields_of_values(pair, sid, ts, action, score, weight, valid_until, version)
+    reasons = malformed_masks(fields)
     bad = np.zeros(len(docs), dtype=bool)
     for reason, mask in reasons.items():
         if mask.any():
@@ -144,8 +238,7 @@ def normalise_signals(
                  int(mask.sum()), reason, _id(docs[i]), pair[i])
         bad |= mask
     # valid_until must be after ts (only comparable where both are well-formed)
-    vu_before = np.array([not b and v is not None and v <= t
-                          for b, v, t in zip(bad, valid_until, ts, strict=True)])
+    vu_before = valid_until_not_after_ts(fields, bad)
     if vu_before.any():
         i = int(np.argmax(vu_before))
         warn("malformed:valid_until<=ts",
@@ -156,7 +249,8 @@ def normalise_signals(
     unknown = np.zeros(len(docs), dtype=bool)
     if pairs is not None:
         known = set(pairs)
-        unknown = np.array([not b and p not in known for b, p in zip(bad, pair, strict=True)])
+        unknown = np.array([not b and p not in known for b, p in zip(bad, pair, strict=True)],
+                           dtype=bool)
         for i in np.flatnonzero(unknown):
             sid_i = strategy_key(sid[i])
             warn(f"unknown_pair:{sid_i}:{pair[i]}",

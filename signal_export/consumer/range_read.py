@@ -12,7 +12,8 @@ sorts it (stable: ties keep the query's order), with one slice per pair.
 
 Each batch is read column-wise by :mod:`.bson_columns` (no dict per document).
 Rows whose exact BSON types and values ``normalise_signals`` certainly keeps
-as they are (:func:`_kept_as_is`) become rows directly; every other document
+as they are (:func:`_kept_as_is`: normalise's own acceptance rules applied to the
+batch's columns) become rows directly; every other document
 (malformed, unknown pair, odd type) is decoded with ``bson`` and given to
 ``normalise_signals`` itself, which stays the one definition of what is
 dropped, how it is counted (per pair and per strategy id) and warned. Its
@@ -46,12 +47,17 @@ from signal_export.consumer.bson_columns import (
     parse_batch,
 )
 from signal_export.consumer.normalise import (
+    ACTION_ABSENT,
+    ACTION_CODES,
+    ACTION_INVALID,
     SIGNAL_COLUMNS,
+    SignalFields,
     empty_signal_frame,
+    malformed_masks,
     normalise_signals,
+    valid_until_not_after_ts,
 )
 from signal_export.consumer.stats import WarnOnce
-from signal_export.contract import Action
 
 logger = logging.getLogger(__name__)
 
@@ -264,50 +270,68 @@ def _tagged(doc: dict[str, Any], row: int) -> dict[str, Any]:
     return doc
 
 
-def _kept_as_is(cols: BatchColumns, pairs: Collection[str] | None) -> np.ndarray:
-    """Rows that certainly come out of ``normalise_signals`` kept, with their plain values.
-
-    A conservative test on exact BSON types (a string, a date, a double, an int32/int64)
-    and the common values; any row it does not vouch for is decoded and given to
-    ``normalise_signals``, which decides, counts and warns. So this may refuse a good row
-    (it only costs time) but must never accept one normalise would drop or change: the
-    equality tests in tests/strategy/test_range_read.py hold it to that.
-    """
+def _raw_fields(cols: BatchColumns) -> SignalFields:
+    """:class:`~.normalise.SignalFields` of a parsed batch, in the exact BSON types the
+    reader converts itself (a string, a date, a double, an int32/int64): any other type of a
+    given field counts as not a string/date/number/integer here, so its row is refused."""
     k, num = cols.kind, cols.number
 
-    def absent(name: str) -> np.ndarray:
-        return (k[name] == 0) | (k[name] == NULL)
+    def given(name: str) -> np.ndarray:
+        return (k[name] != 0) & (k[name] != NULL)
 
-    def string_in(name: str, allowed: Collection[str] | None) -> np.ndarray:
-        ok = np.array([v != "" and (allowed is None or v in allowed)
-                       for v in cols.strings[name]] + [False], dtype=bool)
+    def nonempty_str(name: str) -> np.ndarray:
+        ok = np.array([v != "" for v in cols.strings[name]] + [False], dtype=bool)
         return (k[name] == STRING) & ok[cols.codes[name]]
+
+    def us(name: str) -> tuple[np.ndarray, np.ndarray]:
+        is_date = k[name] == DATE
+        return is_date, np.where(is_date, num[name], 0) * 1000
 
     def double(name: str) -> tuple[np.ndarray, np.ndarray]:
         d = num.get(name + ":double")
-        values = np.zeros(len(cols)) if d is None else d
-        return k[name] == DOUBLE, values
+        is_double = k[name] == DOUBLE
+        return is_double, np.where(is_double, np.zeros(len(cols)) if d is None else d, np.nan)
 
-    known = set(pairs) if pairs is not None else None
-    enter = string_in("action", {Action.ENTER_LONG.value})
-    exit_ = string_in("action", {Action.EXIT_LONG.value})
-    is_score, score = double("score")
-    is_weight, weight = double("weight")
-    with np.errstate(invalid="ignore"):
-        weight_ok = is_weight & np.isfinite(weight) & (weight >= 0.0) & (weight <= 1.0)
-        conflict = is_weight & ((exit_ & (weight > 0)) | (enter & (weight == 0)))
-    return (
-        cols.plain
-        & string_in("pair", known) & string_in("strategy_id", None) & (k["ts"] == DATE)
-        & (absent("action") | enter | exit_)
-        & (absent("score") | (is_score & np.isfinite(score)))
-        & (absent("weight") | weight_ok) & ~conflict
-        & ~(absent("action") & absent("score") & absent("weight"))
-        & (absent("valid_until") | ((k["valid_until"] == DATE)
-                                    & (num["valid_until"] > num["ts"])))
-        & (absent("version") | (((k["version"] == INT32) | (k["version"] == INT64))
-                                & (num["version"] >= 1)))
+    lut = np.array([ACTION_CODES.get(v, ACTION_INVALID) for v in cols.strings["action"]]
+                   + [ACTION_INVALID], dtype=np.int8)
+    action = np.where(k["action"] == STRING, lut[cols.codes["action"]], ACTION_INVALID)
+    action = np.where(given("action"), action, ACTION_ABSENT).astype(np.int8)
+    ts_aware, ts_us = us("ts")
+    vu_aware, vu_us = us("valid_until")
+    score_number, score = double("score")
+    weight_number, weight = double("weight")
+    version_int = (k["version"] == INT32) | (k["version"] == INT64)
+    return SignalFields(
+        pair_str=nonempty_str("pair"), strategy_id_str=nonempty_str("strategy_id"),
+        ts_aware=ts_aware, ts_us=ts_us, action=action,
+        score_given=given("score"), score_number=score_number, score=score,
+        weight_given=given("weight"), weight_number=weight_number, weight=weight,
+        valid_until_given=given("valid_until"), valid_until_aware=vu_aware,
+        valid_until_us=vu_us, version_given=given("version"), version_int=version_int,
+        version=np.where(version_int, num["version"], 0),
     )
+
+
+def _kept_as_is(cols: BatchColumns, pairs: Collection[str] | None) -> np.ndarray:
+    """Rows that certainly come out of ``normalise_signals`` kept, with their plain values.
+
+    The acceptance rules are normalise's own (:func:`~.normalise.malformed_masks`,
+    :func:`~.normalise.valid_until_not_after_ts`), applied to the batch's columns as the
+    reader sees them (:func:`_raw_fields`: only the types it converts count), plus the
+    whitelist. A row refused here is decoded and
+    given to ``normalise_signals``, which decides, counts and warns: so this may refuse a
+    good row (it only costs time) but never accepts one normalise would drop or change (the
+    equality tests in tests/strategy/test_range_read.py hold it to that).
+    """
+    f = _raw_fields(cols)
+    bad = np.zeros(len(cols), dtype=bool)
+    for mask in malformed_masks(f).values():
+        bad |= mask
+    bad |= valid_until_not_after_ts(f, bad)
+    known = set(pairs) if pairs is not None else None
+    listed = np.array([known is None or v in known for v in cols.strings["pair"]] + [False],
+                      dtype=bool)[cols.codes["pair"]]
+    return cols.plain & ~bad & listed
 
 
 def _direct(options: Any) -> bool:

@@ -108,6 +108,8 @@ ODD = [
     ("action", "enter_long\x00"), ("strategy_id", "alpha\x00"),
     # action/weight conflicts (and their valid neighbours), depending on the document
     ("action", "exit_long"), ("action", "enter_long"), ("weight", 0.0), ("weight", 0.3),
+    # short actions (futures) are read column-wise too; no conflict rule applies to them
+    ("action", "enter_short"), ("action", "exit_short"),
 ]
 
 
