@@ -27,6 +27,7 @@ from signal_export.contract import (
     timeframe_seconds,
 )
 from signal_export.errors import ConfigError
+from signal_export.point_in_time import MODES, history_collection_name
 from signal_export.security.secrets import SecretError, env_value
 from signal_export.settings import ENV_VARS
 
@@ -63,6 +64,8 @@ class ExtSignalsConfig(DecisionSettings):
     ``live_incremental`` / ``watermark_overlap_seconds``: live reads of only what changed
     since the last loop, and how far before the newest ``updated_at`` seen they look
     (writes visible later than stamped, clock skew between writers; :mod:`.source`).
+    ``signal_view`` / ``history_collection``: which version of each signal a backtest uses
+    (``latest`` or ``as_known``; :mod:`signal_export.point_in_time`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +90,29 @@ class ExtSignalsConfig(DecisionSettings):
     live_incremental: bool = True
     #: Live: re-read changes stamped this long before the newest ``updated_at`` seen.
     watermark_overlap_seconds: float = Field(60.0, ge=0, le=3600)
+    #: Backtests: ``latest`` (the stored versions) or ``as_known`` (the version the live bot
+    #: could see at each candle's decision time; docs/POINT_IN_TIME.md).
+    signal_view: str = "latest"
+    #: ``as_known``: the history of replaced versions; unset: ``<collection>_history``.
+    history_collection: str | None = None
+
+    @field_validator("signal_view")
+    @classmethod
+    def _signal_view(cls, v: str) -> str:
+        if v not in MODES:
+            raise ValueError(f"must be one of {', '.join(MODES)}")
+        return v
+
+    @field_validator("history_collection")
+    @classmethod
+    def _history(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must be a collection name (leave it out for <collection>_history)")
+        return v
+
+    def history_collection_name(self) -> str:
+        """Where ``as_known`` reads replaced versions: ``history_collection`` or the default."""
+        return self.history_collection or history_collection_name(self.collection)
 
     @field_validator("hyperopt_ranges")
     @classmethod

@@ -38,6 +38,10 @@ def test_defaults_and_rules():
     rules = cfg.to_rules()
     assert rules.tolerance_bars == 1 and rules.max_delay == timedelta(hours=3)
     assert cfg.missing_signal_policy.value == "hold"
+    assert cfg.signal_view == "latest" and cfg.history_collection_name() == "crypto_signals_history"
+    known = load_config(ft({"strategy_ids": ["a"], "signal_view": "as_known",
+                            "history_collection": "h"}), env={})
+    assert known.signal_view == "as_known" and known.history_collection_name() == "h"
 
 
 def test_env_overrides_block_and_splits_comma_list():
@@ -72,6 +76,9 @@ def test_dotenv_file_is_read_but_never_overrides_real_env(tmp_path, monkeypatch)
     ({"strategy_ids": ["a"], "mongo_uri": "http://x"}, "ext_signals.mongo_uri"),
     ({"strategy_ids": ["a"], "timeframe": "7m"}, "ext_signals.timeframe"),
     ({"strategy_ids": ["a"], "timeframe": "1d"}, "differs from the strategy timeframe"),
+    ({"strategy_ids": ["a"], "signal_view": "asknown"},
+     "ext_signals.signal_view: Value error, must be one of latest, as_known (got 'asknown')"),
+    ({"strategy_ids": ["a"], "history_collection": " "}, "ext_signals.history_collection"),
 ])
 def test_bad_settings_fail_with_the_key_named(block, needle):
     with pytest.raises(ConfigError) as err:
