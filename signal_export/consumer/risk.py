@@ -1,0 +1,119 @@
+"""The futures fields of signal documents (``leverage``, ``stop_loss``, ``take_profit``).
+
+The signal frame the source builds (:mod:`.normalise`) has the decision's columns only;
+in futures mode the strategy reads the risk fields with one more query over the same
+window (strategy ids, timeframe, pairs, ``ts`` range), restricted to documents that carry
+one of them, and joins them onto the signal rows by the document key (pair, strategy id,
+``ts``, version). Values outside the contract (``signal_export/contract.py``: leverage in
+[1, 125], ``stop_loss > 0`` with ``stop_loss * leverage < 1``, ``take_profit > 0`` and
+``< 1`` on a short) drop the whole signal, counted and warned once naming the field: a
+stop must never be silently lost. Not the decision: :mod:`.matching` carries the values
+to the entry row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from signal_export.consumer.matching import RISK_FIELDS
+from signal_export.consumer.stats import WarnOnce
+
+logger = logging.getLogger(__name__)
+
+_KEY = ["pair", "strategy_id", "ts", "version"]
+_PROJECTION = {"_id": 0, "pair": 1, "strategy_id": 1, "ts": 1, "version": 1,
+               **{f: 1 for f in RISK_FIELDS}}
+_SHORT_ACTIONS = ("enter_short",)
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return np.nan if v is None else -np.inf  # present but not a number: invalid
+    return float(v)
+
+
+def risk_frame(docs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Documents -> one row per key with the three values (NaN = absent, -inf = not a number)."""
+    frame = pd.DataFrame({
+        "pair": [d.get("pair") for d in docs],
+        "strategy_id": [d.get("strategy_id") for d in docs],
+        "ts": pd.to_datetime(pd.Series([d.get("ts") for d in docs], dtype=object),
+                             utc=True).astype("datetime64[ms, UTC]"),
+        "version": [int(d["version"]) if isinstance(d.get("version"), int) else 0
+                    for d in docs],
+        **{f: [_number(d.get(f)) for d in docs] for f in RISK_FIELDS},
+    })
+    return frame.drop_duplicates(_KEY, keep="last")
+
+
+def invalid_risk(signals: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per reason, the rows whose risk values break the contract (absent values are fine)."""
+    lev, sl, tp = (signals[f].to_numpy(dtype=float) for f in RISK_FIELDS)
+    given = {f: ~np.isnan(signals[f].to_numpy(dtype=float)) for f in RISK_FIELDS}
+    lev_eff = np.where(given["leverage"], lev, 1.0)
+    short = signals["action"].isin(_SHORT_ACTIONS).to_numpy() | (
+        signals["weight"].to_numpy(dtype=float) < 0)
+    with np.errstate(invalid="ignore"):
+        return {
+            "leverage not a number in [1, 125]": given["leverage"] & ~((lev >= 1) & (lev <= 125)),
+            "stop_loss not a number > 0 with stop_loss * leverage < 1": given["stop_loss"] & ~(
+                (sl > 0) & (sl * lev_eff < 1)),
+            "take_profit not a number > 0 (< 1 on a short)": given["take_profit"] & ~(
+                (tp > 0) & ~(short & (tp >= 1))),
+        }
+
+
+class RiskReader:
+    """The window's risk fields, read with ``collection()`` (the source's connection)."""
+
+    def __init__(self, strategy_ids: Collection[str], timeframe: str,
+                 collection: Callable[[], Any], timeout_ms: int | None = None) -> None:
+        self.strategy_ids = list(strategy_ids)
+        self.timeframe = timeframe
+        self.collection = collection
+        self.timeout_ms = timeout_ms
+        self.frame = risk_frame([])
+        self.dropped: Counter = Counter()  # per pair: signals dropped for bad risk values
+        self._warn = WarnOnce(logger)
+
+    def load(self, pairs: Collection[str], start: datetime, end: datetime | None) -> None:
+        """One query: the documents of the window that carry a risk field."""
+        ts: dict[str, Any] = {"$gte": start}
+        if end is not None:
+            ts["$lte"] = end
+        flt = {"strategy_id": {"$in": self.strategy_ids}, "pair": {"$in": sorted(pairs)},
+               "timeframe": self.timeframe, "ts": ts,
+               "$or": [{f: {"$exists": True}} for f in RISK_FIELDS]}
+        cursor = self.collection().find(flt, _PROJECTION)
+        if self.timeout_ms:
+            cursor = cursor.max_time_ms(self.timeout_ms)
+        self.frame = risk_frame(list(cursor))
+
+    def attach(self, signals: pd.DataFrame | None) -> pd.DataFrame | None:
+        """``signals`` with the risk columns (NaN where a document has none); signals with
+        values outside the contract are dropped (warned once per reason, counted)."""
+        if signals is None:
+            return None
+        if self.frame.empty or signals.empty:
+            return signals.assign(**{f: np.nan for f in RISK_FIELDS})
+        out = signals.merge(self.frame, on=_KEY, how="left", sort=False)
+        out.index = signals.index
+        bad = np.zeros(len(out), dtype=bool)
+        for reason, mask in invalid_risk(out).items():
+            if mask.any():
+                i = int(np.argmax(mask))
+                self._warn(f"risk:{reason}", "ignoring %d futures signal(s): %s (first: pair=%r "
+                           "ts=%s)", int(mask.sum()), reason, out["pair"].iloc[i],
+                           out["ts"].iloc[i])
+            bad |= mask
+        if bad.any():
+            self.dropped.update(out["pair"][bad].tolist())
+            out = out[~bad]
+        return out

@@ -1,0 +1,160 @@
+"""Futures parity: ExternalSignalStrategy under real ``freqtrade backtesting`` (futures,
+isolated margin) trades what the research backtest (``simulate_long_short``) trades.
+
+Random long/short/flat signal documents (actions ``enter_long``/``enter_short``/
+``exit_long``/``exit_short``, entries with ``leverage``, ``stop_loss`` and ``take_profit``;
+some leverages above ``ext_signals.max_leverage``) are stored in the MongoDB dev server;
+Freqtrade backtests the shipped strategy on futures candles downloaded from the exchange
+stand-in. The research side takes the same documents through the one decision rule
+(:func:`match_signals`: the wanted side changes on its enter/exit rows) and simulates them
+with :func:`simulate_long_short` (leverage capped like the strategy). Both must give the
+same trades: pair, side, entry and exit times, prices (1e-9), exit reason and leverage.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from strategy_helpers import FREQTRADE, REPO, deep_merge, freqtrade_env
+
+from devservers.exchange import ExchangeStandIn
+from research.backtest import simulate_long_short
+from research.data.synthetic import SyntheticMarket, symbol_spec
+from signal_export.consumer.matching import MatchRules, match_signals
+from signal_export.consumer.normalise import normalise_signals
+from signal_export.store import ensure_signal_indexes
+
+pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
+
+PAIR = "BTC/USDT:USDT"
+FEE = 0.001
+MAX_LEVERAGE = 3.0
+TIMERANGE = "20240101-20240901"
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FREQTRADE, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600, env=freqtrade_env(**env))
+
+
+def signal_documents(dates: pd.DatetimeIndex, seed: int) -> list[dict[str, Any]]:
+    """One random action per bar on ~half the bars; entries carry leverage, stop and target."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for ts in dates[:-1]:
+        action = rng.choice(["enter_long", "enter_short", "exit_long", "exit_short", ""],
+                            p=[0.15, 0.15, 0.07, 0.07, 0.56])
+        if not action:
+            continue
+        doc = {"pair": PAIR, "strategy_id": "fut", "timeframe": "1d",
+               "ts": ts.to_pydatetime(), "action": str(action), "version": 1}
+        if action.startswith("enter"):
+            lev = float(rng.choice([1.0, 2.0, 3.0, 5.0]))
+            doc["leverage"] = lev
+            doc["stop_loss"] = round(float(rng.uniform(0.01, 0.8 / lev if lev > 1 else 0.06)
+                                           if lev < 5 else rng.uniform(0.01, 0.1)), 4)
+            doc["take_profit"] = round(float(rng.uniform(0.02, 0.10)), 4)
+        docs.append(doc)
+    return docs
+
+
+def research_trades(candles: pd.DataFrame, docs: list[dict[str, Any]],
+                    price_decimals: int) -> pd.DataFrame:
+    """The decision rule's events -> wanted side per bar -> simulate_long_short."""
+    signals = normalise_signals(docs, pairs={PAIR})
+    for name in ("leverage", "stop_loss", "take_profit"):
+        signals[name] = [d.get(name, np.nan) for d in docs]
+    frame = match_signals(candles[["date"]], signals, MatchRules(timeframe="1d")).frame
+    enter_l, enter_s = frame["enter_long"] == 1, frame["enter_short"] == 1
+    exits = (frame["exit_long"] == 1) | (frame["exit_short"] == 1)
+    side = np.where(enter_l, 1.0, np.where(enter_s, -1.0, np.where(exits, 0.0, np.nan)))
+    index = pd.DatetimeIndex(candles["date"]).as_unit("ns")
+
+    def wide(values: Any) -> pd.DataFrame:
+        return pd.DataFrame({"A": np.asarray(values, dtype=float)}, index=index)
+
+    res = simulate_long_short(
+        wide(candles["open"]), wide(candles["close"]), wide(side), timeframe="1d",
+        high=wide(candles["high"]), low=wide(candles["low"]),
+        leverage=wide(np.minimum(frame["ext_leverage"].fillna(1.0), MAX_LEVERAGE)),
+        stop_loss=wide(frame["ext_stop_loss"]), take_profit=wide(frame["ext_take_profit"]),
+        fee=FEE, price_decimals=price_decimals)
+    trades = res.trades
+    return trades[~trades["is_open"]].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, seed,
+                                                                     mongo_client, mongo_uri):
+    market = SyntheticMarket(seed=21 + seed, symbols=("BTC/USDT",))
+    datadir = tmp_path / "data"
+    db_name = f"futures_parity_{seed}"
+    mongo_client.drop_database(db_name)
+    with ExchangeStandIn(market=market, now="2024-09-01T00:05:00Z") as server:
+        base = json.loads((REPO / "configs" / "config.backtest.json").read_text())
+        cfg = deep_merge(deep_merge(base, server.overlay(futures=True)), {
+            "timeframe": "1d", "fee": FEE, "max_open_trades": 1, "stake_amount": 100,
+            "dry_run_wallet": 100_000, "exchange": {"pair_whitelist": [PAIR]},
+            "entry_pricing": {"price_side": "other", "use_order_book": True},
+            "exit_pricing": {"price_side": "other", "use_order_book": True}})
+        cfg["ext_signals"] = {"strategy_ids": ["fut"], "max_leverage": MAX_LEVERAGE}
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(cfg))
+        common = ["--config", str(config), "--userdir", str(tmp_path), "--datadir",
+                  str(datadir)]
+        done = _run(["download-data", *common, "--timerange", TIMERANGE, "-t", "1d"], tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        from freqtrade.data.history import get_datahandler
+        from freqtrade.enums import CandleType
+
+        candles = get_datahandler(datadir, "feather").ohlcv_load(
+            PAIR, "1d", candle_type=CandleType.FUTURES, fill_missing=False)
+        docs = signal_documents(pd.DatetimeIndex(candles["date"]), seed)
+        collection = mongo_client[db_name]["crypto_signals"]
+        ensure_signal_indexes(collection)
+        collection.insert_many([dict(d) for d in docs])
+        results = tmp_path / "results"
+        results.mkdir()
+        done = _run(["backtesting", *common, "--strategy", "ExternalSignalStrategy",
+                     "--strategy-path", str(REPO / "user_data" / "strategies"),
+                     "--timeframe", "1d", "--timerange", TIMERANGE, "--cache", "none",
+                     "--export", "trades", "--backtest-directory", str(results)], tmp_path,
+                    EXT_SIG_MONGO_URI=mongo_uri, EXT_SIG_DB=db_name)
+        price_decimals = symbol_spec(market, "BINANCE:BTCUSDT").price_decimals
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    from freqtrade.data.btanalysis import load_backtest_data
+
+    ft = load_backtest_data(results).sort_values("open_date").reset_index(drop=True)
+    ft = ft[ft["exit_reason"] != "force_exit"].reset_index(drop=True)
+    ours = research_trades(candles, docs, price_decimals)
+    assert len(ours) > 10
+    assert set(ours["exit_reason"]) >= {"exit_signal", "stop_loss", "roi"}
+    assert (ours["side"] == -1).any() and (ours["leverage"] > 1).any()
+    got = pd.DataFrame({
+        "pair": ft["pair"].to_numpy(),
+        "side": np.where(ft["is_short"], -1, 1),
+        "entry": pd.DatetimeIndex(ft["open_date"]).as_unit("ns"),
+        "exit": pd.DatetimeIndex(ft["close_date"]).as_unit("ns"),
+        # a signal exit's reason is its exit tag (ext:<strategy id>:v<version>)
+        "reason": ft["exit_reason"].replace("ext:fut:v1", "exit_signal").to_numpy(),
+        "leverage": ft["leverage"].to_numpy(dtype=float),
+    })
+    want = pd.DataFrame({
+        "pair": PAIR,
+        "side": ours["side"].to_numpy().astype(int),
+        "entry": pd.DatetimeIndex(ours["entry_time"]).as_unit("ns"),
+        "exit": pd.DatetimeIndex(ours["exit_time"]).as_unit("ns"),
+        "reason": ours["exit_reason"].to_numpy(),
+        "leverage": ours["leverage"].to_numpy(dtype=float),
+    })
+    if not got.equals(want):
+        print(got.merge(want, on="entry", how="outer", suffixes=("_ft", "_ours")).to_string())
+    pd.testing.assert_frame_equal(got, want)
+    np.testing.assert_allclose(ft["open_rate"], ours["entry_price"], rtol=1e-9)
+    np.testing.assert_allclose(ft["close_rate"], ours["exit_price"], rtol=1e-9)
