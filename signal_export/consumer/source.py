@@ -4,8 +4,13 @@ Live/dry-run: :meth:`SignalSource.refresh` runs once per bot loop (from
 ``bot_loop_start``) and reads the signals of *all* whitelisted pairs in one
 ``find`` limited to the window that can still matter (``lookback_bars`` of
 the timeframe). Backtesting: :meth:`SignalSource.load_range` reads all pairs
-over the backtest range in one query and serves every later pair from the
-cache. Never one query per pair per candle.
+over the backtest range in one query (streamed in bounded memory by
+:mod:`.range_read`) and serves every later pair from the cache. Never one query
+per pair per candle. With ``signal_view: as_known`` it reads the current
+documents and the history of replaced versions and keeps, per signal key, the
+version the live bot could see at its decision deadline
+(:meth:`SignalSource.decision_deadline`, :func:`signal_export.point_in_time.as_known`;
+docs/POINT_IN_TIME.md).
 
 Signals the bot cannot use are counted per strategy id, including the ones the
 read leaves out: documents for pairs outside the whitelist (or with no readable
@@ -63,11 +68,17 @@ import pymongo.errors
 from bson import ObjectId
 
 from signal_export.consumer.config import ExtSignalsConfig
-from signal_export.consumer.normalise import normalise_signals, strategy_key, unknown_pair_warning
+from signal_export.consumer.normalise import (
+    SIGNAL_COLUMNS,
+    normalise_signals,
+    strategy_key,
+    unknown_pair_warning,
+)
 from signal_export.consumer.range_read import read_signal_range
 from signal_export.consumer.stats import WarnOnce
-from signal_export.contract import UPDATED_AT_FIELD, floor_to_bar, timeframe_delta
-from signal_export.store import SIGNAL_CHANGES_KEY
+from signal_export.contract import SIGNAL_KEY, UPDATED_AT_FIELD, floor_to_bar, timeframe_delta
+from signal_export.point_in_time import KNOWN_AT, as_known, versions_frame
+from signal_export.store import SIGNAL_CHANGES_KEY, VERSION_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +174,9 @@ class SignalSource:
         #: Documents the latest read returned, per strategy id, and the ts window it covered.
         self.found: Counter = Counter()
         self.window: tuple[datetime, datetime | None] | None = None
+        #: ``as_known`` backtests: per strategy id, the keys no version of which was visible
+        #: by their decision deadline (live never acted on them).
+        self.hidden: Counter = Counter()
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (hyperopt sends the strategy to its workers): the client stays behind and
@@ -596,16 +610,97 @@ class SignalSource:
         self.queries += 1
         counts: dict[str, Counter] = {}
         by_strategy: dict[str, Counter] = {}
-        read = read_signal_range(self._collection(), self._filter(pairs, lo, hi), PROJECTION,
-                                 pairs=pairs, counts=counts, warn=self._warn,
-                                 strategy_counts=by_strategy, max_time_ms=self._timeout_ms)
-        self.window, self.found = (lo, hi), read.found
-        self._set_read(read.frame, read.slices, counts, by_strategy)
+        if self.cfg.signal_view == "as_known":
+            frame, found = self._read_as_known(pairs, lo, hi, counts, by_strategy)
+            self.window, self.found = (lo, hi), found
+            self._set_frame(frame, np.empty(len(frame), dtype=object))
+            self._rejected, self._docs = {}, {}
+            self.read_counts, self._read_unusable = counts, by_strategy
+            self._generation += 1
+            self._pair_changes.clear()
+        else:
+            read = read_signal_range(self._collection(), self._filter(pairs, lo, hi),
+                                     PROJECTION, pairs=pairs, counts=counts, warn=self._warn,
+                                     strategy_counts=by_strategy, max_time_ms=self._timeout_ms)
+            self.window, self.found = (lo, hi), read.found
+            self._set_read(read.frame, read.slices, counts, by_strategy)
         self._try_count_outside(pairs, lo, hi, written_since=None)
         self._merge_unusable()
         self._range = (first, last)
         self._range_pairs = set(pairs)
         self.available = True
+
+    def decision_deadline(self, ts: pd.Series) -> pd.Series:
+        """The latest moment a live bot acts on a signal with ``ts`` (``as_known``).
+
+        Its row ``bar(ts)`` is the newest closed candle from its close ``bar + tf`` until the
+        next close ``bar + 2 tf`` (re-evaluated every loop, ``process_only_new_candles =
+        False``), and no later than ``max_delay`` after the close (stale after that). A
+        version visible after this moment was never acted on live.
+        """
+        bar = ts.dt.ceil(self._bar)
+        late = min(self._bar - timedelta(milliseconds=1), self.cfg.to_rules().effective_max_delay)
+        return bar + self._bar + late
+
+    def _read_as_known(self, pairs: Collection[str], lo: datetime, hi: datetime,
+                       counts: dict[str, Counter], by_strategy: dict[str, Counter]
+                       ) -> tuple[pd.DataFrame, Counter]:
+        """``as_known``: per signal key, the version visible at its decision deadline.
+
+        Reads the current documents and the history collection with the range's filter,
+        normalises both (unusable current documents are counted as in ``latest``), and asks
+        :func:`signal_export.point_in_time.as_known` for each key's version at
+        :meth:`decision_deadline`. Keys with no version visible by then are left out (live
+        never acted on them; counted in ``hidden``). A version that became visible after
+        the candle's close, inside the window, is evaluated live at that later moment: if
+        it had expired by then, its ``valid_until`` is set to the close, so the backtest
+        counts it ``expired`` as live did.
+        """
+        flt = self._filter(pairs, lo, hi)
+        proj = {**PROJECTION, **{f: 1 for f in VERSION_FIELDS}}
+        coll = self._collection()
+        history = coll.database[self.cfg.history_collection_name()]
+        current = list(coll.find(flt, proj).max_time_ms(self._timeout_ms))
+        old = list(history.find(flt, proj).max_time_ms(self._timeout_ms))
+        found = Counter(strategy_key(d.get("strategy_id")) for d in current)
+        parts = []
+        for docs, c, s in ((current, counts, by_strategy), (old, None, None)):
+            keep: list[int] = []
+            frame = normalise_signals(docs, pairs=pairs, counts=c, strategy_counts=s,
+                                      warn=self._warn, keep_positions=keep)
+            for name in VERSION_FIELDS:
+                frame[name] = [docs[i].get(name) for i in keep]
+            parts.append(frame)
+        versions = []
+        for frame in parts:
+            frame = frame.rename(columns={"version": "_version"})
+            frame["version"] = frame["_version"].where(frame["_version"] > 0, 1)
+            frame["timeframe"] = self.cfg.timeframe
+            versions.append(frame)
+        allv = versions_frame(versions[0], versions[1])
+        self.hidden = Counter()
+        if allv.empty:
+            return normalise_signals([]), found
+        keys = allv[list(SIGNAL_KEY)].drop_duplicates().reset_index(drop=True)
+        keys["decision_at"] = self.decision_deadline(keys["ts"])
+        seen = as_known(allv, keys, at="decision_at")
+        visible = seen[KNOWN_AT].notna().to_numpy()
+        self.hidden = Counter(seen.loc[~visible, "strategy_id"].tolist())
+        seen = seen[visible]
+        close = seen["ts"].dt.ceil(self._bar) + self._bar
+        known = pd.to_datetime(seen[KNOWN_AT], utc=True)
+        vu = pd.to_datetime(seen["valid_until"], utc=True)
+        expired_late = (known > close) & vu.notna() & (vu <= known)
+        vu = vu.where(~expired_late, close)
+        out = pd.DataFrame({
+            "pair": seen["pair"].astype(object), "strategy_id": seen["strategy_id"].astype(object),
+            "ts": pd.to_datetime(seen["ts"], utc=True).astype("datetime64[ms, UTC]"),
+            "valid_until": vu.astype("datetime64[ms, UTC]"),
+            "action": seen["action"].astype(object).where(seen["action"].notna(), None),
+            "score": seen["score"].astype(float), "weight": seen["weight"].astype(float),
+            "version": seen["_version"].astype("int64"),
+        }, columns=list(SIGNAL_COLUMNS))
+        return out.reset_index(drop=True), found
 
     def covers(self, pairs: Collection[str], first: datetime, last: datetime) -> bool:
         """Whether the cached backtest read holds ``pairs`` over [first, last]."""
