@@ -686,6 +686,10 @@ class SignalSource:
         seen = as_known(allv, keys, at="decision_at")
         visible = seen[KNOWN_AT].notna().to_numpy()
         self.hidden = Counter(seen.loc[~visible, "strategy_id"].tolist())
+        for sid, n in sorted(self.hidden.items()):
+            logger.info("ext_signals as_known: %d signal(s) of strategy %s became visible only "
+                        "after their decision deadline; left out, as live never acted on them",
+                        n, sid)
         seen = seen[visible]
         close = seen["ts"].dt.ceil(self._bar) + self._bar
         known = pd.to_datetime(seen[KNOWN_AT], utc=True)

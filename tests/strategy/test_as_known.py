@@ -11,6 +11,7 @@ like ``latest`` on it, and ``latest`` on the revised store differs on the revise
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pandas as pd
@@ -85,11 +86,15 @@ def logic(uri: str, db: str, view: str) -> ExternalSignalLogic:
                                env={"EXT_SIG_MONGO_URI": uri, "EXT_SIG_DB": db})
 
 
-def decided(uri: str, db: str, view: str) -> dict[str, pd.DataFrame]:
+def decided(uri: str, db: str, view: str, hidden: Counter | None = None
+            ) -> dict[str, pd.DataFrame]:
+    """The in-process backtest's decided frames (``hidden``: the source's count, filled)."""
     candles = {p: constructed_candles(p, START, N_BARS) for p in PAIRS}
     lg = logic(uri, db, view)
     out = {p: apply_exit(apply_entry(lg.populate(candles[p].copy(), p, PAIRS))) for p in PAIRS}
     assert lg.source.queries == 1
+    if hidden is not None:
+        hidden.update(lg.source.hidden)
     return out
 
 
@@ -111,8 +116,10 @@ COLS = ["enter_long", "exit_long", "enter_tag", "exit_tag"]
 def test_as_known_trades_what_live_saw_and_latest_differs_on_the_revised_rows(mongo_uri, dbs):
     revised, saw, _ = dbs
     latest = decided(mongo_uri, revised, "latest")
-    known = decided(mongo_uri, revised, "as_known")
+    hidden: Counter = Counter()
+    known = decided(mongo_uri, revised, "as_known", hidden)
     truth = decided(mongo_uri, saw, "latest")
+    assert hidden == Counter({"m": len(LATE)})
     for pair in PAIRS:
         pd.testing.assert_frame_equal(known[pair][COLS], truth[pair][COLS])
         diff = (latest[pair][COLS].fillna("") != known[pair][COLS].fillna("")).any(axis=1)
