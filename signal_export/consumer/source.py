@@ -76,7 +76,13 @@ from signal_export.consumer.normalise import (
 )
 from signal_export.consumer.range_read import read_signal_range
 from signal_export.consumer.stats import WarnOnce
-from signal_export.contract import SIGNAL_KEY, UPDATED_AT_FIELD, floor_to_bar, timeframe_delta
+from signal_export.contract import (
+    SIGNAL_KEY,
+    UPDATED_AT_FIELD,
+    ceil_epoch_ms_to_bar,
+    floor_to_bar,
+    timeframe_delta,
+)
 from signal_export.point_in_time import KNOWN_AT, as_known, versions_frame
 from signal_export.store import SIGNAL_CHANGES_KEY, VERSION_FIELDS
 
@@ -638,9 +644,14 @@ class SignalSource:
         False``), and no later than ``max_delay`` after the close (stale after that). A
         version visible after this moment was never acted on live.
         """
-        bar = ts.dt.ceil(self._bar)
-        late = min(self._bar - timedelta(milliseconds=1), self.cfg.to_rules().effective_max_delay)
-        return bar + self._bar + late
+        ms = pd.to_datetime(ts, utc=True).astype("datetime64[ms, UTC]").array.asi8
+        bar = pd.Series(pd.to_datetime(ceil_epoch_ms_to_bar(ms, self.cfg.timeframe), unit="ms",
+                                       utc=True), index=ts.index)
+        return bar + self._bar + self._late()
+
+    def _late(self) -> timedelta:
+        """How long after its candle's close live still acts on a signal (see above)."""
+        return min(self._bar - timedelta(milliseconds=1), self.cfg.to_rules().effective_max_delay)
 
     def _read_as_known(self, pairs: Collection[str], lo: datetime, hi: datetime,
                        counts: dict[str, Counter], by_strategy: dict[str, Counter]
@@ -691,7 +702,7 @@ class SignalSource:
                         "after their decision deadline; left out, as live never acted on them",
                         n, sid)
         seen = seen[visible]
-        close = seen["ts"].dt.ceil(self._bar) + self._bar
+        close = self.decision_deadline(seen["ts"]) - self._late()
         known = pd.to_datetime(seen[KNOWN_AT], utc=True)
         vu = pd.to_datetime(seen["valid_until"], utc=True)
         expired_late = (known > close) & vu.notna() & (vu <= known)

@@ -183,3 +183,18 @@ def test_real_freqtrade_backtesting_as_known(run_backtest, tmp_path, dbs):
     assert len(truth) > 0
     pd.testing.assert_frame_equal(known, truth)
     assert not latest.equals(truth)
+
+
+@pytest.mark.parametrize(("max_delay_bars", "late"), [
+    (3, timedelta(hours=1) - timedelta(milliseconds=1)),  # until the next candle closes
+    (0.5, timedelta(minutes=30)),  # stale earlier than that
+])
+def test_decision_deadline_follows_the_live_rule(max_delay_bars, late):
+    """bar(ts) (an off-grid ts belongs to the next bar) + its close + how late live acts."""
+    ft_config = {"timeframe": "1h", "ext_signals": {"strategy_ids": ["m"],
+                                                    "max_delay_bars": max_delay_bars}}
+    lg = ExternalSignalLogic(ft_config, live=False, env={})
+    ts = pd.Series(pd.to_datetime(["2026-01-01 10:00", "2026-01-01 10:40"], utc=True))
+    got = lg.source.decision_deadline(ts)
+    want = pd.Series(pd.to_datetime(["2026-01-01 11:00", "2026-01-01 12:00"], utc=True)) + late
+    assert got.tolist() == want.tolist()
