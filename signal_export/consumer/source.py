@@ -83,7 +83,7 @@ from signal_export.contract import (
     floor_to_bar,
     timeframe_delta,
 )
-from signal_export.point_in_time import KNOWN_AT, as_known, versions_frame
+from signal_export.point_in_time import AVAILABLE_AT_FIELD, KNOWN_AT, as_known, versions_frame
 from signal_export.store import SIGNAL_CHANGES_KEY, VERSION_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -688,6 +688,13 @@ class SignalSource:
             frame["version"] = frame["_version"].where(frame["_version"] > 0, 1)
             frame["timeframe"] = self.cfg.timeframe
             versions.append(frame)
+        timeless = int((versions[0][AVAILABLE_AT_FIELD].isna()
+                        & versions[0][UPDATED_AT_FIELD].isna()).sum())
+        if timeless and self._warn.first("as_known:timeless"):
+            logger.warning("ext_signals as_known: %d signal document(s) have neither %s nor %s "
+                           "(not written by the exporter?); nothing says when they became "
+                           "visible, so this backtest leaves them out", timeless,
+                           AVAILABLE_AT_FIELD, UPDATED_AT_FIELD)
         allv = versions_frame(versions[0], versions[1])
         self.hidden = Counter()
         if allv.empty:

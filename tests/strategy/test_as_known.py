@@ -198,3 +198,17 @@ def test_decision_deadline_follows_the_live_rule(max_delay_bars, late):
     got = lg.source.decision_deadline(ts)
     want = pd.Series(pd.to_datetime(["2026-01-01 11:00", "2026-01-01 12:00"], utc=True)) + late
     assert got.tolist() == want.tolist()
+
+
+def test_a_document_without_knowledge_time_is_left_out_with_a_warning(mongo_uri, mongo_db,
+                                                                        caplog):
+    live_store(mongo_db, late=False)
+    mongo_db["crypto_signals"].insert_one({"strategy_id": "m", "pair": PAIRS[1],
+                                           "timeframe": "1h", "ts": (T0 + 40 * H).to_pydatetime(),
+                                           "action": "enter_long"})
+    latest = decided(mongo_uri, mongo_db.name, "latest")[PAIRS[1]]
+    with caplog.at_level("WARNING"):
+        known = decided(mongo_uri, mongo_db.name, "as_known")[PAIRS[1]]
+    row = (latest["date"] == T0 + 40 * H).to_numpy()
+    assert latest.loc[row, "enter_long"].item() == 1 and known.loc[row, "enter_long"].item() == 0
+    assert "1 signal document(s) have neither available_at nor updated_at" in caplog.text
