@@ -26,7 +26,7 @@ from strategy_helpers import FREQTRADE, REPO, deep_merge, freqtrade_env
 from devservers.exchange import ExchangeStandIn
 from research.backtest import simulate_long_short
 from research.data.synthetic import SyntheticMarket, symbol_spec
-from signal_export.consumer.matching import MatchRules, match_signals
+from signal_export.consumer.matching import DecisionSettings, match_signals
 from signal_export.consumer.normalise import normalise_signals
 from signal_export.store import ensure_signal_indexes
 
@@ -64,13 +64,23 @@ def signal_documents(dates: pd.DatetimeIndex, seed: int) -> list[dict[str, Any]]
     return docs
 
 
+def draw_settings(seed: int, debounce: bool) -> dict[str, Any]:
+    """Random confirmation/debounce settings (``debounce``), else the plain rule."""
+    rng = np.random.default_rng(seed + 1000)
+    if not debounce:
+        return {"max_leverage": MAX_LEVERAGE}
+    return {"confirm_n": int(rng.choice([1, 2])), "min_hold_bars": int(rng.choice([0, 2])),
+            "cooldown_bars": int(rng.choice([1, 3])), "max_leverage": MAX_LEVERAGE}
+
+
 def research_trades(candles: pd.DataFrame, docs: list[dict[str, Any]],
-                    price_decimals: int) -> pd.DataFrame:
+                    price_decimals: int, settings: dict[str, Any]) -> pd.DataFrame:
     """The decision rule's events -> wanted side per bar -> simulate_long_short."""
     signals = normalise_signals(docs, pairs={PAIR})
     for name in ("leverage", "stop_loss", "take_profit"):
         signals[name] = [d.get(name, np.nan) for d in docs]
-    frame = match_signals(candles[["date"]], signals, MatchRules(timeframe="1d")).frame
+    rules = DecisionSettings(**settings).match_rules("1d", ("fut",))
+    frame = match_signals(candles[["date"]], signals, rules).frame
     enter_l, enter_s = frame["enter_long"] == 1, frame["enter_short"] == 1
     exits = (frame["exit_long"] == 1) | (frame["exit_short"] == 1)
     side = np.where(enter_l, 1.0, np.where(enter_s, -1.0, np.where(exits, 0.0, np.nan)))
@@ -89,8 +99,8 @@ def research_trades(candles: pd.DataFrame, docs: list[dict[str, Any]],
     return trades[~trades["is_open"]].reset_index(drop=True)
 
 
-@pytest.mark.parametrize("seed", [5, 17])
-def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, seed,
+@pytest.mark.parametrize(("seed", "debounce"), [(5, False), (17, False), (29, True)])
+def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, seed, debounce,
                                                                      mongo_client, mongo_uri):
     market = SyntheticMarket(seed=21 + seed, symbols=("BTC/USDT",))
     datadir = tmp_path / "data"
@@ -103,7 +113,8 @@ def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, s
             "dry_run_wallet": 100_000, "exchange": {"pair_whitelist": [PAIR]},
             "entry_pricing": {"price_side": "other", "use_order_book": True},
             "exit_pricing": {"price_side": "other", "use_order_book": True}})
-        cfg["ext_signals"] = {"strategy_ids": ["fut"], "max_leverage": MAX_LEVERAGE}
+        settings = draw_settings(seed, debounce)
+        cfg["ext_signals"] = {"strategy_ids": ["fut"], **settings}
         config = tmp_path / "config.json"
         config.write_text(json.dumps(cfg))
         common = ["--config", str(config), "--userdir", str(tmp_path), "--datadir",
@@ -132,10 +143,17 @@ def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, s
 
     ft = load_backtest_data(results).sort_values("open_date").reset_index(drop=True)
     ft = ft[ft["exit_reason"] != "force_exit"].reset_index(drop=True)
-    ours = research_trades(candles, docs, price_decimals)
-    assert len(ours) > 10
-    assert set(ours["exit_reason"]) >= {"exit_signal", "stop_loss", "roi"}
+    ours = research_trades(candles, docs, price_decimals, settings)
+    assert len(ours) >= 5
     assert (ours["side"] == -1).any() and (ours["leverage"] > 1).any()
+    if not debounce:  # the plain rule's cases cover every exit kind and flips
+        flips = (ours["exit_time"].to_numpy()[:-1] == ours["entry_time"].to_numpy()[1:]) & (
+            ours["side"].to_numpy()[:-1] != ours["side"].to_numpy()[1:])
+        assert flips.any()  # long -> short (or back) on one signal: exit and entry at one open
+        assert set(ours["exit_reason"]) >= {"exit_signal", "stop_loss", "roi"}
+    # signals asking for more than max_leverage trade at the cap (Freqtrade's leverage equal)
+    assert any(d.get("leverage", 0) > MAX_LEVERAGE for d in docs)
+    assert ours["leverage"].max() == MAX_LEVERAGE
     got = pd.DataFrame({
         "pair": ft["pair"].to_numpy(),
         "side": np.where(ft["is_short"], -1, 1),
