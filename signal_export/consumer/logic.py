@@ -484,6 +484,8 @@ class ExternalSignalLogic:
     def _record(self, pair: str, result: MatchResult, by_strategy: dict[str, Counter]) -> None:
         counts = Counter(result.counts)
         counts.update(self.source.read_counts.get(pair, Counter()))
+        if self.risk is not None:  # futures signals dropped for their risk values
+            counts.update(self.risk.read_counts.get(pair, Counter()))
         self.stats.record(pair, counts, by_strategy)
         if self.live and self.now is not None:
             lag = self.source.lag_seconds(pair, self.now)

@@ -28,8 +28,8 @@ from signal_export.consumer.stats import WarnOnce
 logger = logging.getLogger(__name__)
 
 _KEY = ["pair", "strategy_id", "ts", "version"]
-_PROJECTION = {"_id": 0, "pair": 1, "strategy_id": 1, "ts": 1, "version": 1,
-               **{f: 1 for f in RISK_FIELDS}}
+_PROJECTION = {"_id": 0, "pair": 1, "strategy_id": 1, "ts": 1, "version": 1, "action": 1,
+               "weight": 1, **{f: 1 for f in RISK_FIELDS}}
 _SHORT_ACTIONS = ("enter_short",)
 
 
@@ -48,6 +48,9 @@ def risk_frame(docs: list[dict[str, Any]]) -> pd.DataFrame:
                              utc=True).astype("datetime64[ms, UTC]"),
         "version": [int(d["version"]) if isinstance(d.get("version"), int) else 0
                     for d in docs],
+        "action": pd.Series([d.get("action") for d in docs], dtype=object),
+        "weight": [w if isinstance(w := d.get("weight"), int | float)
+                   and not isinstance(w, bool) else np.nan for d in docs],
         **{f: [_number(d.get(f)) for d in docs] for f in RISK_FIELDS},
     })
     return frame.drop_duplicates(_KEY, keep="last")
@@ -80,11 +83,13 @@ class RiskReader:
         self.collection = collection
         self.timeout_ms = timeout_ms
         self.frame = risk_frame([])
-        self.dropped: Counter = Counter()  # per pair: signals dropped for bad risk values
+        #: per pair: the last read's signals dropped for bad risk values (``malformed``)
+        self.read_counts: dict[str, Counter] = {}
         self._warn = WarnOnce(logger)
 
     def load(self, pairs: Collection[str], start: datetime, end: datetime | None) -> None:
-        """One query: the documents of the window that carry a risk field."""
+        """One query: the documents of the window that carry a risk field; those breaking
+        the contract are warned once per reason and counted per pair (``read_counts``)."""
         ts: dict[str, Any] = {"$gte": start}
         if end is not None:
             ts["$lte"] = end
@@ -94,26 +99,27 @@ class RiskReader:
         cursor = self.collection().find(flt, _PROJECTION)
         if self.timeout_ms:
             cursor = cursor.max_time_ms(self.timeout_ms)
-        self.frame = risk_frame(list(cursor))
+        frame = risk_frame(list(cursor))
+        bad = np.zeros(len(frame), dtype=bool)
+        for reason, mask in invalid_risk(frame).items():
+            if mask.any():
+                i = int(np.argmax(mask))
+                self._warn(f"risk:{reason}", "ignoring %d futures signal(s): %s (first: pair=%r "
+                           "ts=%s)", int(mask.sum()), reason, frame["pair"].iloc[i],
+                           frame["ts"].iloc[i])
+            bad |= mask
+        self.read_counts = {pair: Counter(malformed=int(n)) for pair, n in
+                            frame.loc[bad, "pair"].value_counts().items()}
+        self.frame = frame.assign(bad=bad).drop(columns=["action", "weight"])
 
     def attach(self, signals: pd.DataFrame | None) -> pd.DataFrame | None:
-        """``signals`` with the risk columns (NaN where a document has none); signals with
-        values outside the contract are dropped (warned once per reason, counted)."""
+        """``signals`` with the risk columns (NaN where a document has none); signals whose
+        values break the contract (found by :meth:`load`) are dropped."""
         if signals is None:
             return None
         if self.frame.empty or signals.empty:
             return signals.assign(**{f: np.nan for f in RISK_FIELDS})
         out = signals.merge(self.frame, on=_KEY, how="left", sort=False)
         out.index = signals.index
-        bad = np.zeros(len(out), dtype=bool)
-        for reason, mask in invalid_risk(out).items():
-            if mask.any():
-                i = int(np.argmax(mask))
-                self._warn(f"risk:{reason}", "ignoring %d futures signal(s): %s (first: pair=%r "
-                           "ts=%s)", int(mask.sum()), reason, out["pair"].iloc[i],
-                           out["ts"].iloc[i])
-            bad |= mask
-        if bad.any():
-            self.dropped.update(out["pair"][bad].tolist())
-            out = out[~bad]
-        return out
+        bad = out.pop("bad").fillna(False).to_numpy(dtype=bool)
+        return out[~bad] if bad.any() else out

@@ -33,15 +33,15 @@ def test_risk_fields_join_the_signals_and_bad_values_drop_the_signal(mongo_clien
             doc(6, "enter_long", take_profit=0.1)]
     coll.insert_many([dict(d) for d in docs])
     reader = RiskReader(["fut"], "1h", lambda: coll)
-    reader.load({PAIR}, T0, T0 + 10 * H)
-    assert len(reader.frame) == 5  # only documents carrying a risk field
     with caplog.at_level(logging.WARNING, logger="signal_export.consumer.risk"):
-        out = reader.attach(normalise_signals(docs, pairs={PAIR}))
-        reader.attach(normalise_signals(docs, pairs={PAIR}))  # warned once per reason
+        reader.load({PAIR}, T0, T0 + 10 * H)
+        reader.load({PAIR}, T0, T0 + 10 * H)  # warned once per reason
+    assert len(reader.frame) == 5  # only documents carrying a risk field
+    out = reader.attach(normalise_signals(docs, pairs={PAIR}))
     assert out["ts"].tolist() == [T0 + i * H for i in (1, 2, 6)]
     assert out[["leverage", "stop_loss", "take_profit"]].iloc[0].tolist() == [2.0, 0.03, 0.05]
     assert np.isnan(out["leverage"].iloc[1]) and out["take_profit"].iloc[2] == 0.1
-    assert reader.dropped[PAIR] == 6  # 3 per attach
+    assert reader.read_counts == {PAIR: {"malformed": 3}}  # per read, not per use
     text = caplog.text
     assert "stop_loss not a number > 0 with stop_loss * leverage < 1" in text
     assert "take_profit not a number > 0 (< 1 on a short)" in text
