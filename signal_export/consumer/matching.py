@@ -35,10 +35,11 @@ Semantics (bars labelled by open time ``t``; ``tf`` = timeframe; SPEC §5a):
   after the fact). Default 3 x tf.
 * **Expired**: ``valid_until <= decision_time`` (the signal must still be
   valid when the order would be placed at the next open).
-* **Mapping** (precedence action > weight > score): ``action`` directly;
-  ``weight > 0`` -> enter (the weight sizes the stake), ``weight == 0`` ->
-  exit; ``score >= enter_score`` -> enter, ``score <= exit_score`` -> exit,
-  in between -> ``no_action``.
+* **Mapping** (precedence action > weight > score, :func:`decide_sided`):
+  ``action`` directly (long or short); ``weight > 0`` -> enter long, ``weight <
+  0`` -> enter short (``|weight|`` sizes the stake), ``weight == 0`` -> exit
+  the side held; ``score >= enter_score`` -> enter long, ``score <=
+  exit_score`` -> exit long, in between -> ``no_action``.
 * **Several strategy_ids** on one row: the first id in ``strategy_priority``
   that has a usable signal decides the row (ids not listed rank after, by
   name); within one id the latest ``ts`` (then highest ``version``) wins. The
@@ -52,6 +53,9 @@ Semantics (bars labelled by open time ``t``; ``tf`` = timeframe; SPEC §5a):
   after the last emitted enter, or an enter less than ``cooldown_bars`` after
   the last emitted exit, is ``debounced`` (dropped, not delayed). Freqtrade
   itself ignores an exit without an open trade and an enter with one.
+* **Sides** (futures): the same over the side held (:func:`_sided_events`); an
+  enter of the other side is a flip, its exit and entry on one row. Long-only
+  input takes the vectorised long-only path and gives exactly its columns.
 """
 
 from __future__ import annotations
@@ -224,18 +228,6 @@ def signal_values(candles: pd.DataFrame, signals: pd.DataFrame | None,
     out.iloc[pos_c[win], 0] = signals["score"].to_numpy(dtype=float)[win]
     out.iloc[pos_c[win], 1] = signals["weight"].to_numpy(dtype=float)[win]
     return out
-
-
-def decide_actions(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:
-    """+1 enter, -1 exit, 0 no action per signal (precedence action > weight > score)."""
-    action = signals["action"].to_numpy(dtype=object)
-    weight = signals["weight"].to_numpy(dtype=float)
-    score = signals["score"].to_numpy(dtype=float)
-    by_score = np.where(score >= rules.enter_score, 1, np.where(score <= rules.exit_score, -1, 0))
-    by_weight = np.where(weight > 0, 1, -1)
-    by_action = np.where(action == Action.ENTER_LONG.value, 1, -1)
-    return np.where(pd.notna(action), by_action,
-                    np.where(~np.isnan(weight), by_weight, np.where(np.isnan(score), 0, by_score)))
 
 
 #: Decision codes of :func:`decide_sided` (0 = no action).
