@@ -23,7 +23,7 @@ reads that feed it are :func:`signal_export.store.signal_versions`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,14 @@ from signal_export.contract import (
     CONTENT_HASH_FIELD,
     SIGNAL_KEY,
     UPDATED_AT_FIELD,
+    ceil_epoch_ms_to_bar,
     ensure_utc,
+    timeframe_delta,
 )
 
 __all__ = ["AVAILABLE_AT_FIELD", "HISTORY_SUFFIX", "KNOWN_AT", "MODES", "SUPERSEDED_AT_FIELD",
-           "as_known", "first_known", "history_collection_name", "versions_frame", "visible_at"]
+           "acting_delay", "as_known", "decision_deadline", "first_known",
+           "history_collection_name", "versions_frame", "visible_at"]
 #: When a history entry's version was replaced (server clock, history collection only).
 SUPERSEDED_AT_FIELD = "superseded_at"
 #: The history collection of signals collection ``name`` is ``name + HISTORY_SUFFIX``.
@@ -46,6 +49,27 @@ HISTORY_SUFFIX = "_history"
 KNOWN_AT = "known_at"
 #: The backtest modes of ext_signals and the research backtest.
 MODES: tuple[str, ...] = ("latest", "as_known")
+
+
+def acting_delay(timeframe: str, max_delay: timedelta) -> timedelta:
+    """How long after its candle's close a live bot still acts on a signal.
+
+    The signal's row is the newest closed candle from that close until the next one (it is
+    re-evaluated every loop, ``process_only_new_candles = False``), and stale ``max_delay``
+    after the close (the decision rule's ``effective_max_delay``): the earlier of the two.
+    """
+    return min(timeframe_delta(timeframe) - timedelta(milliseconds=1), max_delay)
+
+
+def decision_deadline(ts: pd.Series, timeframe: str, delay: timedelta) -> pd.Series:
+    """The latest moment a live bot acts on a signal with ``ts``: its bar's close (``ts`` on
+    the bar grid, ceil as the contract aligns) plus ``delay`` (:func:`acting_delay`). A version
+    visible only after it was never acted on live: ``as_known`` backtests leave it out and
+    ``signal-reconcile`` calls its signal late."""
+    ms = pd.to_datetime(ts, utc=True).astype("datetime64[ms, UTC]").array.asi8
+    bar_open = pd.to_datetime(ceil_epoch_ms_to_bar(ms, timeframe), unit="ms", utc=True)
+    return pd.Series(bar_open + pd.Timedelta(timeframe_delta(timeframe)) + pd.Timedelta(delay),
+                     index=ts.index)
 
 
 def history_collection_name(signals_collection: str) -> str:

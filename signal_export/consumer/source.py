@@ -79,11 +79,17 @@ from signal_export.consumer.stats import WarnOnce
 from signal_export.contract import (
     SIGNAL_KEY,
     UPDATED_AT_FIELD,
-    ceil_epoch_ms_to_bar,
     floor_to_bar,
     timeframe_delta,
 )
-from signal_export.point_in_time import AVAILABLE_AT_FIELD, KNOWN_AT, as_known, versions_frame
+from signal_export.point_in_time import (
+    AVAILABLE_AT_FIELD,
+    KNOWN_AT,
+    acting_delay,
+    as_known,
+    decision_deadline,
+    versions_frame,
+)
 from signal_export.store import SIGNAL_CHANGES_KEY, VERSION_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -644,14 +650,11 @@ class SignalSource:
         False``), and no later than ``max_delay`` after the close (stale after that). A
         version visible after this moment was never acted on live.
         """
-        ms = pd.to_datetime(ts, utc=True).astype("datetime64[ms, UTC]").array.asi8
-        bar = pd.Series(pd.to_datetime(ceil_epoch_ms_to_bar(ms, self.cfg.timeframe), unit="ms",
-                                       utc=True), index=ts.index)
-        return bar + self._bar + self._late()
+        return decision_deadline(ts, self.cfg.timeframe, self._late())
 
     def _late(self) -> timedelta:
         """How long after its candle's close live still acts on a signal (see above)."""
-        return min(self._bar - timedelta(milliseconds=1), self.cfg.to_rules().effective_max_delay)
+        return acting_delay(self.cfg.timeframe, self.cfg.to_rules().effective_max_delay)
 
     def _read_as_known(self, pairs: Collection[str], lo: datetime, hi: datetime,
                        counts: dict[str, Counter], by_strategy: dict[str, Counter]

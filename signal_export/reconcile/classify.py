@@ -35,9 +35,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from signal_export.contract import ceil_epoch_ms_to_bar, ensure_utc, timeframe_delta
+from signal_export.contract import ensure_utc, timeframe_delta
 from signal_export.monitoring.execution import slippage_bps
-from signal_export.point_in_time import KNOWN_AT, first_known
+from signal_export.point_in_time import KNOWN_AT, decision_deadline, first_known
 
 CAUSES: tuple[str, ...] = (
     "match", "slippage", "signal_late", "store_outage", "refused_max_open_trades",
@@ -121,9 +121,7 @@ def signal_timeliness(versions: pd.DataFrame, rules: Rules,
     out[KNOWN_AT] = _utc(out[KNOWN_AT])
     if "action" not in out:
         out["action"] = None
-    ms = out["ts"].astype("int64").to_numpy() // 1_000_000
-    bar_open = pd.to_datetime(ceil_epoch_ms_to_bar(ms, rules.timeframe), unit="ms", utc=True)
-    out["deadline"] = (bar_open + rules.bar + pd.Timedelta(rules.tolerance)).astype(_NS)
+    out["deadline"] = decision_deadline(out["ts"], rules.timeframe, rules.tolerance).astype(_NS)
     late_by = (out[KNOWN_AT] - out["deadline"]).dt.total_seconds()
     out["late"] = late_by > 0
     out["late_by_s"] = late_by.where(out["late"])

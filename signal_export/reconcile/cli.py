@@ -30,10 +30,12 @@ import pandas as pd
 from prometheus_client import start_http_server, write_to_textfile
 from pymongo.errors import PyMongoError
 
+from signal_export.consumer.config import ConfigError as ExtSignalsConfigError
+from signal_export.consumer.config import load_config as load_ext_signals
 from signal_export.contract import ensure_utc
 from signal_export.errors import BridgeError
 from signal_export.logs import configure_logging
-from signal_export.point_in_time import MODES
+from signal_export.point_in_time import MODES, acting_delay
 from signal_export.reconcile import classify, inputs, report
 from signal_export.settings import load_settings
 
@@ -68,8 +70,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--strategy", default="ExternalSignalStrategy")
     p.add_argument("--workdir", type=Path, help="keep the backtest's config copy, results and "
                    "log here (default: a new temporary folder)")
-    p.add_argument("--late-tolerance-s", type=float, default=0.0,
-                   help="seconds after the candle close a signal may still arrive (default 0)")
+    p.add_argument("--late-tolerance-s", type=float, default=None,
+                   help="seconds after the candle close a signal may still arrive and count as "
+                        "on time (default: as long as the strategy still acts on it, from "
+                        "--config's ext_signals: the as_known backtest's deadline)")
     p.add_argument("--late-bars", type=int, default=1,
                    help="bars after the backtest's entry the bot's entry still matches")
     p.add_argument("--out", type=Path, help="folder for reconcile.json and reconcile.html")
@@ -107,6 +111,23 @@ def _config(path: Path | None) -> dict[str, Any]:
     return data
 
 
+def _late_tolerance(seconds: float | None, config: dict[str, Any], timeframe: str) -> timedelta:
+    """``--late-tolerance-s``, else the strategy's own: how long after the close it still acts
+    on a signal (:func:`signal_export.point_in_time.acting_delay` of its decision settings),
+    so "late" means exactly what the ``as_known`` backtest leaves out."""
+    if seconds is not None:
+        if seconds < 0:
+            raise inputs.ReconcileInputError(f"--late-tolerance-s {seconds}: must be >= 0")
+        return timedelta(seconds=seconds)
+    # only the timing settings matter here: strategy ids may come from --strategy-id instead
+    ext = {"strategy_ids": ["reconcile"], **(config.get("ext_signals") or {})}
+    try:
+        cfg = load_ext_signals({**config, "timeframe": timeframe, "ext_signals": ext})
+    except ExtSignalsConfigError as exc:
+        raise inputs.ReconcileInputError(f"--config ext_signals: {exc}") from None
+    return acting_delay(timeframe, cfg.to_rules().effective_max_delay)
+
+
 def build(args: argparse.Namespace) -> report.Reconciliation:
     """Read every input and classify; the Reconciliation the outputs are made from."""
     start, end = _when(args.start, "--from"), _when(args.end, "--to")
@@ -117,7 +138,7 @@ def build(args: argparse.Namespace) -> report.Reconciliation:
     timeframe = args.timeframe or config.get("timeframe")
     if not timeframe:
         raise inputs.ReconcileInputError("timeframe: give --timeframe or a --config with one")
-    rules = classify.Rules(timeframe, timedelta(seconds=args.late_tolerance_s),
+    rules = classify.Rules(timeframe, _late_tolerance(args.late_tolerance_s, config, timeframe),
                            late_bars=args.late_bars,
                            tolerance_bars=int(ext.get("tolerance_bars", 1)))
     sources: dict[str, str] = {}
@@ -179,7 +200,8 @@ def build(args: argparse.Namespace) -> report.Reconciliation:
     return report.Reconciliation(
         start=start.to_pydatetime(), end=end.to_pydatetime(), timeframe=timeframe,
         signal_view=signal_view, sources=sources,
-        settings={"late_tolerance_s": args.late_tolerance_s, "late_bars": args.late_bars,
+        settings={"late_tolerance_s": rules.tolerance.total_seconds(),
+                  "late_bars": args.late_bars,
                   "tolerance_bars": rules.tolerance_bars, "max_open_trades": mot,
                   "strategy_ids": list(strategy_ids)},
         rows=rows, attribution=classify.attribution(rows), signals=signals,

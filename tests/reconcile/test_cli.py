@@ -2,9 +2,10 @@
 the command, then read back from its result folder with ``--backtest-results``), signals in
 the local MongoDB server, the bot's trades from the monitor's write-back, its log.
 
-The backtest runs with ``--signal-view latest`` (the strategy's as_known mode is not there
-yet); the signals are never revised, so the on-time ones trade the same in both views and
-the one that arrived late shows up as ``signal_late`` with the minutes it was late.
+The backtest runs with ``--signal-view latest``; the signals are never revised, so the
+on-time ones trade the same in both views and the one that arrived after its decision
+deadline shows up as ``signal_late`` with how late it was (the as_known view: the dry-run
+acceptance test, test_reconcile_dry_run.py).
 Constructed candles (open = base + i) make every backtest fill known by hand.
 """
 
@@ -99,8 +100,9 @@ def test_cli_runs_the_backtest_and_classifies_against_the_written_back_trades(
     mongo_db["crypto_signals"].insert_many([
         sig("BTC/USDT", 2, "enter_long", on_time), sig("BTC/USDT", 6, "exit_long", on_time),
         sig("ETH/USDT", 4, "enter_long", on_time), sig("ETH/USDT", 8, "exit_long", on_time),
-        # SOL's enter arrived 30 minutes after its candle closed
-        sig("SOL/USDT", 10, "enter_long", timedelta(minutes=30)),
+        # SOL's enter arrived 90 minutes after its candle closed: 30 minutes after the last
+        # moment the bot acts on it (the next close - 1 ms: point_in_time.decision_deadline)
+        sig("SOL/USDT", 10, "enter_long", timedelta(minutes=90)),
         sig("SOL/USDT", 14, "exit_long", on_time)])
     # the bot: BTC as the backtest but filled 0.5 higher on entry (5 bps); no ETH (its
     # store was out); a force-entry on SOL; no SOL signal trade (the bot saw it too late)
@@ -143,10 +145,11 @@ def test_cli_runs_the_backtest_and_classifies_against_the_written_back_trades(
     assert btc["backtest"]["open_time"] == at(3).isoformat()
     assert btc["entry_slippage_bps"] == pytest.approx(5.0)
     sol = rows[("SOL/USDT", "backtest_only")]
-    assert sol["signal"]["late_by_s"] == 1800.0
+    assert sol["signal"]["late_by_s"] == pytest.approx(1800.0, abs=0.01)
     assert sol["backtest"]["open_time"] == at(11).isoformat()
     assert data["producers"] == [{"strategy_id": "recon", "signals": 6, "late": 1,
-                                  "late_ratio": pytest.approx(1 / 6), "max_late_by_s": 1800.0}]
+                                  "late_ratio": pytest.approx(1 / 6),
+                                  "max_late_by_s": pytest.approx(1800.0, abs=0.01)}]
     assert data["signal_view"] == "latest" and data["summary"]["backtest_trades"] == 3
     assert "store_outage" in proc.stdout and "signal_late" in proc.stdout
     assert "signal_bridge_reconcile_signals_late_ratio" in (tmp_path / "reconcile.prom"

@@ -55,9 +55,9 @@ from signal_export.reconcile import inputs
 
 pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
 
-#: The backtest's signal view. "latest" until the strategy has ext_signals.signal_view;
-#: then "as_known" (issue 22's acceptance): only the ETH expectation below changes.
-SIGNAL_VIEW = "latest"
+#: The backtest's signal view (issue 22's acceptance: as_known; with "latest" only the ETH
+#: expectation below changes).
+SIGNAL_VIEW = "as_known"
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT")
 API_USER, API_PASSWORD = "ops", "dry-run-api-pass"
 MIN = timedelta(minutes=1)
@@ -186,7 +186,7 @@ def test_signal_reconcile_over_a_real_dry_run(tmp_path):
             [sys.executable, "-m", "signal_export.reconcile", "--from", start.isoformat(),
              "--to", end.isoformat(), "--config", str(cfg), "--bot-db", str(db_path),
              "--bot-log", str(bot.log_path), "--signal-view", SIGNAL_VIEW,
-             "--late-tolerance-s", "0", "--workdir", str(tmp_path / "reconcile"),
+             "--workdir", str(tmp_path / "reconcile"),
              "--freqtrade-args", f"--datadir {datadir} --userdir {tmp_path} "
              f"--strategy-path {STRATEGY_PATH}", "--out", str(tmp_path / "out")],
             capture_output=True, text=True, timeout=600, cwd=REPO,
