@@ -78,6 +78,8 @@ ACTION_ABSENT, ACTION_INVALID = -1, 0
 ACTION_CODES: dict[str, int] = {a.value: i + 1 for i, a in enumerate(Action)}
 _ENTER_LONG = ACTION_CODES[Action.ENTER_LONG.value]
 _EXIT_LONG = ACTION_CODES[Action.EXIT_LONG.value]
+_ENTER_SHORT = ACTION_CODES[Action.ENTER_SHORT.value]
+_EXIT_SHORT = ACTION_CODES[Action.EXIT_SHORT.value]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -121,14 +123,18 @@ def malformed_masks(f: SignalFields) -> dict[str, np.ndarray]:
             "pair missing or not a string": ~f.pair_str,
             "strategy_id missing or not a string": ~f.strategy_id_str,
             "ts missing, not a datetime or naive (must be tz-aware UTC)": ~f.ts_aware,
-            "action not one of enter_long/exit_long": f.action == ACTION_INVALID,
+            "action not one of enter_long/exit_long/enter_short/exit_short":
+                f.action == ACTION_INVALID,
             "score not a finite number": f.score_given & ~(f.score_number
                                                           & np.isfinite(f.score)),
-            "weight not a finite number in [0, 1]": f.weight_given & ~(
-                w_num & (f.weight >= 0.0) & (f.weight <= 1.0)),
-            "action conflicts with weight (exit_long needs weight 0, enter_long weight > 0)":
-                w_num & (((f.action == _EXIT_LONG) & (f.weight > 0))
-                         | ((f.action == _ENTER_LONG) & (f.weight == 0))),
+            "weight not a finite number in [-1, 1]": f.weight_given & ~(
+                w_num & (f.weight >= -1.0) & (f.weight <= 1.0)),
+            "action conflicts with weight (enter_long needs weight > 0, enter_short weight < 0, "
+            "exit_long/exit_short weight 0)":
+                w_num & (((f.action == _ENTER_LONG) & (f.weight <= 0))
+                         | ((f.action == _ENTER_SHORT) & (f.weight >= 0))
+                         | (((f.action == _EXIT_LONG) | (f.action == _EXIT_SHORT))
+                            & (f.weight != 0))),
             "none of action/score/weight given": (f.action == ACTION_ABSENT) & ~f.score_given
                 & ~f.weight_given,
             "valid_until not a tz-aware datetime": f.valid_until_given & ~f.valid_until_aware,

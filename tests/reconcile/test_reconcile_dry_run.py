@@ -85,6 +85,7 @@ def doc(pair: str, ts: datetime, action: str) -> dict:
             "action": action, "version": 1}
 
 
+@pytest.mark.timeout(1200)  # a real dry-run over several 1m candles (~7 min)
 def test_signal_reconcile_over_a_real_dry_run(tmp_path):
     from freqtrade_client import FtRestClient
 

@@ -175,3 +175,19 @@ def test_stoploss_value_puts_freqtrades_stop_on_the_signals_stop_price(is_short)
 
 def rows_of(frame: pd.DataFrame, col: str) -> list[int]:
     return np.flatnonzero(frame[col].to_numpy() == 1).tolist()
+
+
+def test_stored_short_weights_are_read_and_conflicting_ones_counted_malformed():
+    counts: dict = {}
+    docs = [sig(1, "enter_short", weight=-0.5), sig(2, "exit_short", weight=0.0),
+            sig(3, weight=-0.25),                                   # no action: short by sign
+            sig(4, "enter_short", weight=0.5),                      # conflict: malformed
+            sig(5, "exit_short", weight=-0.1),                      # conflict: malformed
+            sig(6, "enter_long", weight=-0.5),                      # conflict: malformed
+            sig(7, weight=-1.5)]                                    # out of [-1, 1]: malformed
+    frame = normalise_signals(docs, pairs={PAIR}, counts=counts)
+    assert frame["ts"].tolist() == [T0 + i * H for i in (1, 2, 3)]
+    assert frame["weight"].tolist() == [-0.5, 0.0, -0.25]
+    assert counts[PAIR]["malformed"] == 4
+    result = match_signals(candles(), frame, MatchRules(timeframe="1h"))
+    assert rows(result, "enter_short") == [1, 3] and rows(result, "exit_short") == [2]
