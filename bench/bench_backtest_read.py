@@ -8,7 +8,7 @@ strategy ids and pairs, the timeframe, a ``ts`` range, its projection.
 
 - ours: :func:`signal_export.consumer.range_read.read_signal_range` (``find_raw_batches``,
   column-wise batches, one sorted frame with per-pair slices);
-- baseline, measured in the same run: what ``SignalSource.load_range`` does today,
+- baseline, measured in the same run: what ``SignalSource.load_range`` did before this reader (one ``find`` into dicts),
   ``normalise_signals(list(find(flt, PROJECTION)))`` then the stable sort by (pair, ts)
   and the per-pair slices of ``_ingest``.
 
@@ -125,7 +125,7 @@ def read_ours(coll: Any, flt: dict) -> Any:
 
 
 def read_baseline(coll: Any, flt: dict) -> Any:
-    """``SignalSource.load_range`` today: one find, normalise, sort, slices (``_ingest``)."""
+    """The one-query path ``load_range`` used before: one find, normalise, sort, slices."""
     from signal_export.consumer.normalise import normalise_signals
     from signal_export.consumer.source import PROJECTION
 
@@ -366,7 +366,7 @@ def report(n: int, f: dict[str, Any]) -> str:
         "process per read; medians (min-max) over paired rounds.\n",
         "Ours: `read_signal_range` (`find_raw_batches`, each batch read column-wise by "
         "`bson_columns`, odd documents decoded and given to `normalise_signals`, one frame "
-        "sorted by (pair, ts) plus per-pair slices). Baseline: today's `load_range`: "
+        "sorted by (pair, ts) plus per-pair slices). Baseline: the one-query `load_range` it replaced: "
         "`normalise_signals(list(find(...)))`, stable sort, slices.\n",
         "### Over the wire (local dev server in its own process)\n", head,
         line("ours", w["ours"], f["wire_traced"]["ours"], n),
