@@ -8,7 +8,8 @@ strategy ids and pairs, the timeframe, a ``ts`` range, its projection.
 
 - ours: :func:`signal_export.consumer.range_read.read_signal_range` (``find_raw_batches``,
   column-wise batches, one sorted frame with per-pair slices);
-- baseline, measured in the same run: what ``SignalSource.load_range`` did before this reader (one ``find`` into dicts),
+- baseline, measured in the same run: what ``SignalSource.load_range`` did before this
+  reader (one ``find`` into dicts),
   ``normalise_signals(list(find(flt, PROJECTION)))`` then the stable sort by (pair, ts)
   and the per-pair slices of ``_ingest``.
 
@@ -366,7 +367,8 @@ def report(n: int, f: dict[str, Any]) -> str:
         "process per read; medians (min-max) over paired rounds.\n",
         "Ours: `read_signal_range` (`find_raw_batches`, each batch read column-wise by "
         "`bson_columns`, odd documents decoded and given to `normalise_signals`, one frame "
-        "sorted by (pair, ts) plus per-pair slices). Baseline: the one-query `load_range` it replaced: "
+        "sorted by (pair, ts) plus per-pair slices). Baseline: the one-query `load_range` "
+        "it replaced: "
         "`normalise_signals(list(find(...)))`, stable sort, slices.\n",
         "### Over the wire (local dev server in its own process)\n", head,
         line("ours", w["ours"], f["wire_traced"]["ours"], n),
