@@ -89,15 +89,23 @@ def held_positions(signal: np.ndarray | None, open_valid: np.ndarray | None,
         if np.isnan(signal).any():
             signal = np.nan_to_num(ffill_rows(signal), nan=0.0)
         signal = signal == 1
+    return fill_at_opens(signal, open_valid, shape)
+
+
+def fill_at_opens(wish: np.ndarray, open_valid: np.ndarray | None,
+                  shape: tuple[int, int]) -> np.ndarray:
+    """The side held during each bar (int8) from the side wished after each close: the wish
+    of bar ``t`` fills at the open of ``t + 1`` (flat at the first bar); where an open is
+    missing nothing fills, so the side held stays until the next bar with an open."""
     pos = np.empty(shape, dtype=np.int8)
     pos[:, 0] = 0
-    pos[:, 1:] = signal[:, :-1]
+    pos[:, 1:] = wish[:, :-1]
     if open_valid is None:
         return pos
-    wish = pos.astype(np.float32)
-    wish[~open_valid] = np.nan
-    wish[:, 0] = 0.0
-    return ffill_rows(wish).astype(np.int8)
+    held = pos.astype(np.float32)
+    held[~open_valid] = np.nan
+    held[:, 0] = 0.0
+    return ffill_rows(held).astype(np.int8)
 
 
 def _segmented_cumprod(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

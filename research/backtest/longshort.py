@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from research.backtest.engine import EngineOutput, FeeModel
+from research.backtest.engine import EngineOutput, FeeModel, fill_at_opens
 from research.backtest.inputs import MarketArrays, ffill_rows
 
 #: Exit reasons (Freqtrade's ``ExitType`` values; the target is its ROI exit).
@@ -219,16 +219,7 @@ def held_sides(signal: np.ndarray | None, open_valid: np.ndarray | None,
         if open_valid is None:
             return np.ones(shape, dtype=np.int8)
         return np.logical_or.accumulate(open_valid, axis=1).view(np.int8)
-    wish = wanted_sides(signal, shape)
-    pos = np.empty(shape, dtype=np.int8)
-    pos[:, 0] = 0
-    pos[:, 1:] = wish[:, :-1]
-    if open_valid is None:
-        return pos
-    held = pos.astype(np.float32)
-    held[~open_valid] = np.nan
-    held[:, 0] = 0.0
-    return ffill_rows(held).astype(np.int8)
+    return fill_at_opens(wanted_sides(signal, shape), open_valid, shape)
 
 
 @dataclass
