@@ -214,6 +214,13 @@ def test_signal_reconcile_over_a_real_dry_run(tmp_path):
     late = {(s["pair"], s["action"]) for s in data["signals"] if s["late"]}
     assert late == {("ETH/USDT", "enter_long"), ("ETH/USDT", "exit_long")}, data["signals"]
     assert all(s["late_by_s"] > 60 for s in data["signals"] if s["late"])
-    assert [s["in_outage"] for s in data["signals"] if s["pair"] == "SOL/USDT"] == [True, True]
     assert len(data["outages"]) == 1
+    (outage,) = data["outages"]
+    down = (datetime.fromisoformat(outage["start"]),
+            datetime.fromisoformat(outage["end"]) if outage["end"] else datetime.max.replace(
+                tzinfo=UTC))
+    sol = [s for s in data["signals"] if s["pair"] == "SOL/USDT"]
+    assert sol[0]["action"] == "enter_long" and sol[0]["in_outage"]  # the entry the bot lost
+    for s in sol:  # in an outage: the last moment the bot could act on it fell inside it
+        assert s["in_outage"] == (down[0] <= datetime.fromisoformat(s["deadline"]) < down[1])
     assert data["producers"][0]["late"] == 2
