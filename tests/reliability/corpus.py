@@ -124,7 +124,7 @@ BAD_SIGNALS: tuple[BadSignal, ...] = (
     BadSignal("enter_long with weight 0", good_signal(action="enter_long", weight=0.0), "weight",
               "malformed"),
     BadSignal("weight above 1", good_signal(action=None, weight=1.5), "weight", "malformed"),
-    BadSignal("weight below 0", good_signal(action=None, weight=-0.1), "weight", "malformed"),
+    BadSignal("weight below -1", good_signal(action=None, weight=-1.1), "weight", "malformed"),
     # pairs and symbols
     BadSignal("pair without slash", good_signal(pair="SOLUSDT"), "pair", "not_read"),
     BadSignal("pair with unknown quote", good_signal(pair="SOL/XYZ"), "pair", "not_read"),
