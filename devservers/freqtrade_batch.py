@@ -12,18 +12,37 @@ strategy file and exports its trades, exactly as the CLI does. A development too
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
+
+
+class _ConfigErrors(logging.Handler):
+    """Counts Freqtrade's "Configuration error" log records: ``freqtrade.main`` logs them
+    and then exits with code 0 (``sys.exit(None)``), which must not pass for success."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage().startswith("Configuration error")
 
 
 def _run_one(argv: list[str]) -> int:
     from freqtrade.main import main
 
+    errors = _ConfigErrors()
+    root = logging.getLogger()
+    root.addHandler(errors)
     try:
         main(argv)
+        code = 0
     except SystemExit as exc:
-        return 0 if exc.code is None else int(exc.code)
-    return 0
+        code = 0 if exc.code is None else int(exc.code)
+    finally:
+        root.removeHandler(errors)
+    return 2 if code == 0 and errors.count else code
 
 
 def main(manifest_path: str) -> int:
