@@ -5,7 +5,9 @@ documents into the collection. This module is the reader's guard: every
 document either becomes one typed row or is counted as ``malformed`` /
 ``unknown_pair`` (per pair, and per strategy id so ops can tell which producer
 sends it) with a warning logged once per (field, reason). It never raises on
-bad data. :func:`unknown_pair_warning` words the warning the same way for the
+bad data. A futures read (``risk=True``) adds the risk fields as float columns and
+the contract's risk checks (:func:`.risk.invalid_risk`) to the acceptance rules.
+:func:`unknown_pair_warning` words the warning the same way for the
 documents the read query leaves out (pairs outside the whitelist, counted in
 :mod:`.source`). Column-wise checks (one comprehension per field, no per-bar
 work); field names come from the contract module. Not a validator for
@@ -27,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from signal_export.contract import Action
+from signal_export.consumer.risk import invalid_risk, risk_numbers
+from signal_export.contract import RISK_FIELDS, Action
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +56,19 @@ def unknown_pair_warning(pair: str) -> str:
     return "not a pair (expected BASE/QUOTE, e.g. BTC/USDT)"
 
 
-def empty_signal_frame() -> pd.DataFrame:
+def signal_columns(risk: bool = False) -> tuple[str, ...]:
+    """The columns of a normalised frame: :data:`SIGNAL_COLUMNS`, then ``RISK_FIELDS`` when
+    the read carries the futures risk fields (float64, NaN where a document has none)."""
+    return (*SIGNAL_COLUMNS, *RISK_FIELDS) if risk else SIGNAL_COLUMNS
+
+
+def empty_signal_frame(risk: bool = False) -> pd.DataFrame:
     return pd.DataFrame({
         "pair": pd.Series(dtype=object), "strategy_id": pd.Series(dtype=object),
         "ts": pd.Series(dtype=_TS_DTYPE), "valid_until": pd.Series(dtype=_TS_DTYPE),
         "action": pd.Series(dtype=object), "score": pd.Series(dtype=float),
         "weight": pd.Series(dtype=float), "version": pd.Series(dtype="int64"),
+        **({f: pd.Series(dtype=float) for f in RISK_FIELDS} if risk else {}),
     })
 
 
@@ -113,6 +123,9 @@ class SignalFields:
     version_given: np.ndarray
     version_int: np.ndarray  # bool: an integer (not a bool), value in ``version``
     version: np.ndarray  # int64, clipped to [-1, 2**62] (only compared with 1)
+    #: futures reads only: per ``RISK_FIELDS`` name, float64 values (NaN: absent or null,
+    #: -inf: present but not a number); None: the read does not carry them (spot)
+    risk: dict[str, np.ndarray] | None = None
 
 
 def malformed_masks(f: SignalFields) -> dict[str, np.ndarray]:
@@ -139,7 +152,15 @@ def malformed_masks(f: SignalFields) -> dict[str, np.ndarray]:
                 & ~f.weight_given,
             "valid_until not a tz-aware datetime": f.valid_until_given & ~f.valid_until_aware,
             "version not an integer >= 1": f.version_given & ~(f.version_int & (f.version >= 1)),
+            **({} if f.risk is None else _risk_masks(f, f.risk)),
         }
+
+
+def _risk_masks(f: SignalFields, risk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The contract's risk checks (:func:`.risk.invalid_risk`) on a futures read's rows."""
+    with np.errstate(invalid="ignore"):
+        short = (f.action == _ENTER_SHORT) | (f.weight_number & (f.weight < 0))
+    return invalid_risk(risk, short)
 
 
 def valid_until_not_after_ts(f: SignalFields, bad: np.ndarray) -> np.ndarray:
@@ -172,8 +193,10 @@ def _numbers(values: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fields_of_values(pair: list[Any], sid: list[Any], ts: list[Any], action: list[Any],
                      score: list[Any], weight: list[Any], valid_until: list[Any],
-                     version: list[Any]) -> SignalFields:
-    """:class:`SignalFields` of decoded documents' values (one list per field, None: absent)."""
+                     version: list[Any], risk: Mapping[str, list[Any]] | None = None
+                     ) -> SignalFields:
+    """:class:`SignalFields` of decoded documents' values (one list per field, None: absent;
+    ``risk``: the values of each ``RISK_FIELDS`` name, futures reads only)."""
     ts_aware, ts_us = _aware_us(ts)
     vu_aware, vu_us = _aware_us(valid_until)
     score_given, score_number, score_v = _numbers(score)
@@ -195,6 +218,7 @@ def fields_of_values(pair: list[Any], sid: list[Any], ts: list[Any], action: lis
         version_int=version_int,
         version=np.array([min(max(int(v), -1), 2**62) if i else 0
                           for v, i in zip(version, version_int, strict=True)], dtype=np.int64),
+        risk=None if risk is None else {f: risk_numbers(risk[f]) for f in RISK_FIELDS},
     )
 
 
@@ -207,6 +231,7 @@ def normalise_signals(
     strategy_counts: dict[str, Counter] | None = None,
     rejected: list[tuple[int, str]] | None = None,
     keep_positions: list[int] | None = None,
+    risk: bool = False,
 ) -> pd.DataFrame:
     """Typed frame of the well-formed documents; bad ones counted per pair and warned once.
 
@@ -217,6 +242,8 @@ def normalise_signals(
     ``rejected``: ``(position in docs, "malformed" | "unknown_pair")`` appended per unusable
     document, and ``keep_positions``: the position in ``docs`` of each returned row (the live
     read keeps both per document id, so a later change of one document replaces its share).
+    ``risk``: futures - the frame carries ``RISK_FIELDS`` too (NaN where absent) and a
+    document whose values break the contract (:func:`.risk.invalid_risk`) is ``malformed``.
     """
     docs = list(docs)
     if warn is None:
@@ -224,7 +251,7 @@ def normalise_signals(
 
         warn = WarnOnce(logger)
     if not docs:
-        return empty_signal_frame()
+        return empty_signal_frame(risk)
 
     def col(name: str) -> list[Any]:
         return [d.get(name) if isinstance(d, Mapping) else None for d in docs]
@@ -233,7 +260,8 @@ def normalise_signals(
     action, score, weight = col("action"), col("score"), col("weight")
     valid_until, version = col("valid_until"), col("version")
 
-    fields = fields_of_values(pair, sid, ts, action, score, weight, valid_until, version)
+    fields = fields_of_values(pair, sid, ts, action, score, weight, valid_until, version,
+                              {f: col(f) for f in RISK_FIELDS} if risk else None)
     reasons = malformed_masks(fields)
     bad = np.zeros(len(docs), dtype=bool)
     for reason, mask in reasons.items():
@@ -277,7 +305,7 @@ def normalise_signals(
 
     keep = ~(bad | unknown)
     if not keep.any():
-        return empty_signal_frame()
+        return empty_signal_frame(risk)
     idx = np.flatnonzero(keep)
     if keep_positions is not None:
         keep_positions.extend(idx.tolist())
@@ -285,7 +313,7 @@ def normalise_signals(
     def pick(values: list[Any]) -> list[Any]:
         return [values[i] for i in idx]
 
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "pair": pd.Series(pick(pair), dtype=object),
         "strategy_id": pd.Series(pick(sid), dtype=object),
         "ts": _to_utc_ms(pick(ts)),
@@ -294,8 +322,8 @@ def normalise_signals(
         "score": pd.Series([np.nan if v is None else float(v) for v in pick(score)], dtype=float),
         "weight": pd.Series([np.nan if v is None else float(v) for v in pick(weight)], dtype=float),
         "version": pd.Series([0 if v is None else int(v) for v in pick(version)], dtype="int64"),
+        **({} if fields.risk is None else {f: fields.risk[f][idx] for f in RISK_FIELDS}),
     })
-    return frame
 
 
 def _id(doc: Any) -> Any:

@@ -6,7 +6,8 @@ starts, so a year of 1h signals for thousands of pairs needs tens of GB. This
 reader streams the same query with ``find_raw_batches`` (one cursor, standard
 ``find`` + ``getMore``) and turns each batch into compact columns right away:
 strings as int32 codes into one vocabulary per column (pair, strategy_id,
-action), times as int64 ms, numbers as float64/int64. The frame is built once
+action), times as int64 ms, numbers as float64/int64 (a futures read, ``risk=True``,
+adds the risk fields as float64). The frame is built once
 at the end, already sorted by (pair, ts) like :class:`.source.SignalSource`
 sorts it (stable: ties keep the query's order), with one slice per pair.
 
@@ -50,21 +51,20 @@ from signal_export.consumer.normalise import (
     ACTION_ABSENT,
     ACTION_CODES,
     ACTION_INVALID,
-    SIGNAL_COLUMNS,
     SignalFields,
     empty_signal_frame,
     malformed_masks,
     normalise_signals,
+    signal_columns,
     valid_until_not_after_ts,
 )
 from signal_export.consumer.stats import WarnOnce
+from signal_export.contract import RISK_FIELDS
 
 logger = logging.getLogger(__name__)
 
 #: Documents per ``getMore``: ~1.4 MB of BSON; bounds what one batch holds while it is read.
 DEFAULT_BATCH_SIZE = 10_000
-#: The fields a signal row is made of (``normalise_signals``' columns), read from each batch.
-FIELDS: tuple[str, ...] = SIGNAL_COLUMNS
 _NAT = np.iinfo(np.int64).min
 
 
@@ -146,12 +146,26 @@ def _utc(ms: np.ndarray) -> pd.Series:
     return pd.Series(pd.DatetimeIndex(ms.view("datetime64[ms]")).tz_localize("UTC"), copy=False)
 
 
+def _risk_values(cols: BatchColumns, name: str) -> np.ndarray:
+    """A risk field of a parsed batch as float64, as :func:`~.risk.risk_numbers` gives the
+    decoded values: doubles and int32/int64 as numbers, NaN absent or null, -inf else."""
+    k = cols.kind[name]
+    d = cols.number.get(name + ":double")
+    out = np.where(k == DOUBLE, np.zeros(len(cols)) if d is None else d, np.nan)
+    ints = (k == INT32) | (k == INT64)
+    out[ints] = cols.number[name][ints]
+    out[(k != 0) & (k != NULL) & (k != DOUBLE) & ~ints] = -np.inf
+    return out
+
+
 class _Columns:
     """Per-batch compact arrays of the kept rows; concatenated once at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, risk: bool = False) -> None:
         self.pair, self.sid, self.action = _Vocab(), _Vocab(), _Vocab()
-        self.parts: dict[str, list[np.ndarray]] = {c: [] for c in SIGNAL_COLUMNS}
+        self.risk = risk
+        self.names = signal_columns(risk)
+        self.parts: dict[str, list[np.ndarray]] = {c: [] for c in self.names}
         self.rows = 0
         self.decoded = 0
 
@@ -166,6 +180,8 @@ class _Columns:
             "score": frame["score"].to_numpy(dtype=np.float64, copy=True),
             "weight": frame["weight"].to_numpy(dtype=np.float64, copy=True),
             "version": frame["version"].to_numpy(dtype=np.int64, copy=True),
+            **{f: frame[f].to_numpy(dtype=np.float64, copy=True) for f in RISK_FIELDS
+               if self.risk},
         }
 
     def from_raw(self, cols: BatchColumns, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -196,6 +212,7 @@ class _Columns:
             "weight": doubles("weight"),
             "version": np.where(np.isin(k["version"][rows], (INT32, INT64)),
                                 num["version"][rows], 0),
+            **{f: _risk_values(cols, f)[rows] for f in RISK_FIELDS if self.risk},
         }
 
     def add(self, parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> None:
@@ -205,7 +222,7 @@ class _Columns:
             return
         order = np.argsort(np.concatenate([at for at, _ in parts]), kind="stable") \
             if len(parts) > 1 else None
-        for name in SIGNAL_COLUMNS:
+        for name in self.names:
             col = np.concatenate([c[name] for _, c in parts]) if len(parts) > 1 else \
                 parts[0][1][name]
             self.parts[name].append(col if order is None else col[order])
@@ -244,9 +261,9 @@ class _Columns:
         cols["valid_until"] = _utc(self.take("valid_until")[order])
         cols["action"] = pd.Series(self.action.array()[self.take("action")[order]],
                                    dtype=object, copy=False)
-        for name in ("score", "weight", "version"):
+        for name in ("score", "weight", "version", *(RISK_FIELDS if self.risk else ())):
             cols[name] = pd.Series(self.take(name)[order], copy=False)
-        frame = pd.DataFrame(cols, columns=list(SIGNAL_COLUMNS), copy=False)
+        frame = pd.DataFrame(cols, columns=list(self.names), copy=False)
         starts = np.flatnonzero(np.r_[True, pair_rank[1:] != pair_rank[:-1]])
         ends = np.append(starts[1:], len(pair_rank))
         slices = {str(names[pair_rank[a]]): (int(a), int(b))
@@ -270,10 +287,11 @@ def _tagged(doc: dict[str, Any], row: int) -> dict[str, Any]:
     return doc
 
 
-def _raw_fields(cols: BatchColumns) -> SignalFields:
+def _raw_fields(cols: BatchColumns, risk: bool = False) -> SignalFields:
     """:class:`~.normalise.SignalFields` of a parsed batch, in the exact BSON types the
     reader converts itself (a string, a date, a double, an int32/int64): any other type of a
-    given field counts as not a string/date/number/integer here, so its row is refused."""
+    given field counts as not a string/date/number/integer here, so its row is refused.
+    ``risk``: with the futures risk fields (:func:`_risk_values`)."""
     k, num = cols.kind, cols.number
 
     def given(name: str) -> np.ndarray:
@@ -309,10 +327,12 @@ def _raw_fields(cols: BatchColumns) -> SignalFields:
         valid_until_given=given("valid_until"), valid_until_aware=vu_aware,
         valid_until_us=vu_us, version_given=given("version"), version_int=version_int,
         version=np.where(version_int, num["version"], 0),
+        risk={f: _risk_values(cols, f) for f in RISK_FIELDS} if risk else None,
     )
 
 
-def _kept_as_is(cols: BatchColumns, pairs: Collection[str] | None) -> np.ndarray:
+def _kept_as_is(cols: BatchColumns, pairs: Collection[str] | None, risk: bool = False
+                ) -> np.ndarray:
     """Rows that certainly come out of ``normalise_signals`` kept, with their plain values.
 
     The acceptance rules are normalise's own (:func:`~.normalise.malformed_masks`,
@@ -323,7 +343,7 @@ def _kept_as_is(cols: BatchColumns, pairs: Collection[str] | None) -> np.ndarray
     good row (it only costs time) but never accepts one normalise would drop or change (the
     equality tests in tests/strategy/test_range_read.py hold it to that).
     """
-    f = _raw_fields(cols)
+    f = _raw_fields(cols, risk)
     bad = np.zeros(len(cols), dtype=bool)
     for mask in malformed_masks(f).values():
         bad |= mask
@@ -351,8 +371,8 @@ def _read_batch(raw: bytes, options: Any, direct: bool, columns: _Columns,
         columns.add([(np.arange(len(frame)), columns.from_frame(frame))])
         columns.decoded += len(docs)
         return len(docs)
-    cols = parse_batch(raw, FIELDS)
-    kept = _kept_as_is(cols, normalise.pairs)
+    cols = parse_batch(raw, columns.names)
+    kept = _kept_as_is(cols, normalise.pairs, columns.risk)
     parts = [(np.flatnonzero(kept), columns.from_raw(cols, np.flatnonzero(kept)))]
     odd = np.flatnonzero(~kept)
     if odd.size:
@@ -371,13 +391,14 @@ class _Normalise:
     """``normalise_signals`` with the read's whitelist, counters and deferred warnings."""
 
     def __init__(self, pairs: Collection[str] | None, counts: dict[str, Counter] | None,
-                 warn: _DeferredWarn, by_strategy: dict[str, Counter]) -> None:
+                 warn: _DeferredWarn, by_strategy: dict[str, Counter], risk: bool) -> None:
         self.pairs, self.counts, self.warn, self.by_strategy = pairs, counts, warn, by_strategy
+        self.risk = risk
 
     def __call__(self, docs: list[dict]) -> pd.DataFrame:
         local: dict[str, Counter] | None = {} if self.counts is not None else None
         frame = normalise_signals(docs, pairs=self.pairs, counts=local, warn=self.warn,
-                                  strategy_counts=self.by_strategy)
+                                  strategy_counts=self.by_strategy, risk=self.risk)
         if local and self.counts is not None:
             for pair, c in local.items():  # keys as plain str, never a tagged pair
                 self.counts.setdefault(str(pair), Counter()).update(c)
@@ -395,11 +416,12 @@ def read_signal_range(
     strategy_counts: dict[str, Counter] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_time_ms: int | None = None,
+    risk: bool = False,
 ) -> RangeRead:
     """``find(flt, projection)`` normalised and sorted by (pair, ts), one batch at a time.
 
     Same result as ``normalise_signals(list(collection.find(flt, projection)), pairs=...,
-    counts=..., warn=..., strategy_counts=...)`` followed by a stable sort on
+    counts=..., warn=..., strategy_counts=..., risk=...)`` followed by a stable sort on
     ``["pair", "ts"]`` and ``reset_index(drop=True)`` (the source's ``_ingest``), with
     ``counts``/``strategy_counts`` updated in place the same way; documents are decoded
     with the collection's codec options, as ``find`` would. Raises what the query raises.
@@ -409,8 +431,8 @@ def read_signal_range(
     warn = warn if warn is not None else WarnOnce(logger)
     deferred = _DeferredWarn()
     by_strategy: dict[str, Counter] = {}
-    columns = _Columns()
-    normalise = _Normalise(pairs, counts, deferred, by_strategy)
+    columns = _Columns(risk)
+    normalise = _Normalise(pairs, counts, deferred, by_strategy, risk)
     documents = 0
     options = collection.codec_options
     direct = _direct(options)
@@ -427,7 +449,7 @@ def read_signal_range(
         if strategy_counts is not None:
             strategy_counts.setdefault(sid, Counter()).update(c)
     if not columns.rows:
-        return RangeRead(empty_signal_frame(), {}, found, documents, columns.decoded)
+        return RangeRead(empty_signal_frame(risk), {}, found, documents, columns.decoded)
     frame, slices, per_sid = columns.frame()
     found.update(per_sid)
     return RangeRead(frame, slices, found, documents, columns.decoded)

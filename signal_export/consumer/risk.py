@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from signal_export.consumer.matching import RISK_FIELDS
 from signal_export.consumer.stats import WarnOnce
+from signal_export.contract import RISK_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +33,11 @@ _PROJECTION = {"_id": 0, "pair": 1, "strategy_id": 1, "ts": 1, "version": 1, "ac
 _SHORT_ACTIONS = ("enter_short",)
 
 
-def _number(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return np.nan if v is None else -np.inf  # present but not a number: invalid
-    return float(v)
+def risk_numbers(values: list[Any]) -> np.ndarray:
+    """Decoded values of one risk field -> float64 (see the module doc for NaN / -inf)."""
+    return np.array([np.nan if v is None else float(v) if isinstance(v, int | float)
+                     and not isinstance(v, bool) else -np.inf for v in values],
+                    dtype=np.float64)
 
 
 def risk_frame(docs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -51,18 +52,20 @@ def risk_frame(docs: list[dict[str, Any]]) -> pd.DataFrame:
         "action": pd.Series([d.get("action") for d in docs], dtype=object),
         "weight": [w if isinstance(w := d.get("weight"), int | float)
                    and not isinstance(w, bool) else np.nan for d in docs],
-        **{f: [_number(d.get(f)) for d in docs] for f in RISK_FIELDS},
+        **{f: risk_numbers([d.get(f) for d in docs]) for f in RISK_FIELDS},
     })
     return frame.drop_duplicates(_KEY, keep="last")
 
 
-def invalid_risk(signals: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per reason, the rows whose risk values break the contract (absent values are fine)."""
-    lev, sl, tp = (signals[f].to_numpy(dtype=float) for f in RISK_FIELDS)
-    given = {f: ~np.isnan(signals[f].to_numpy(dtype=float)) for f in RISK_FIELDS}
+def invalid_risk(risk: Mapping[str, np.ndarray], short: np.ndarray) -> dict[str, np.ndarray]:
+    """Per reason, the rows whose risk values break the contract (absent values are fine).
+
+    ``risk``: per field of ``RISK_FIELDS``, float64 values (NaN: absent, -inf: present but
+    not a number); ``short``: the rows that enter a short (``enter_short`` or weight < 0).
+    """
+    lev, sl, tp = (np.asarray(risk[f], dtype=np.float64) for f in RISK_FIELDS)
+    given = {f: ~np.isnan(v) for f, v in zip(RISK_FIELDS, (lev, sl, tp), strict=True)}
     lev_eff = np.where(given["leverage"], lev, 1.0)
-    short = signals["action"].isin(_SHORT_ACTIONS).to_numpy() | (
-        signals["weight"].to_numpy(dtype=float) < 0)
     with np.errstate(invalid="ignore"):
         return {
             "leverage not a number in [1, 125]": given["leverage"] & ~((lev >= 1) & (lev <= 125)),
@@ -101,7 +104,10 @@ class RiskReader:
             cursor = cursor.max_time_ms(self.timeout_ms)
         frame = risk_frame(list(cursor))
         bad = np.zeros(len(frame), dtype=bool)
-        for reason, mask in invalid_risk(frame).items():
+        short = frame["action"].isin(_SHORT_ACTIONS).to_numpy() | (
+            frame["weight"].to_numpy(dtype=float) < 0)
+        for reason, mask in invalid_risk({f: frame[f].to_numpy() for f in RISK_FIELDS},
+                                         short).items():
             if mask.any():
                 i = int(np.argmax(mask))
                 self._warn(f"risk:{reason}", "ignoring %d futures signal(s): %s (first: pair=%r "

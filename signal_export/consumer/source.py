@@ -46,6 +46,14 @@ candle later): a deleted document, a write stamped more than the overlap before 
 newest one already seen or visible more than the overlap after the bot first saw a
 newer stamp, and an unstamped document written into a window that held none.
 
+Futures (``risk=True``): the same reads (live full and incremental, the backtest range,
+both ``as_known`` finds) also project ``leverage``, ``stop_loss`` and ``take_profit``, so
+each signal row carries the values of the very document version it comes from (NaN where
+it has none; ``as_known``: the version known at the decision deadline). A document whose
+values break the contract is ``malformed`` like any other (:func:`.risk.invalid_risk`),
+and a change of a risk value alone is a change for the incremental read. Spot reads
+project none of them and build the frame they always did.
+
 MongoDB down or slow (timeouts ~1.5-2 s): nothing is raised into Freqtrade;
 ``available`` turns False so the strategy opens nothing on unknown signals;
 one warning and one ``notify`` message per outage, one info line on recovery.
@@ -69,14 +77,15 @@ from bson import ObjectId
 
 from signal_export.consumer.config import ExtSignalsConfig
 from signal_export.consumer.normalise import (
-    SIGNAL_COLUMNS,
     normalise_signals,
+    signal_columns,
     strategy_key,
     unknown_pair_warning,
 )
 from signal_export.consumer.range_read import read_signal_range
 from signal_export.consumer.stats import WarnOnce
 from signal_export.contract import (
+    RISK_FIELDS,
     SIGNAL_KEY,
     UPDATED_AT_FIELD,
     floor_to_bar,
@@ -95,9 +104,12 @@ from signal_export.store import SIGNAL_CHANGES_KEY, VERSION_FIELDS
 logger = logging.getLogger(__name__)
 
 #: The document fields the decision uses (also a document's content signature, live).
-_CONTENT = ("pair", "strategy_id", "ts", "action", "score", "weight", "valid_until", "version")
-PROJECTION = {f: 1 for f in _CONTENT}
-LIVE_PROJECTION = {**PROJECTION, UPDATED_AT_FIELD: 1}
+_CONTENT = ("pair", "strategy_id", "ts", "action", "score", "weight", "valid_until", "version",
+            *RISK_FIELDS)
+#: What the read asks for: the decision's fields; a futures read (``risk=True``) also the
+#: risk fields :data:`RISK_PROJECTION` (free when a document has none).
+PROJECTION = {f: 1 for f in _CONTENT if f not in RISK_FIELDS}
+RISK_PROJECTION = {**PROJECTION, **{f: 1 for f in RISK_FIELDS}}
 _MISSING = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The index the incremental live read needs (the changes of a strategy id and timeframe),
@@ -131,7 +143,12 @@ def _no_notify(message: str) -> None:
 
 
 class SignalSource:
-    """Signals per pair from MongoDB, refreshed at most once per bot loop."""
+    """Signals per pair from MongoDB, refreshed at most once per bot loop.
+
+    ``risk`` (futures): the same read also carries each signal's ``leverage``,
+    ``stop_loss`` and ``take_profit`` (frame columns, NaN where a document has none); a
+    document whose values break the contract is ``malformed`` (:func:`.risk.invalid_risk`).
+    """
 
     def __init__(
         self,
@@ -140,16 +157,19 @@ class SignalSource:
         notify: Callable[[str], None] | None = None,
         client: pymongo.MongoClient | None = None,
         live: bool = True,
+        risk: bool = False,
     ) -> None:
         self.cfg = cfg
         self.live = live
+        self.risk = risk
+        self._projection = RISK_PROJECTION if risk else PROJECTION
         # live: low timeouts so an outage never stalls the bot loop; backtesting: one big read
         self._timeout_ms = cfg.socket_timeout_ms if live else cfg.backtest_timeout_ms
         self._notify = notify or _no_notify
         self._client = client
         self._bar = timeframe_delta(cfg.timeframe)
         self._warn = WarnOnce(logger)
-        self._frame: pd.DataFrame = normalise_signals([])
+        self._frame: pd.DataFrame = normalise_signals([], risk=risk)
         self._slices: dict[str, tuple[int, int]] = {}
         self._range: tuple[datetime, datetime] | None = None
         self._range_pairs: set[str] = set()
@@ -230,11 +250,12 @@ class SignalSource:
             "ts": ts_filter,
         }
 
-    def _query(self, pairs: Collection[str], start: datetime, end: datetime | None,
-               projection: dict[str, int] = PROJECTION) -> list[dict]:
+    def _query(self, pairs: Collection[str], start: datetime, end: datetime | None) -> list[dict]:
+        """The live full read: the window's documents of ``pairs``, with their stamps."""
         flt = self._filter(pairs, start, end)
         self.queries += 1
-        docs = list(self._collection().find(flt, projection).max_time_ms(self._timeout_ms))
+        docs = list(self._collection().find(flt, self._live_projection())
+                    .max_time_ms(self._timeout_ms))
         self.window = (start, end)
         self.found = Counter(strategy_key(d.get("strategy_id")) for d in docs)
         return docs
@@ -258,9 +279,13 @@ class SignalSource:
                "timeframe": self.cfg.timeframe, "ts": {"$gte": start},
                UPDATED_AT_FIELD: stamped}
         self.queries += 1
-        docs = list(self._collection().find(flt, LIVE_PROJECTION).max_time_ms(self._timeout_ms))
+        docs = list(self._collection().find(flt, self._live_projection())
+                    .max_time_ms(self._timeout_ms))
         self.window = (start, None)
         return docs
+
+    def _live_projection(self) -> dict[str, int]:
+        return {**self._projection, UPDATED_AT_FIELD: 1}
 
     def _has_changes_index(self) -> bool:
         """Whether an index leads with :data:`CHANGES_INDEX`'s fields (else: full reads)."""
@@ -370,7 +395,7 @@ class SignalSource:
         rejected: list[tuple[int, str]] = []
         keep: list[int] = []
         frame = normalise_signals(docs, pairs=pairs, warn=self._warn, rejected=rejected,
-                                  keep_positions=keep)
+                                  keep_positions=keep, risk=self.risk)
         self._rejected = {_doc_key(docs[i]): (
             strategy_key(docs[i].get("pair") if isinstance(docs[i], dict) else None),
             strategy_key(docs[i].get("strategy_id") if isinstance(docs[i], dict) else None),
@@ -471,7 +496,7 @@ class SignalSource:
         rejected: list[tuple[int, str]] = []
         keep: list[int] = []
         new = normalise_signals(changed, pairs=pairs, warn=self._warn, rejected=rejected,
-                                keep_positions=keep)
+                                keep_positions=keep, risk=self.risk)
         for i, reason in rejected:
             d = changed[i]
             entry = (strategy_key(d.get("pair") if isinstance(d, dict) else None),
@@ -567,7 +592,7 @@ class SignalSource:
                 self._apply_changes(docs, pairs, _ts_ms(start) or 0)
                 self.delta_reads += 1
             else:
-                docs = self._query(pairs, start, None, LIVE_PROJECTION)
+                docs = self._query(pairs, start, None)
                 self._ingest(docs, pairs)
                 self._full_key = full_key
                 self._watermark = None
@@ -632,8 +657,9 @@ class SignalSource:
             self._pair_changes.clear()
         else:
             read = read_signal_range(self._collection(), self._filter(pairs, lo, hi),
-                                     PROJECTION, pairs=pairs, counts=counts, warn=self._warn,
-                                     strategy_counts=by_strategy, max_time_ms=self._timeout_ms)
+                                     self._projection, pairs=pairs, counts=counts,
+                                     warn=self._warn, strategy_counts=by_strategy,
+                                     max_time_ms=self._timeout_ms, risk=self.risk)
             self.window, self.found = (lo, hi), read.found
             self._set_read(read.frame, read.slices, counts, by_strategy)
         self._try_count_outside(pairs, lo, hi, written_since=None)
@@ -671,7 +697,7 @@ class SignalSource:
         counts it ``expired`` as live did.
         """
         flt = self._filter(pairs, lo, hi)
-        proj = {**PROJECTION, **{f: 1 for f in VERSION_FIELDS}}
+        proj = {**self._projection, **{f: 1 for f in VERSION_FIELDS}}
         coll = self._collection()
         history = coll.database[self.cfg.history_collection_name()]
         current = list(coll.find(flt, proj).max_time_ms(self._timeout_ms))
@@ -681,7 +707,7 @@ class SignalSource:
         for docs, c, s in ((current, counts, by_strategy), (old, None, None)):
             keep: list[int] = []
             frame = normalise_signals(docs, pairs=pairs, counts=c, strategy_counts=s,
-                                      warn=self._warn, keep_positions=keep)
+                                      warn=self._warn, keep_positions=keep, risk=self.risk)
             for name in VERSION_FIELDS:
                 frame[name] = [docs[i].get(name) for i in keep]
             parts.append(frame)
@@ -701,7 +727,7 @@ class SignalSource:
         allv = versions_frame(versions[0], versions[1])
         self.hidden = Counter()
         if allv.empty:
-            return normalise_signals([]), found
+            return normalise_signals([], risk=self.risk), found
         keys = allv[list(SIGNAL_KEY)].drop_duplicates().reset_index(drop=True)
         keys["decision_at"] = self.decision_deadline(keys["ts"])
         seen = as_known(allv, keys, at="decision_at")
@@ -724,7 +750,9 @@ class SignalSource:
             "action": seen["action"].astype(object).where(seen["action"].notna(), None),
             "score": seen["score"].astype(float), "weight": seen["weight"].astype(float),
             "version": seen["_version"].astype("int64"),
-        }, columns=list(SIGNAL_COLUMNS))
+            # the risk values of the same version: what live would have traded with
+            **{f: seen[f].astype(float) for f in RISK_FIELDS if self.risk},
+        }, columns=list(signal_columns(self.risk)))
         return out.reset_index(drop=True), found
 
     def covers(self, pairs: Collection[str], first: datetime, last: datetime) -> bool:

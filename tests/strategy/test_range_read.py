@@ -34,7 +34,7 @@ from signal_export.consumer.logic import ExternalSignalLogic, apply_entry, apply
 from signal_export.consumer.matching import match_signals
 from signal_export.consumer.normalise import normalise_signals, strategy_key
 from signal_export.consumer.range_read import read_signal_range
-from signal_export.consumer.source import PROJECTION
+from signal_export.consumer.source import PROJECTION, RISK_PROJECTION
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -119,25 +119,27 @@ def range_filter(start: datetime = T0 - H, end: datetime = T0 + N_BARS * H) -> d
             "timeframe": "1h", "ts": {"$gte": start, "$lte": end}}
 
 
-def one_query(coll, flt: dict) -> tuple[pd.DataFrame, dict, dict, Recorder, Counter, list]:
+def one_query(coll, flt: dict, risk: bool = False
+              ) -> tuple[pd.DataFrame, dict, dict, Recorder, Counter, list]:
     """What the source does today: one find, normalise, stable sort by (pair, ts)."""
     counts: dict = {}
     by_strategy: dict = {}
     warn = Recorder()
-    docs = list(coll.find(flt, PROJECTION))
+    docs = list(coll.find(flt, RISK_PROJECTION if risk else PROJECTION))
     frame = normalise_signals(docs, pairs=WHITELIST, counts=counts, warn=warn,
-                              strategy_counts=by_strategy)
+                              strategy_counts=by_strategy, risk=risk)
     frame = frame.sort_values(["pair", "ts"], kind="stable").reset_index(drop=True)
     found = Counter(strategy_key(d.get("strategy_id")) for d in docs)
     return frame, counts, by_strategy, warn, found, docs
 
 
-def chunked(coll, flt: dict, batch_size: int):
+def chunked(coll, flt: dict, batch_size: int, risk: bool = False):
     counts: dict = {}
     by_strategy: dict = {}
     warn = Recorder()
-    read = read_signal_range(coll, flt, PROJECTION, pairs=WHITELIST, counts=counts, warn=warn,
-                             strategy_counts=by_strategy, batch_size=batch_size)
+    read = read_signal_range(coll, flt, RISK_PROJECTION if risk else PROJECTION,
+                             pairs=WHITELIST, counts=counts, warn=warn,
+                             strategy_counts=by_strategy, batch_size=batch_size, risk=risk)
     return read, counts, by_strategy, warn
 
 
@@ -167,6 +169,62 @@ def test_chunked_read_equals_the_one_query_path(mongo_db, batch_size):
     assert read.slices == source_slices(frame)
     # the malformed documents went through normalise, the others were read column-wise
     assert len(docs) - len(frame) <= read.decoded < len(docs) / 2
+
+
+#: Futures risk values: good ones (doubles, int32, int64) and every kind of bad one.
+RISK_VALUES = {
+    "leverage": [2.0, 3, Int64(10), 1.0, 125.0, 0.5, 130.0, True, "3", math.nan, math.inf,
+                 Decimal128("2"), None],
+    "stop_loss": [0.02, 0.05, 0.3, 1, 0.0, -0.01, "5%", math.nan, None, Int64(0)],
+    "take_profit": [0.1, 0.5, 1.5, 2, 0.0, False, math.nan, -math.inf, None],
+}
+
+
+def with_risk(docs: list[dict], seed: int) -> list[dict]:
+    """About half the documents with risk fields, some of them short entries."""
+    rng = np.random.default_rng(seed)
+    for doc in docs:
+        if rng.random() < 0.15:  # a short entry: take_profit >= 1 breaks the contract
+            doc.update(action="enter_short", weight=-0.5)
+        for name, values in RISK_VALUES.items():
+            if rng.random() < 0.5:
+                doc[name] = _pick(rng, values)
+    return docs
+
+
+@pytest.mark.parametrize("batch_size", [1, 64, 10_000])
+def test_futures_read_with_risk_fields_equals_the_one_query(mongo_db, batch_size):
+    """``risk=True``: the risk columns, and the signals dropped for their risk values
+    (counted ``malformed``, warned per reason), are those of ``normalise_signals``."""
+    coll = mongo_db["crypto_signals"]
+    coll.insert_many(with_risk(random_docs(600, seed=batch_size, bad=0.1), seed=batch_size))
+    flt = range_filter()
+    frame, counts, by_strategy, warn, found, docs = one_query(coll, flt, risk=True)
+    read, r_counts, r_by_strategy, r_warn = chunked(coll, flt, batch_size, risk=True)
+    pd.testing.assert_frame_equal(read.frame, frame, check_exact=True)
+    assert r_counts == counts and r_by_strategy == by_strategy and r_warn.first == warn.first
+    assert read.found == found and read.slices == source_slices(frame)
+    assert {"malformed:stop_loss not a number > 0 with stop_loss * leverage < 1",
+            "malformed:take_profit not a number > 0 (< 1 on a short)",
+            "malformed:leverage not a number in [1, 125]"} <= set(warn.first)
+    risk = frame[["leverage", "stop_loss", "take_profit"]]
+    assert risk.notna().any().all() and risk.isna().any().all()  # given and absent ones
+    assert (frame["leverage"].dropna().between(1, 125)).all()
+    assert len(docs) - len(frame) <= read.decoded < len(docs)
+    plain, *_ = one_query(coll, flt)  # the spot read of the same documents keeps more
+    assert len(plain) > len(frame) and list(plain.columns) == list(frame.columns[:8])
+
+    clean = mongo_db["clean"]  # good values of every number type: all read column-wise
+    good = random_docs(200, seed=batch_size, bad=0.0)
+    for i, doc in enumerate(good):
+        doc.update(leverage=[2.0, 3, Int64(10)][i % 3], stop_loss=[0.02, None][i % 2],
+                   take_profit=[0.1, 1, Int64(2)][i % 3])
+    clean.insert_many(good)
+    frame, *_ = one_query(clean, flt, risk=True)
+    read, *_ = chunked(clean, flt, batch_size, risk=True)
+    pd.testing.assert_frame_equal(read.frame, frame, check_exact=True)
+    assert read.decoded == 0 and len(frame) == 200
+    assert set(frame["take_profit"]) == {0.1, 1.0, 2.0}
 
 
 def test_clean_range_is_read_column_wise_and_naive_codecs_still_equal(mongo_db):
