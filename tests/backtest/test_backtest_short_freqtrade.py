@@ -10,21 +10,18 @@ entry and exit times, prices (1e-9) and exit reasons.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from devservers import freqtrade_harness as harness
 from devservers.exchange import ExchangeStandIn
 from research.backtest import simulate_long_short
 from research.data.synthetic import SyntheticMarket, symbol_spec
 
-FREQTRADE = str(Path(sys.executable).with_name("freqtrade"))
 PAIR = "BTC/USDT:USDT"
+BASE = harness.standin_test_config([PAIR], use_order_book=True, dry_run_wallet=100_000)
+TIMEOUT = 300
 
 STRATEGY = '''
 import json
@@ -100,24 +97,6 @@ class ResearchParityStrategy(IStrategy):
 '''
 
 
-def _config(tmp_path: Path, overlay: dict) -> list[str]:
-    base = {
-        "stake_currency": "USDT", "stake_amount": 100, "dry_run": True,
-        "dry_run_wallet": 100_000, "max_open_trades": 1, "timeframe": "1d", "fee": 0.001,
-        "exchange": {"pair_whitelist": [PAIR]},
-        "pairlists": [{"method": "StaticPairList"}],
-        "entry_pricing": {"price_side": "other", "use_order_book": True},
-        "exit_pricing": {"price_side": "other", "use_order_book": True},
-    }
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    (tmp_path / "overlay.json").write_text(json.dumps(overlay))
-    return ["--config", str(tmp_path / "base.json"), "--config", str(tmp_path / "overlay.json")]
-
-
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([FREQTRADE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
 def _signals(index: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = len(index)
@@ -137,9 +116,10 @@ def test_research_backtest_matches_freqtrade_futures_backtesting(tmp_path, seed)
     market = SyntheticMarket(seed=21, symbols=("BTC/USDT",))
     datadir = tmp_path / "data"
     with ExchangeStandIn(market=market, now="2024-09-01T00:05:00Z") as server:
-        config = _config(tmp_path, server.overlay(futures=True))
-        done = _run(["download-data", *config, "--userdir", str(tmp_path), "--datadir",
-                     str(datadir), "--timerange", "20240101-20240901", "-t", "1d"], tmp_path)
+        configs = harness.write_config_layers(tmp_path, base=BASE,
+                                              overlay=server.overlay(futures=True))
+        argv = harness.download_argv(configs, tmp_path, datadir, "20240101-20240901", "1d")
+        done = harness.run_freqtrade(argv, tmp_path, timeout=TIMEOUT)
         assert done.returncode == 0, done.stderr[-3000:]
         from freqtrade.data.history import get_datahandler
         from freqtrade.enums import CandleType
@@ -156,11 +136,10 @@ def test_research_backtest_matches_freqtrade_futures_backtesting(tmp_path, seed)
         (strategies / "signals.json").write_text(table.to_json(orient="records"))
         results = tmp_path / "results"
         results.mkdir(exist_ok=True)
-        done = _run(["backtesting", *config, "--userdir", str(tmp_path), "--datadir",
-                     str(datadir), "--strategy", "ResearchParityStrategy", "--strategy-path",
-                     str(strategies), "--timeframe", "1d", "--timerange", "20240101-20240901",
-                     "--cache", "none", "--export", "trades", "--backtest-directory",
-                     str(results)], tmp_path)
+        argv = harness.backtest_argv(configs, tmp_path, datadir, "1d", "20240101-20240901",
+                                     results, strategy="ResearchParityStrategy",
+                                     strategy_path=strategies)
+        done = harness.run_freqtrade(argv, tmp_path, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     from freqtrade.data.btanalysis import load_backtest_data
 
