@@ -14,6 +14,8 @@ after Freqtrade's three hooks are identical, column by column, and so are the co
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -169,30 +171,39 @@ def test_unchanged_documents_read_again_change_nothing(mongo_uri, mongo_db):
     assert frames["BTC/USDT"]["enter_long"].iloc[-1] == 1
 
 
-def test_change_query_asks_for_recent_stamps_only(mongo_uri, mongo_db):
-    """The steady-state find asks for the documents stamped since the watermark (the newest
-    stamp seen, minus the overlap); the first loop of a candle reads the window."""
+@contextmanager
+def stamped_signal_and_counted_finds(
+        mongo_uri: str, mongo_db, stamp: datetime, overlap_seconds: float,
+) -> Iterator[tuple[ExternalSignalLogic, list[dict]]]:
+    """One signal stamped ``stamp`` on the last closed candle, and a live logic (watermark
+    overlap ``overlap_seconds``) whose client records every find: yields (logic, finds)."""
     from pymongo import MongoClient
     from test_live_path import FindCounter
 
-    stamp = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     with_indexes(mongo_db).insert_one({
         "strategy_id": "model", "pair": "BTC/USDT", "timeframe": "1h", "ts": T0 + (N0 - 1) * H,
         "score": 0.9, "version": 1, UPDATED_AT_FIELD: stamp})
     listener = FindCounter()
     client = MongoClient(mongo_uri, tz_aware=True, event_listeners=[listener])
     try:
-        logic = ExternalSignalLogic(
+        yield ExternalSignalLogic(
             {"timeframe": "1h", "ext_signals": {"strategy_ids": IDS,
-                                                "watermark_overlap_seconds": 30}},
+                                                "watermark_overlap_seconds": overlap_seconds}},
             live=True, client=client, env={"EXT_SIG_MONGO_URI": mongo_uri,
-                                           "EXT_SIG_DB": mongo_db.name})
+                                           "EXT_SIG_DB": mongo_db.name}), listener.finds
+    finally:
+        client.close()
+
+
+def test_change_query_asks_for_recent_stamps_only(mongo_uri, mongo_db):
+    """The steady-state find asks for the documents stamped since the watermark (the newest
+    stamp seen, minus the overlap); the first loop of a candle reads the window."""
+    stamp = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    with stamped_signal_and_counted_finds(mongo_uri, mongo_db, stamp, 30) as (logic, finds):
         for now in (T0 + N0 * H + timedelta(seconds=5), T0 + N0 * H + timedelta(seconds=10),
                     T0 + (N0 + 1) * H + timedelta(seconds=5)):
             logic.bot_loop_start(PAIRS, now)
-    finally:
-        client.close()
-    first, second, third = (f["filter"] for f in listener.finds)
+    first, second, third = (f["filter"] for f in finds)
     assert UPDATED_AT_FIELD not in first and UPDATED_AT_FIELD not in third  # full reads
     assert second[UPDATED_AT_FIELD] == {"$gte": stamp - timedelta(seconds=30)}
     assert "pair" not in second and second["ts"]["$gte"] >= first["ts"]["$gte"]
@@ -236,24 +247,9 @@ def test_change_query_drops_the_overlap_once_the_watermark_settled(mongo_uri, mo
     """A quiet steady state re-reads nothing: after the overlap, only newer stamps."""
     import time
 
-    from pymongo import MongoClient
-    from test_live_path import FindCounter
-
     stamp = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    with_indexes(mongo_db).insert_one({
-        "strategy_id": "model", "pair": "BTC/USDT", "timeframe": "1h", "ts": T0 + (N0 - 1) * H,
-        "score": 0.9, "version": 1, UPDATED_AT_FIELD: stamp})
-    listener = FindCounter()
-    client = MongoClient(mongo_uri, tz_aware=True, event_listeners=[listener])
-    try:
-        logic = ExternalSignalLogic(
-            {"timeframe": "1h", "ext_signals": {"strategy_ids": IDS,
-                                                "watermark_overlap_seconds": 0.5}},
-            live=True, client=client, env={"EXT_SIG_MONGO_URI": mongo_uri,
-                                           "EXT_SIG_DB": mongo_db.name})
+    with stamped_signal_and_counted_finds(mongo_uri, mongo_db, stamp, 0.5) as (logic, finds):
         logic.bot_loop_start(PAIRS, T0 + N0 * H + timedelta(seconds=5))
         time.sleep(0.6)
         logic.bot_loop_start(PAIRS, T0 + N0 * H + timedelta(seconds=10))
-    finally:
-        client.close()
-    assert listener.finds[-1]["filter"][UPDATED_AT_FIELD] == {"$gt": stamp}
+    assert finds[-1]["filter"][UPDATED_AT_FIELD] == {"$gt": stamp}
