@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from strategy_helpers import FREQTRADE, REPO, deep_merge, freqtrade_env
+from strategy_helpers import REPO, deep_merge, freqtrade_env
 
 from devservers.exchange import ExchangeStandIn
+from devservers.freqtrade_harness import run_freqtrade
 from research.backtest import simulate_long_short
 from research.data.synthetic import SyntheticMarket, symbol_spec
 from signal_export.consumer.matching import DecisionSettings, match_signals
@@ -39,8 +40,7 @@ TIMERANGE = "20240101-20240901"
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FREQTRADE, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, env=freqtrade_env(**env))
+    return run_freqtrade(args, cwd, timeout=600, env=freqtrade_env(**env))
 
 
 def signal_documents(dates: pd.DatetimeIndex, seed: int) -> list[dict[str, Any]]:
