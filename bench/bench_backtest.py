@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import write_section  # noqa: E402
 from research.backtest import simulate_long_flat, simulate_long_short  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "backtest.md"
@@ -398,12 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     w = make_workload(n_sym, n_bar)
     text = report(n_sym, n_bar, measure(w, args.repeats))
     text += "\n" + report_long_short(n_sym, n_bar, measure_long_short(w, args.repeats))
-    if args.quick:
-        print("(--quick: results printed only; bench/results/backtest.md is left as it was)")
-    else:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text)
-    print(text)
+    write_section(RESULTS, text, quick=args.quick)
     return 0
 
 

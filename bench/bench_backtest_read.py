@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._mongo import on_server, write_section  # noqa: E402
+from bench._common import median_spread, write_section  # noqa: E402
+from bench._mongo import on_server  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "backtest_read.md"
 PAIRS = 500
@@ -274,11 +275,6 @@ def record_batches(coll: Any, n: int, path: Path) -> int:
 # --- report -------------------------------------------------------------------------------
 
 
-def _spread(values: list[float], scale: float, fmt: str = "{:.2f}") -> str:
-    v = [x * scale for x in values]
-    return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})"
-
-
 def run(uri: str, n: int, big_server: int, big_client: int, rounds: int,
         tmp: Path) -> tuple[str, dict]:
     import pymongo
@@ -333,9 +329,10 @@ def _per_doc(rows: list[dict], key: str, n: int, scale: float) -> list[float]:
 def report(n: int, f: dict[str, Any]) -> str:
     def line(label: str, rows: list[dict], traced: dict, docs: int) -> str:
         wall = statistics.median(r["wall"] for r in rows) / docs * 1e6
-        return (f"| {label} | {docs:,} | {_spread([r['wall'] / docs for r in rows], 1e6)} | "
-                f"{_spread([r['cpu'] / docs for r in rows], 1e6)} | "
-                f"{_spread([r['rss_peak'] / docs for r in rows], 1, '{:.0f}')} | "
+        return (f"| {label} | {docs:,} | "
+                f"{median_spread([r['wall'] / docs for r in rows], scale=1e6)} | "
+                f"{median_spread([r['cpu'] / docs for r in rows], scale=1e6)} | "
+                f"{median_spread([r['rss_peak'] / docs for r in rows], '{:.0f}')} | "
                 f"{traced['traced_peak'] / docs:.0f} | {traced['traced_final'] / docs:.0f} |"
                 f"{'' if wall else ''}")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ import talib
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import timed, write_section  # noqa: E402
 from research.factors import (  # noqa: E402
     compute_factors,
     history_length,
@@ -86,12 +86,7 @@ def direct_talib(frame: pd.DataFrame) -> None:
 
 
 def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return min(timed(fn)[0] for _ in range(repeat))
 
 
 def bench_throughput(n_symbols: int, n_bars: int, repeat: int) -> dict:
@@ -215,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     inc = bench_incremental(args.inc_symbols or (50 if quick else 500),
                             args.inc_bars or (3_000 if quick else 10_080), repeat=3)
     text = render(tp, inc, quick, measure_warmups())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_section(RESULTS, text)  # a --quick section says so in its text
     return 0
 
 

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import median_spread, timed, write_section  # noqa: E402
 from bench_factors import YEAR_1M, factor_set, synthetic_1m  # noqa: E402
 
 from research.factors import compute_factors  # noqa: E402
@@ -60,18 +61,12 @@ def transfer_only(client, blocks: list[tuple[int, int]]) -> float:
     return time.perf_counter() - t0
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def one_round(frame: pd.DataFrame, specs: list, dask_first: bool) -> tuple[dict, bool, bool]:
     """Times of one paired round and whether both cluster results equal the in-process one."""
     t: dict[str, float] = {}
 
     def single():
-        t["single"], res = _timed(lambda: compute_factors(frame, specs))
+        t["single"], res = timed(lambda: compute_factors(frame, specs))
         return res
 
     def on_cluster():
@@ -80,9 +75,9 @@ def one_round(frame: pd.DataFrame, specs: list, dask_first: bool) -> tuple[dict,
         client = manager.__enter__()
         t["start"] = time.perf_counter() - t0
         try:  # first call on fresh workers (they import the factor code), then warm
-            t["first"], res = _timed(lambda: compute_factors(frame, specs, cluster=client))
-            t["dask"], res = _timed(lambda: compute_factors(frame, specs, cluster=client))
-            t["naive"], naive = _timed(lambda: naive_map(client, frame, specs))
+            t["first"], res = timed(lambda: compute_factors(frame, specs, cluster=client))
+            t["dask"], res = timed(lambda: compute_factors(frame, specs, cluster=client))
+            t["naive"], naive = timed(lambda: naive_map(client, frame, specs))
             n_cols = res.shape[1] - 2
             t["transfer"] = transfer_only(client, [(n, n_cols) for n in
                                                    frame.groupby("symbol").size()])
@@ -111,7 +106,7 @@ def _equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 def _fmt(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+    return median_spread(values, unit=" s")
 
 
 def render(sizes: dict, times: list[dict], equal: list[bool], equal_naive: list[bool],
@@ -121,8 +116,8 @@ def render(sizes: dict, times: list[dict], equal: list[bool], equal_naive: list[
     single = statistics.median(col["single"])
 
     def ratio(values: list[float]) -> str:
-        per = sorted(s / v for s, v in zip(col["single"], values, strict=True))
-        return f"{statistics.median(per):.2f}x ({per[0]:.2f}-{per[-1]:.2f})"
+        return median_spread((s / v for s, v in zip(col["single"], values, strict=True)),
+                             unit="x")
 
     rows = sizes["rows"]
     out_mb = sizes["out_mb"]
@@ -212,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
              "out_mb": len(frame) * n_out * 8 / 1e6}
     text = render(sizes, times, equal, equal_naive, (load_before, os.getloadavg()[0]),
                   args.quick)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_section(RESULTS, text)  # a --quick section says so in its text
     return 0
 
 

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _mongo import on_server, write_section  # noqa: E402
+from _common import write_section  # noqa: E402
+from _mongo import on_server  # noqa: E402
 
 from research.data.market_store import upsert_candles  # noqa: E402
 from research.data.synthetic import SyntheticMarket, generate_ohlcv  # noqa: E402

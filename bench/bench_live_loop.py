@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _mongo import on_server, write_section  # noqa: E402
+from _common import median_spread, write_section  # noqa: E402
+from _mongo import on_server  # noqa: E402
 
 from signal_export.consumer.logic import ExternalSignalLogic  # noqa: E402
 from signal_export.contract import UPDATED_AT_FIELD  # noqa: E402
@@ -178,9 +179,9 @@ def measure(uri: str, pairs: list[str], rounds: dict[str, int], share: float) ->
     return out
 
 
-def _stat(values: list[float], scale: float = 1000.0) -> str:
-    return (f"{statistics.median(values) * scale:,.0f} "
-            f"({min(values) * scale:,.0f}-{max(values) * scale:,.0f})")
+def _stat(values: list[float]) -> str:
+    """Milliseconds, median (min-max) of the rounds."""
+    return median_spread(values, "{:,.0f}", scale=1000.0)
 
 
 def render(results: list[dict], n_docs: int, where: str, quick: bool) -> str:
@@ -213,7 +214,7 @@ def render(results: list[dict], n_docs: int, where: str, quick: bool) -> str:
                 f"{_stat([r['inc']['hooks'] for r in rows])} | "
                 f"{_stat([r['inc']['loop'] for r in rows])} | "
                 f"{statistics.median(r['inc']['decided'] for r in rows):,.0f} | "
-                f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}-{max(ratios):.1f}) |")
+                f"{median_spread(ratios, '{:.1f}', unit='x')} |")
     lines += ["", "First loop of a candle (incremental path: the full read and every pair "
               "decided; the same work as every loop of the full path). Left out here and above: "
               "the once-per-candle count of the documents outside the whitelist (one "

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _mongo import on_server, write_section  # noqa: E402
+from _common import write_section  # noqa: E402
+from _mongo import on_server  # noqa: E402
 
 from devservers.faults.replay import (  # noqa: E402
     ReplayReport,

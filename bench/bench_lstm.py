@@ -32,6 +32,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import write_section  # noqa: E402
 from research.models import LSTMArtifact, LSTMConfig, predict_latest  # noqa: E402
 from research.models.dataset import Scaler  # noqa: E402
 from research.models.network import LSTMClassifier  # noqa: E402
@@ -213,9 +214,7 @@ def main(argv: list[str] | None = None) -> None:
                   "one is present.", ""]
     if args.quick:
         lines.insert(2, "_Quick run (`--quick`): few steps, noisy figures._\n")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_section(RESULTS, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import timed, write_section  # noqa: E402
 from devservers.mongo.process import LocalMongoProcess  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "mongo_server.md"
@@ -86,12 +86,6 @@ def _progress(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
-    started = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - started, out
-
-
 def _process_cpu(pid: int | None) -> float:
     """CPU seconds (user+system) used so far by this process and by ``pid`` (the server)."""
     total = time.process_time()
@@ -111,12 +105,12 @@ def bulk_upsert(coll, n: int, server_pid: int | None = None) -> dict[str, float]
     coll.create_index(UNIQUE_KEY, unique=True)
     ops = _signal_ops(n)
     cpu0 = _process_cpu(server_pid)
-    new_s, first = _timed(lambda: coll.bulk_write(ops, ordered=False))
+    new_s, first = timed(lambda: coll.bulk_write(ops, ordered=False))
     cpu1 = _process_cpu(server_pid)
     assert first.upserted_count == n, first.bulk_api_result
     ops = _signal_ops(n)
     cpu2 = _process_cpu(server_pid)
-    noop_s, again = _timed(lambda: coll.bulk_write(ops, ordered=False))
+    noop_s, again = timed(lambda: coll.bulk_write(ops, ordered=False))
     cpu3 = _process_cpu(server_pid)
     assert again.matched_count == n and again.modified_count == 0, again.bulk_api_result
     return {"new_s": new_s, "noop_s": noop_s, "new_cpu": cpu1 - cpu0, "noop_cpu": cpu3 - cpu2}
@@ -143,7 +137,7 @@ def range_queries(coll, total: int, want: int = 1000, repeats: int = 15) -> dict
         query = {"strategy_id": "bench", "pair": pair, "timeframe": "1m",
                  "ts": {"$gte": T0 + timedelta(minutes=first),
                         "$lt": T0 + timedelta(minutes=first + span)}}
-        elapsed, docs = _timed(lambda q=query: list(coll.find(q)))
+        elapsed, docs = timed(lambda q=query: list(coll.find(q)))
         assert len(docs) == span, (len(docs), span)
         times.append(elapsed)
     return {"median_s": statistics.median(times), "max_s": max(times), "docs": span}
@@ -378,13 +372,13 @@ def inserts_stored_vs_empty(db, stored: int, rounds: int, batch: int = 20_000) -
                     next_key += batch
                 docs = _range_docs(first, first + batch)
                 if kind == "insert":
-                    elapsed, _ = _timed(lambda c=coll, d=docs: c.insert_many(d, ordered=False))
+                    elapsed, _ = timed(lambda c=coll, d=docs: c.insert_many(d, ordered=False))
                 else:
                     ops = [UpdateOne({k: d[k] for k, _ in UNIQUE_KEY},
                                      {"$set": {k: v for k, v in d.items()
                                                if k not in dict(UNIQUE_KEY)}}, upsert=True)
                            for d in docs]
-                    elapsed, res = _timed(lambda c=coll, o=ops: c.bulk_write(o, ordered=False))
+                    elapsed, res = timed(lambda c=coll, o=ops: c.bulk_write(o, ordered=False))
                     assert res.upserted_count == batch
                 rates[kind][where].append(batch / elapsed)
     for coll in empties.values():
@@ -597,13 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.writer:
         return writer_main(args.writer[0], int(args.writer[1]))
     result = run(args.quick, args.stored)
-    text = render(result)
-    print(text)
-    if args.quick:
-        print(f"(--quick: {RESULTS.name} left as it was)")
-        return 0
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    write_section(RESULTS, render(result), quick=args.quick)
     return 0
 
 

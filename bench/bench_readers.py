@@ -15,8 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +23,8 @@ import pymongo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import timed, write_section  # noqa: E402
+from bench._mongo import on_server  # noqa: E402
 from research.data.market_store import MarketStore, candle_documents, validate_candles  # noqa: E402
 from research.data.readers import get_crypto_min_data  # noqa: E402
 from research.data.synthetic import SyntheticMarket, generate_ohlcv  # noqa: E402
@@ -56,25 +56,19 @@ def _baseline(store: MarketStore, start: pd.Timestamp, end: pd.Timestamp) -> pd.
     return frame
 
 
-def _timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
-
-
 def run(uri: str, rows: int, repeats: int = 3) -> str:
     client = pymongo.MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000,
                                  socketTimeoutMS=600_000)
     db_name = f"bench_readers_{os.getpid()}"
     store = MarketStore(client[db_name])
     try:
-        (start, end), load_s = _timed(_load, store, rows)
+        load_s, (start, end) = timed(_load, store, rows)
         ours_times, base_times = [], []
         for _ in range(repeats):  # alternate, so cache warmth favours neither side
-            ours, seconds = _timed(get_crypto_min_data, list(SYMBOLS), start, end, db=store,
-                                   batch_size=100_000)
+            seconds, ours = timed(get_crypto_min_data, list(SYMBOLS), start, end, db=store,
+                                  batch_size=100_000)
             ours_times.append(seconds)
-            base, seconds = _timed(_baseline, store, start, end)
+            seconds, base = timed(_baseline, store, start, end)
             base_times.append(seconds)
         ours_s, base_s = statistics.median(ours_times), statistics.median(base_times)
     finally:
@@ -104,17 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="40,000 rows")
     args, _ = parser.parse_known_args(argv)  # run_all.py passes its own argv through
     rows = 40_000 if args.quick else args.rows
-    uri = os.environ.get("MONGO_TEST_URI")
-    if uri:
-        section = run(uri, rows)
-    else:
-        from devservers.mongo.process import LocalMongoProcess
-
-        with tempfile.TemporaryDirectory() as tmp, LocalMongoProcess(data_dir=tmp) as server:
-            section = run(server.uri, rows)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(section)
-    print(section)
+    section, _ = on_server(os.environ.get("MONGO_TEST_URI"), lambda uri: run(uri, rows))
+    write_section(RESULTS, section)
     return 0
 
 

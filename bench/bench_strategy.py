@@ -35,6 +35,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import write_section  # noqa: E402
 from signal_export.consumer.config import load_config  # noqa: E402
 from signal_export.consumer.source import SignalSource  # noqa: E402
 from signal_export.store import ensure_signal_indexes  # noqa: E402
@@ -356,10 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         bt["split"] = breakdown(db.uri, n_pairs, days * 24)
         bt["split"]["import"] = import_cost(bench_env(), 3)
         loop = bench_loop_read(db.uri, loop_pairs, loops)
-    text = render(bt, loop, args.quick)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_section(RESULTS, render(bt, loop, args.quick))
 
 
 if __name__ == "__main__":
