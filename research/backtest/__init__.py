@@ -8,6 +8,7 @@ from research.backtest.simulate import (
     simulate_long_flat,
     simulate_long_flat_tidy,
     simulate_long_short,
+    simulate_long_short_tidy,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "simulate_long_flat",
     "simulate_long_flat_tidy",
     "simulate_long_short",
+    "simulate_long_short_tidy",
 ]

@@ -303,14 +303,56 @@ def simulate_long_flat_tidy(
     ``time_col`` and ``position_col`` (0/1); bars without a row get no new signal.
     Other keyword arguments go to :func:`simulate_long_flat`.
     """
-    open_ = wide_from_tidy(market, "open", symbol_col=symbol_col, time_col=time_col)
-    close = wide_from_tidy(market, "close", symbol_col=symbol_col, time_col=time_col)
-    wide_signal = None
-    if signals is not None:
-        wide_signal = wide_from_tidy(signals, position_col, symbol_col=symbol_col,
-                                     time_col=time_col, name="signals")
-        unknown = sorted(set(wide_signal.columns) - set(open_.columns))
+    wide = _TidyWide(market, symbol_col, time_col)
+    return simulate_long_flat(wide("open"), wide("close"), wide.signals(signals, position_col),
+                              timeframe=timeframe, **kwargs)
+
+
+def simulate_long_short_tidy(
+    market: pd.DataFrame,
+    signals: pd.DataFrame | None = None,
+    *,
+    timeframe: str,
+    symbol_col: str = "symbol",
+    time_col: str = "datetime",
+    position_col: str = "position",
+    **kwargs,
+) -> BacktestResult:
+    """:func:`simulate_long_short` on tidy frames (what ``decide_positions`` returns).
+
+    As :func:`simulate_long_flat_tidy`, with ``position_col`` -1/0/1 and, when
+    ``signals`` has them, per-bar ``leverage``, ``stop_loss`` and ``take_profit``
+    columns (the entry signal's values; NaN = none); ``market`` then needs ``high`` and
+    ``low``. Other keyword arguments go to :func:`simulate_long_short`.
+    """
+    wide = _TidyWide(market, symbol_col, time_col)
+    risk = {name: wide.signals(signals, name) for name in ("leverage", "stop_loss",
+                                                           "take_profit")
+            if signals is not None and name in signals and signals[name].notna().any()}
+    if {"stop_loss", "take_profit"} & set(risk):
+        kwargs.setdefault("high", wide("high"))
+        kwargs.setdefault("low", wide("low"))
+    return simulate_long_short(wide("open"), wide("close"), wide.signals(signals, position_col),
+                               timeframe=timeframe, **risk, **kwargs)
+
+
+class _TidyWide:
+    """Tidy market/signal columns -> the wide (bar x symbol) frames the simulations take."""
+
+    def __init__(self, market: pd.DataFrame, symbol_col: str, time_col: str) -> None:
+        self.market, self.symbol_col, self.time_col = market, symbol_col, time_col
+        self.columns = self("open").columns
+
+    def __call__(self, field: str) -> pd.DataFrame:
+        return wide_from_tidy(self.market, field, symbol_col=self.symbol_col,
+                              time_col=self.time_col)
+
+    def signals(self, signals: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+        if signals is None:
+            return None
+        wide = wide_from_tidy(signals, column, symbol_col=self.symbol_col,
+                              time_col=self.time_col, name="signals")
+        unknown = sorted(set(wide.columns) - set(self.columns))
         if unknown:
             raise BacktestInputError(f"signals: symbols {unknown} have no market data")
-        wide_signal = wide_signal.reindex(columns=open_.columns).astype(np.float64)
-    return simulate_long_flat(open_, close, wide_signal, timeframe=timeframe, **kwargs)
+        return wide.reindex(columns=self.columns).astype(np.float64)

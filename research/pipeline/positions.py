@@ -1,11 +1,14 @@
-"""Signal frames -> the long/flat positions the research backtest takes, by the bot's own rule.
+"""Signal frames -> the positions the research backtest takes, by the bot's own rule.
 
 There is one decision rule in the project: :func:`signal_export.consumer.matching.match_signals`
 with :class:`~signal_export.consumer.matching.DecisionSettings` (the ``ext_signals``
 knobs). ``ExternalSignalStrategy`` calls it on Freqtrade's candles; this module
 calls it on the research market, per symbol, and turns its enter/exit columns
 into the 1/0/NaN "wanted position" that :func:`research.backtest.simulate_long_flat`
-fills at the next open, as Freqtrade does. Every signal shape (action, weight,
+fills at the next open, as Freqtrade does; with short signals (``enter_short``,
+negative weights) it is -1/0/1 for :func:`research.backtest.simulate_long_short`, and
+the entry signal's ``leverage`` (capped by ``max_leverage``, as the bot's
+``leverage()``), ``stop_loss`` and ``take_profit`` ride along. Every signal shape (action, weight,
 score), off-grid times, ``valid_until``, several strategy ids with a priority
 order, tolerance, staleness, confirmation, min-hold and cooldown are therefore
 decided identically on both sides.
@@ -26,7 +29,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from signal_export.consumer.matching import DecisionSettings, match_signals
+from signal_export.consumer.matching import (
+    DEFAULT_STOPLOSS,
+    RISK_FIELDS,
+    DecisionSettings,
+    match_signals,
+)
 from signal_export.consumer.normalise import empty_signal_frame
 from signal_export.contract import symbol_to_pair
 
@@ -36,8 +44,10 @@ class Decisions:
     """What the decision rule made of a signal frame on the market's bars.
 
     ``positions``: tidy ``datetime, symbol, position, enter_tag`` (position 1/0 on
-    decided bars, NaN = no new decision; ``enter_tag`` is the tag Freqtrade shows
-    as the trade's ``enter_tag``). ``counts``: the rule's outcome counts over all
+    decided bars, -1 for a short, NaN = no new decision; ``enter_tag`` is the tag
+    Freqtrade shows as the trade's ``enter_tag``), and ``leverage``, ``stop_loss``,
+    ``take_profit`` on entry bars when the signals carry risk fields or shorts
+    (:attr:`sided`). ``counts``: the rule's outcome counts over all
     symbols (``matched``, ``stale``, ``expired``, ``no_action``, ``superseded``,
     ``unmatched``, ``pending``, ``deduped``, ``debounced``, ``unknown_pair``,
     ``other_timeframe``, ``other_strategy``), the same buckets the bot reports.
@@ -45,6 +55,11 @@ class Decisions:
 
     positions: pd.DataFrame
     counts: Counter = field(default_factory=Counter)
+
+    @property
+    def sided(self) -> bool:
+        """Shorts or risk fields: the long/short (futures) simulation is the one to run."""
+        return "leverage" in self.positions.columns
 
 
 def matcher_frame(signals: pd.DataFrame) -> pd.DataFrame:
@@ -70,6 +85,8 @@ def matcher_frame(signals: pd.DataFrame) -> pd.DataFrame:
     version = column("version", "Float64").fillna(1).astype("int64")
     valid_until = (pd.to_datetime(signals["valid_until"], utc=True) if "valid_until" in signals
                    else pd.Series(pd.NaT, index=signals.index, dtype="datetime64[ms, UTC]"))
+    risk = {name: column(name, "float64").to_numpy() for name in RISK_FIELDS
+            if name in signals}
     return pd.DataFrame({
         "pair": pair.astype(object).to_numpy(),
         "strategy_id": signals["strategy_id"].astype(object).to_numpy(),
@@ -79,6 +96,7 @@ def matcher_frame(signals: pd.DataFrame) -> pd.DataFrame:
         "score": column("score", "float64").to_numpy(),
         "weight": column("weight", "float64").to_numpy(),
         "version": version.to_numpy(),
+        **risk,
     })
 
 
@@ -89,6 +107,7 @@ def decide_positions(
     timeframe: str,
     settings: DecisionSettings | None = None,
     strategy_ids: Sequence[str] | None = None,
+    stoploss: float = DEFAULT_STOPLOSS,
 ) -> Decisions:
     """Positions per (symbol, bar) decided by the bot's rule, with Freqtrade's end-of-data rules.
 
@@ -96,7 +115,9 @@ def decide_positions(
     only ``timeframe`` and ``strategy_ids`` are read; ``strategy_ids`` order is the
     priority order, ``None`` = every id, ranked by name). ``market``: tidy candles
     with ``datetime`` (bar open, UTC) and ``symbol``; the decision at bar ``t`` is
-    filled by the backtest at the open of ``t + 1``.
+    filled by the backtest at the open of ``t + 1``. ``stoploss``: Freqtrade's ``stoploss``
+    (config or strategy), the stop of a futures entry whose signal has none: at
+    ``|stoploss| / leverage`` from the entry, as Freqtrade places it.
     """
     settings = settings or DecisionSettings()
     ids = tuple(strategy_ids) if strategy_ids is not None else ()
@@ -117,6 +138,9 @@ def decide_positions(
     typed = matcher_frame(rows)
     by_pair = dict(tuple(typed.groupby("pair", sort=False))) if len(typed) else {}
 
+    sided = bool(any(name in typed.columns for name in RISK_FIELDS) or (
+        typed["action"].isin(("enter_short", "exit_short")).any()
+        | (typed["weight"] < 0).any()))
     symbols = grid["symbol"].unique().tolist()
     pairs = {s: symbol_to_pair(s) for s in symbols}
     known = set(pairs.values())
@@ -128,18 +152,42 @@ def decide_positions(
         result = match_signals(candles, got.reset_index(drop=True) if got is not None else None,
                                rules)
         counts.update(result.counts)
-        enter = result.frame["enter_long"].to_numpy() == 1
-        exit_ = result.frame["exit_long"].to_numpy() == 1
-        position = np.where(enter, 1.0, np.where(exit_, 0.0, np.nan))
-        if len(position) >= 2:
-            # Freqtrade: no entry fills on the last candle; an open trade is force-exited at
-            # its open. Both are "flat from the last open on".
-            position[-2] = 0.0
-        parts.append(pd.DataFrame({
-            "datetime": dates.array, "symbol": symbol, "position": position,
-            "enter_tag": np.where(enter, result.frame["enter_tag"].to_numpy(), None),
-        }))
+        parts.append(_positions(result.frame, dates, symbol, settings, sided, stoploss))
     if not parts:
-        return Decisions(grid.assign(position=np.nan, enter_tag=None), counts)
+        empty = grid.assign(position=np.nan, enter_tag=None)
+        if sided:
+            empty = empty.assign(**dict.fromkeys(RISK_FIELDS, np.nan))
+        return Decisions(empty, counts)
     positions = pd.concat(parts, ignore_index=True)
     return Decisions(positions, +counts)
+
+
+def _positions(frame: pd.DataFrame, dates: pd.Series, symbol: str,
+               settings: DecisionSettings, sided: bool, stoploss: float) -> pd.DataFrame:
+    """One symbol's matcher columns -> wanted side per bar (and the entry's risk values)."""
+    def flag(name: str) -> np.ndarray:
+        return frame[name].to_numpy() == 1 if name in frame else np.zeros(len(frame), bool)
+
+    enter, enter_s = flag("enter_long"), flag("enter_short")
+    exits = flag("exit_long") | flag("exit_short")  # the rule exits the held side only
+    position = np.where(enter, 1.0, np.where(enter_s, -1.0, np.where(exits, 0.0, np.nan)))
+    if len(position) >= 2:
+        # Freqtrade: no entry fills on the last candle; an open trade is force-exited at
+        # its open. Both are "flat from the last open on".
+        position[-2] = 0.0
+    entries = enter | enter_s
+    out = {"datetime": dates.array, "symbol": symbol, "position": position,
+           "enter_tag": np.where(entries, frame["enter_tag"].to_numpy(), None)}
+    if sided:
+        def risk(name: str) -> np.ndarray:
+            col = "ext_" + name
+            return frame[col].to_numpy(dtype=float) if col in frame else np.full(len(frame),
+                                                                                 np.nan)
+
+        leverage = settings.cap_leverage(risk("leverage"))
+        stop = risk("stop_loss")
+        stop = np.where(np.isnan(stop), abs(stoploss) / leverage, stop)
+        out["leverage"] = np.where(entries, leverage, np.nan)
+        out["stop_loss"] = np.where(entries, stop, np.nan)
+        out["take_profit"] = np.where(entries, risk("take_profit"), np.nan)
+    return pd.DataFrame(out)

@@ -36,13 +36,13 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from tqdm import tqdm
 
-from research.backtest import BacktestResult, simulate_long_flat_tidy
+from research.backtest import BacktestResult, simulate_long_flat_tidy, simulate_long_short_tidy
 from research.data.market_store import MarketStore
 from research.factors import compute_factors, history_length, latest_factors
 from research.factors.registry import add_cross_section
 from research.pipeline.config import MongoSource, PipelineConfig, config_as_dict
 from research.pipeline.market import history_start, load_market
-from research.pipeline.positions import decide_positions
+from research.pipeline.positions import Decisions, decide_positions
 from research.pipeline.report import write_report, write_run_info
 from research.signals import build_generator
 from signal_export.contract import OHLCV_FIELDS, ensure_utc, floor_to_bar, timeframe_delta
@@ -242,11 +242,14 @@ def generate_signals(config: PipelineConfig, factors: pd.DataFrame) -> pd.DataFr
 
 
 def backtest(config: PipelineConfig, market: pd.DataFrame,
-             positions: pd.DataFrame) -> BacktestResult:
+             decisions: Decisions) -> BacktestResult:
+    """Long-only decisions: the spot simulation; shorts or risk fields: the futures one
+    (stops and targets on the bars' high/low, funding-free: docs/LONG_SHORT.md)."""
     b = config.backtest
-    return simulate_long_flat_tidy(market, positions, timeframe=config.timeframe, fee=b.fee,
-                                   slippage_bps=b.slippage_bps, initial_capital=b.initial_capital,
-                                   weights=b.weights)
+    simulate = simulate_long_short_tidy if decisions.sided else simulate_long_flat_tidy
+    return simulate(market, decisions.positions, timeframe=config.timeframe, fee=b.fee,
+                    slippage_bps=b.slippage_bps, initial_capital=b.initial_capital,
+                    weights=b.weights)
 
 
 def export_frame(config: PipelineConfig, signals: pd.DataFrame, mongo: MongoTargets, *,
@@ -323,7 +326,7 @@ def run_pipeline(
         decisions = decide_positions(signals, market, timeframe=config.timeframe,
                                      settings=config.ext_signals,
                                      strategy_ids=(config.export.strategy_id,))
-        result = backtest(config, market, decisions.positions)
+        result = backtest(config, market, decisions)
         bar.update()
         bar.set_postfix_str(steps[4])
         title = config.report.title or f"{config.name}: {config.export.strategy_id} " \

@@ -507,9 +507,7 @@ class ExternalSignalLogic:
     def leverage(self, risk: Mapping[str, float], max_leverage: float) -> float:
         """The entry signal's leverage, capped by ``max_leverage`` (ext_signals) and Freqtrade's
         ``max_leverage`` for the pair and stake; 1 without one."""
-        wanted = risk.get("leverage", np.nan)
-        wanted = 1.0 if not np.isfinite(wanted) else float(wanted)
-        return float(max(1.0, min(wanted, self.settings.max_leverage, max_leverage)))
+        return float(self.settings.cap_leverage(risk.get("leverage", np.nan), max_leverage))
 
     @staticmethod
     def stoploss_value(risk: Mapping[str, float], open_rate: float, current_rate: float,

@@ -70,6 +70,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signal_export.contract import (
+    RISK_FIELDS,
     Action,
     ContractError,
     ceil_epoch_ms_to_bar,
@@ -114,6 +115,13 @@ class DecisionSettings(BaseModel):
         """Bars of signal history read live: enough for staleness, tolerance and debounce state."""
         return int(self.max_delay_bars + self.tolerance_bars + 2 * (
             self.min_hold_bars + self.cooldown_bars + self.confirm_n)) + 3
+
+    def cap_leverage(self, wanted: np.ndarray | float, exchange_max: float = np.inf
+                     ) -> np.ndarray:
+        """The leverage a trade takes: the signal's (NaN: none = 1), capped by
+        ``max_leverage`` and the exchange's ``exchange_max`` for the pair, never below 1."""
+        wanted = np.nan_to_num(np.asarray(wanted, dtype=float), nan=1.0, posinf=1.0, neginf=1.0)
+        return np.maximum(1.0, np.minimum(np.minimum(wanted, self.max_leverage), exchange_max))
 
     def match_rules(self, timeframe: str, priority: tuple[str, ...] = ()) -> MatchRules:
         """The matcher's view of these settings (``priority``: strategy ids, first wins)."""
@@ -232,9 +240,12 @@ def signal_values(candles: pd.DataFrame, signals: pd.DataFrame | None,
 
 #: Decision codes of :func:`decide_sided` (0 = no action).
 ENTER_LONG, EXIT_LONG, ENTER_SHORT, EXIT_SHORT, FLAT = 1, -1, 2, -2, -3
-#: Risk fields a signal frame may carry (read by the consumer from ``crypto_signals``);
-#: the matcher copies the entry signal's values onto its row as ``ext_<field>``.
-RISK_FIELDS: tuple[str, ...] = ("leverage", "stop_loss", "take_profit")
+#: ``ExternalSignalStrategy.stoploss``: Freqtrade's stop for a trade whose signal has none
+#: (a fraction of the margin: the price stop lies ``|stoploss| / leverage`` from the entry).
+DEFAULT_STOPLOSS = -0.99
+
+# RISK_FIELDS (the contract's): a signal frame may carry them; the matcher copies the entry
+# signal's values onto its row as ``ext_<field>``.
 
 
 def decide_sided(signals: pd.DataFrame, rules: MatchRules) -> np.ndarray:

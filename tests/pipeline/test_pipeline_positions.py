@@ -107,3 +107,54 @@ def test_the_research_config_rejects_the_old_second_rule():
 
     with pytest.raises(ValueError, match="ext_signals.enter_score"):
         BacktestConfig(score_threshold=0.5)
+
+
+# --- futures: shorts, flips, risk fields ---------------------------------------------------
+
+FUT = "BINANCE:BTCUSDT.USDT"  # BTC/USDT:USDT
+
+
+def _futures_signals(rows: list[int], **columns) -> pd.DataFrame:
+    return pd.DataFrame({"ts": T[rows], "timeframe": "1d", "symbol": FUT,
+                         "pair": "BTC/USDT:USDT", "strategy_id": "s", **columns})
+
+
+def _decide(sig: pd.DataFrame, **settings):
+    return decide_positions(sig, _market().assign(symbol=FUT), timeframe="1d",
+                            settings=DecisionSettings(**settings))
+
+
+def test_short_actions_flip_and_exit_by_the_bots_rule():
+    sig = _futures_signals([1, 3, 4, 5], action=["enter_long", "enter_short", "exit_long",
+                                                 "exit_short"])
+    got = _decide(sig)
+    assert got.sided
+    # the flip is the short's entry; exit_long while short is deduped, as the bot does it
+    assert _same(got.positions["position"].tolist(), [N, 1, N, -1, N, 0, 0, N])
+    assert got.counts["deduped"] == 1
+
+
+def test_signed_weights_short_below_zero_and_zero_exits_either_side():
+    got = _decide(_futures_signals([0, 2, 4], weight=[-0.5, 0.3, 0.0]))
+    assert _same(got.positions["position"].tolist(), [-1, N, 1, N, 0, N, 0, N])
+
+
+def test_risk_values_ride_on_the_entry_bar_and_leverage_is_capped_like_the_bots():
+    sig = _futures_signals([1, 3, 5], action=["enter_short", "exit_short", "enter_long"],
+                           leverage=[5.0, np.nan, np.nan], stop_loss=[0.05, np.nan, 0.1],
+                           take_profit=[np.nan, np.nan, 0.2])
+    pos = _decide(sig, max_leverage=3).positions
+    assert _same(pos["leverage"].tolist(), [N, 3, N, N, N, 1, N, N])  # capped; none = 1
+    assert _same(pos["stop_loss"].tolist(), [N, 0.05, N, N, N, 0.1, N, N])
+    # no stop in the signal: Freqtrade's stoploss (-0.99 of the margin) at the leverage
+    no_stop = _decide(sig.assign(stop_loss=[np.nan, np.nan, 0.1]), max_leverage=3).positions
+    assert _same(no_stop["stop_loss"].tolist(), [N, 0.33, N, N, N, 0.1, N, N])
+    assert _same(pos["take_profit"].tolist(), [N, N, N, N, N, 0.2, N, N])
+    assert _same(_decide(sig).positions["leverage"].tolist(), [N, 1, N, N, N, 1, N, N])
+
+
+def test_long_only_signals_keep_the_long_flat_frame():
+    got = decide_positions(_signals([1, 3], action=["enter_long", "exit_long"]), _market(),
+                           timeframe="1d")
+    assert not got.sided
+    assert list(got.positions.columns) == ["datetime", "symbol", "position", "enter_tag"]
