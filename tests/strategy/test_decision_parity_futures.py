@@ -1,13 +1,13 @@
 """Futures parity: ExternalSignalStrategy under real ``freqtrade backtesting`` (futures,
-isolated margin) trades what the research backtest (``simulate_long_short``) trades.
+isolated margin) trades what the research backtest (``decide_positions``) trades.
 
 Random long/short/flat signal documents (actions ``enter_long``/``enter_short``/
 ``exit_long``/``exit_short``, entries with ``leverage``, ``stop_loss`` and ``take_profit``;
 some leverages above ``ext_signals.max_leverage``) are stored in the MongoDB dev server;
 Freqtrade backtests the shipped strategy on futures candles downloaded from the exchange
 stand-in. The research side takes the same documents through the one decision rule
-(:func:`match_signals`: the wanted side changes on its enter/exit rows) and simulates them
-with :func:`simulate_long_short` (leverage capped like the strategy). Both must give the
+(:func:`decide_positions`, as the research pipeline) and simulates them with
+:func:`simulate_long_short_tidy`. Both must give the
 same trades: pair, side, entry and exit times, prices (1e-9), exit reason and leverage.
 """
 
@@ -25,10 +25,11 @@ from strategy_helpers import REPO, deep_merge, freqtrade_env
 
 from devservers.exchange import ExchangeStandIn
 from devservers.freqtrade_harness import run_freqtrade
-from research.backtest import simulate_long_short
+from research.backtest import simulate_long_short_tidy
 from research.data.synthetic import SyntheticMarket, symbol_spec
-from signal_export.consumer.matching import DecisionSettings, match_signals
-from signal_export.consumer.normalise import normalise_signals
+from research.pipeline import decide_positions
+from signal_export.consumer.matching import DecisionSettings
+from signal_export.contract import pair_to_symbol
 from signal_export.store import ensure_signal_indexes
 
 pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
@@ -75,28 +76,14 @@ def draw_settings(seed: int, debounce: bool) -> dict[str, Any]:
 
 def research_trades(candles: pd.DataFrame, docs: list[dict[str, Any]],
                     price_decimals: int, settings: dict[str, Any]) -> pd.DataFrame:
-    """The decision rule's events -> wanted side per bar -> simulate_long_short."""
-    signals = normalise_signals(docs, pairs={PAIR})
-    for name in ("leverage", "stop_loss", "take_profit"):
-        signals[name] = [d.get(name, np.nan) for d in docs]
-    rules = DecisionSettings(**settings).match_rules("1d", ("fut",))
-    frame = match_signals(candles[["date"]], signals, rules).frame
-    enter_l, enter_s = frame["enter_long"] == 1, frame["enter_short"] == 1
-    exits = (frame["exit_long"] == 1) | (frame["exit_short"] == 1)
-    side = np.where(enter_l, 1.0, np.where(enter_s, -1.0, np.where(exits, 0.0, np.nan)))
-    index = pd.DatetimeIndex(candles["date"]).as_unit("ns")
-
-    def wide(values: Any) -> pd.DataFrame:
-        return pd.DataFrame({"A": np.asarray(values, dtype=float)}, index=index)
-
-    res = simulate_long_short(
-        wide(candles["open"]), wide(candles["close"]), wide(side), timeframe="1d",
-        high=wide(candles["high"]), low=wide(candles["low"]),
-        leverage=wide(np.minimum(frame["ext_leverage"].fillna(1.0), MAX_LEVERAGE)),
-        stop_loss=wide(frame["ext_stop_loss"]), take_profit=wide(frame["ext_take_profit"]),
-        fee=FEE, price_decimals=price_decimals)
-    trades = res.trades
-    return trades[~trades["is_open"]].reset_index(drop=True)
+    """The research pipeline's own path: decide_positions -> simulate_long_short_tidy."""
+    symbol = pair_to_symbol(PAIR)
+    market = candles.rename(columns={"date": "datetime"}).assign(symbol=symbol)
+    decisions = decide_positions(pd.DataFrame(docs), market, timeframe="1d",
+                                 settings=DecisionSettings(**settings), strategy_ids=("fut",))
+    res = simulate_long_short_tidy(market, decisions.positions, timeframe="1d", fee=FEE,
+                                   price_decimals=price_decimals)
+    return res.trades
 
 
 @pytest.mark.parametrize(("seed", "debounce"), [(5, False), (17, False), (29, True)])
@@ -142,7 +129,6 @@ def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, s
     from freqtrade.data.btanalysis import load_backtest_data
 
     ft = load_backtest_data(results).sort_values("open_date").reset_index(drop=True)
-    ft = ft[ft["exit_reason"] != "force_exit"].reset_index(drop=True)
     ours = research_trades(candles, docs, price_decimals, settings)
     assert len(ours) >= 5
     assert (ours["side"] == -1).any() and (ours["leverage"] > 1).any()
@@ -160,7 +146,9 @@ def test_strategy_trades_what_research_trades_in_futures_backtesting(tmp_path, s
         "entry": pd.DatetimeIndex(ft["open_date"]).as_unit("ns"),
         "exit": pd.DatetimeIndex(ft["close_date"]).as_unit("ns"),
         # a signal exit's reason is its exit tag (ext:<strategy id>:v<version>)
-        "reason": ft["exit_reason"].replace("ext:fut:v1", "exit_signal").to_numpy(),
+        # and the end of the data's force_exit is research's exit at the last open
+        "reason": ft["exit_reason"].replace({"ext:fut:v1": "exit_signal",
+                                             "force_exit": "exit_signal"}).to_numpy(),
         "leverage": ft["leverage"].to_numpy(dtype=float),
     })
     want = pd.DataFrame({
