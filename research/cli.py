@@ -105,8 +105,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
                     if summary["missing_symbols"] else "")]
     else:
         lines = [f"{head}: {summary['symbols']} symbols, {summary['bars']:,} bars"]
-    lines[0] += (f", {summary['signals']:,} signals ({summary['enter_long']} enter_long, "
-                 f"{summary['exit_long']} exit_long)")
+    actions = [a for a in ("enter_long", "exit_long", "enter_short", "exit_short")
+               if a in summary]
+    lines[0] += (f", {summary['signals']:,} signals ("
+                 + ", ".join(f"{summary[a]} {a}" for a in actions) + ")")
     m = summary.get("metrics")
     if m:
         from research.backtest.format import format_metric

@@ -92,7 +92,6 @@ class PipelineResult:
 
     def summary(self) -> dict[str, Any]:
         m = self.backtest.metrics
-        actions = self.signals["action"].dropna().value_counts()
         return {
             "pipeline": self.config.name,
             "run_id": self.run_id,
@@ -101,8 +100,7 @@ class PipelineResult:
             "symbols": len(self.config.universe),
             "bars": len(self.market),
             "signals": len(self.signals),
-            "enter_long": int(actions.get("enter_long", 0)),
-            "exit_long": int(actions.get("exit_long", 0)),
+            **action_counts(self.signals),
             "decisions": dict(sorted(self.decisions.items())),
             "metrics": {"total_return": m.total_return, "cagr": m.cagr, "sharpe": m.sharpe,
                         "max_drawdown": m.max_drawdown, "n_trades": m.n_trades,
@@ -112,6 +110,14 @@ class PipelineResult:
                 **self.export.counts()},
             "report": str(self.report_dir / "report.html"),
         }
+
+
+def action_counts(signals: pd.DataFrame) -> dict[str, int]:
+    """enter_long/exit_long counts, and enter_short/exit_short where the signals short."""
+    counts = signals["action"].dropna().value_counts()
+    out = {a: int(counts.get(a, 0)) for a in ("enter_long", "exit_long")}
+    out.update({a: int(counts[a]) for a in ("enter_short", "exit_short") if a in counts})
+    return out
 
 
 @dataclass
@@ -130,7 +136,6 @@ class LatestResult:
     config: PipelineConfig | None = None
 
     def summary(self) -> dict[str, Any]:
-        actions = self.signals["action"].dropna().value_counts()
         config = self.config
         return {
             "pipeline": config.name if config else None,
@@ -140,8 +145,7 @@ class LatestResult:
             "symbols": int((self.factors["datetime"] == self.bar).sum()),
             "missing_symbols": list(self.missing_symbols),
             "signals": len(self.signals),
-            "enter_long": int(actions.get("enter_long", 0)),
-            "exit_long": int(actions.get("exit_long", 0)),
+            **action_counts(self.signals),
             "export": None if self.export is None else {
                 "target": self.export.target, "dry_run": self.export.dry_run,
                 **self.export.counts()},

@@ -6,8 +6,10 @@ optionally followed by ``extra.<name>`` columns (e.g. ``extra.stop_loss``) that
 the exporter folds into the document's ``extra`` dict. ``ts`` is the UTC
 open time of the bar whose close produced the signal, so it must lie on the
 timeframe's grid; ``pair`` comes from the contract's one symbol mapping. A row
-carries an ``action`` (enter_long/exit_long) or a ``score``/``weight``, or
-both. Not an exporter: nothing here writes to MongoDB.
+carries an ``action`` (enter_long/exit_long, on futures symbols also
+enter_short/exit_short) or a ``score``/``weight`` (signed on futures), or both,
+and futures entries may carry ``leverage``, ``stop_loss`` and ``take_profit``.
+Not an exporter: nothing here writes to MongoDB.
 """
 
 from __future__ import annotations
@@ -56,10 +58,16 @@ def signal_frame(
     source: str = "research",
     version: int = 1,
     extra: Mapping[str, Any] | None = None,
+    leverage: Any = None,
+    stop_loss: Any = None,
+    take_profit: Any = None,
 ) -> pd.DataFrame:
     """Assemble and check a contract-shaped signal frame (one row per element of ``ts``).
 
     ``extra`` maps names to numeric values; they become ``extra.<name>`` columns.
+    ``leverage``/``stop_loss``/``take_profit`` (futures entries, docs/LONG_SHORT.md; NaN =
+    none) become the contract's columns of those names, only when given: long-only frames
+    keep exactly :data:`SIGNAL_COLUMNS`. The exporter checks them against each other.
     """
     if not strategy_id or not isinstance(strategy_id, str):
         raise ContractError(f"strategy_id must be a non-empty string, got {strategy_id!r}")
@@ -99,6 +107,10 @@ def signal_frame(
         "strategy_id": strategy_id, "action": actions, "score": scores, "weight": weights,
         "note": column(note, object), "source": source, "version": np.int64(version),
     })
+    for name, values in (("leverage", leverage), ("stop_loss", stop_loss),
+                         ("take_profit", take_profit)):
+        if values is not None:
+            frame[name] = column(values, "float64")
     for name, values in (extra or {}).items():
         frame[f"{EXTRA_PREFIX}{name}"] = column(values, "float64")
     return frame

@@ -190,3 +190,35 @@ def test_configured_weights_size_the_sleeves(tmp_path):
     assert first.to_dict() == pytest.approx({"BINANCE:BTCUSDT": 5000.0,
                                              "BINANCE:ETHUSDT": 3000.0,
                                              "BINANCE:SOLUSDT": 2000.0})
+
+
+def test_the_futures_pipeline_shorts_levers_stops_and_exports_it(mongo_db, settings, tmp_path):
+    """configs/pipeline.futures.yaml: a long/short rank book on perpetuals, end to end."""
+    from pathlib import Path
+
+    from research.pipeline import load_config
+
+    shipped = load_config(Path(__file__).resolve().parents[2] / "configs"
+                          / "pipeline.futures.yaml")
+    config = make_config(tmp_path, **{
+        **shipped.model_dump(mode="json", exclude={"report"}),
+        "end": "2025-06-30", "export": {"strategy_id": "fut_pipe", "version": 1}})
+    result = run_pipeline(config, db=mongo_db, settings=settings)
+
+    assert result.positions["position"].eq(-1).any()  # the decision rule took shorts
+    trades = result.backtest.trades
+    assert set(trades["side"]) == {-1, 1}
+    assert trades["leverage"].eq(2.0).all()  # the signals' leverage, under max_leverage 3
+    assert "stop_loss" in set(trades["exit_reason"])  # the 6 % stop fired somewhere
+    stops = trades[trades["exit_reason"] == "stop_loss"]
+    moved = (stops["exit_price"] / stops["entry_price"] - 1) * -stops["side"]
+    assert (moved >= 0.06 - 1e-9).all()  # a stop is at least 6 % against the trade
+
+    stored = _stored(mongo_db, "fut_pipe")
+    assert result.export.inserted == len(stored) == len(result.signals)
+    assert result.export.rejected == 0
+    shorts = [d for d in stored if d.get("action") == "enter_short"]
+    assert shorts and all(d["pair"].endswith(":USDT") and d["weight"] < 0
+                          and d["leverage"] == 2.0 and d["stop_loss"] == 0.06 for d in shorts)
+    flat = [d for d in stored if d.get("weight") == 0]
+    assert flat and all("leverage" not in d and "stop_loss" not in d for d in flat)

@@ -95,6 +95,42 @@ def test_rank_ascending_and_score_weighting():
     assert out["action"].isna().all()
 
 
+def _futures(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(symbol=f["symbol"] + ".USDT")  # BINANCE:BTCUSDT.USDT = BTC/USDT:USDT
+
+
+def test_rank_short_n_shorts_the_worst_with_a_book_of_its_own_and_risk_on_held_rows():
+    out = build_generator({"type": "rank", "params": {
+        **LABEL, "factor": "mom", "top_n": 1, "short_n": 2, "actions": True, "leverage": 2.0,
+        "stop_loss": 0.05}}).generate(_futures(_rank_frame()))
+    fut = {s: s + ".USDT" for s in (BTC, ETH, SOL, XRP)}
+    got = {(s, t): w for s, t, w in zip(out["symbol"], out["ts"], out["weight"], strict=True)}
+    assert got == {(fut[BTC], at(0)): 1.0, (fut[ETH], at(0)): 0.0, (fut[SOL], at(0)): -0.5,
+                   (fut[XRP], at(0)): -0.5,
+                   (fut[SOL], at(1)): 1.0, (fut[XRP], at(1)): -0.5, (fut[BTC], at(1)): -0.5}
+    assert sorted(_events(out)) == sorted([
+        (fut[BTC], at(0), "enter_long"), (fut[SOL], at(0), "enter_short"),
+        (fut[XRP], at(0), "enter_short"), (fut[BTC], at(1), "enter_short"),
+        (fut[SOL], at(1), "enter_long")])  # flips are the new side's entry
+    held = out["weight"] != 0
+    assert out.loc[held, "leverage"].eq(2.0).all() and out.loc[~held, "leverage"].isna().all()
+    assert out.loc[held, "stop_loss"].eq(0.05).all() and "take_profit" not in out
+    assert_contract_valid(out)
+
+
+def test_rank_short_n_needs_futures_symbols():
+    gen = build_generator({"type": "rank", "params": {**LABEL, "factor": "mom", "top_n": 1,
+                                                      "short_n": 1}})
+    with pytest.raises(ValueError, match="futures symbols.*BINANCE:BTCUSDT'"):
+        gen.generate(_rank_frame())
+
+
+def test_rank_long_only_frames_keep_the_contract_columns():
+    out = build_generator({"type": "rank", "params": {**LABEL, "factor": "mom", "top_n": 2}}
+                          ).generate(_rank_frame())
+    assert tuple(out.columns) == SIGNAL_COLUMNS
+
+
 # --- ensemble -----------------------------------------------------------------
 
 def _members(w1: float, w2: float) -> list[dict]:
