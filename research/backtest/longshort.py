@@ -38,6 +38,7 @@ from research.backtest.inputs import MarketArrays, ffill_rows
 EXIT_SIGNAL, STOP_LOSS, TAKE_PROFIT, STILL_OPEN = 0, 1, 2, 3
 EXIT_REASONS: tuple[str, ...] = ("exit_signal", "stop_loss", "roi", "")
 _BATCH_CELLS = 1 << 22  # bars gathered per scan batch (bounded memory, cache-friendly)
+_LINE_CELLS = 1 << 18  # equity cells per piece (2 MB of float64): its temporaries stay in cache
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,33 @@ def scan_exits(flat_start: np.ndarray, flat_end: np.ndarray, side: np.ndarray,
     return first_stop, first_target
 
 
+def segment_lines(seg_start: np.ndarray, a: np.ndarray, b: np.ndarray, close: np.ndarray,
+                  nan_close: bool = False) -> np.ndarray:
+    """``a[k] + b[k] * close`` over each segment ``k`` of the flattened ``close`` (segments
+    sorted by start, the first at 0, each up to the next start), in ``close``'s shape.
+
+    Written in pieces of :data:`_LINE_CELLS` so that the repeated ``a``/``b`` of a piece
+    never leave the cache: the bars are read once and the equity written once, where whole
+    ``np.repeat``s would write and re-read two more arrays of the full size. ``nan_close``:
+    ``close`` may be NaN where ``b`` is 0 (before a symbol's first bar), left out there.
+    """
+    flat = close.ravel()
+    size = flat.size
+    out = np.empty(size)
+    edges = np.append(np.arange(0, size, _LINE_CELLS), size)
+    first = np.searchsorted(seg_start, edges[:-1], side="right") - 1
+    stop = np.searchsorted(seg_start, edges[1:], side="left")
+    for c0, c1, i0, i1 in zip(edges[:-1].tolist(), edges[1:].tolist(), first.tolist(),
+                              stop.tolist(), strict=True):
+        starts = seg_start[i0:i1].copy()
+        starts[0] = c0
+        n = np.diff(starts, append=c1)
+        piece = np.repeat(b[i0:i1], n)
+        np.multiply(piece, flat[c0:c1], out=piece, where=(piece != 0) if nan_close else True)
+        np.add(piece, np.repeat(a[i0:i1], n), out=out[c0:c1])
+    return out.reshape(close.shape)
+
+
 def to_tick(price: np.ndarray, decimals: np.ndarray | None, direction: np.ndarray | int
             ) -> np.ndarray:
     """Prices on a tick of ``10 ** -decimals`` (-1: unrounded), as Freqtrade's
@@ -276,7 +304,8 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
                                fee_model: FeeModel) -> LongShortOutput:
     """Run the long/short simulation; ``capital`` is the initial margin per symbol sleeve."""
     n_sym, n_bar = market.open.shape
-    cand = _candidates(held_sides(market.signal, market.open_valid, (n_sym, n_bar)))
+    held = held_sides(market.signal, market.open_valid, (n_sym, n_bar))
+    cand = _candidates(held)
     row, side = cand.row, cand.side
     per_bar = [v for v in (risk.leverage, risk.stop_loss, risk.take_profit)
                if v is not None and v.ndim]
@@ -369,8 +398,8 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
     if risk.funding is not None:
         funding = units * side * per_unit
 
-    # Equity: A + B * close while marked (A = C (1 - side L), B = side units), cash otherwise.
-    size = n_sym * n_bar
+    # Equity: A + B * close per segment: a trade's bars are marked (A = C (1 - side L),
+    # B = side units), a flat stretch holds cash (A = cash, B = 0).
     base = row * n_bar
     ends = mark_end < n_bar  # a trade marked to the last close has no flat segment after it
     n_end = int(ends.sum())
@@ -379,25 +408,18 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
     trade_no = np.arange(len(row), dtype=np.int64)
     seg_kind = np.concatenate((np.full(n_sym, -1, np.int64), 2 * trade_no,
                                2 * trade_no[ends] + 1))
-    # one repeat of "units (signed) while marked, cash otherwise", times the close where
-    # marked; plus A = C (1 - side L) where that is not 0 (shorts, leverage)
-    offset = cash_before * (1.0 - side * lev)
-    cap_b = np.concatenate((capital, side * units, cash_after[ends]))
-    cap_a = np.concatenate((np.zeros(n_sym), offset, np.zeros(n_end))) if offset.any() else None
-    seg_side = np.concatenate((np.zeros(n_sym, np.int8), side, np.zeros(n_end, np.int8)))
     order = np.lexsort((seg_kind, seg_start))
-    seg_start = seg_start[order]
-    lengths = np.diff(seg_start, append=size)
-    equity = np.repeat(cap_b[order], lengths).reshape(n_sym, n_bar)
-    marked = np.repeat(seg_side[order], lengths).reshape(n_sym, n_bar)
-    held_mask = marked != 0
-    np.multiply(equity, market.close_filled, out=equity, where=held_mask)
-    if cap_a is not None:
-        equity += np.repeat(cap_a[order], lengths).reshape(n_sym, n_bar)
-    del held_mask
-    position = marked
-    if stopped.any():
+    seg_a = np.concatenate((capital, cash_before * (1.0 - side * lev), cash_after[ends]))[order]
+    seg_b = np.concatenate((np.zeros(n_sym), side * units, np.zeros(n_end)))[order]
+    equity = segment_lines(seg_start[order], seg_a, seg_b, market.close_filled,
+                           nan_close=market.open_valid is not None)
+    if stopped.any():  # flat from the stop's bar to the end of the wanted side's run
+        seg_side = np.concatenate((np.zeros(n_sym, np.int8), side, np.zeros(n_end, np.int8)))
+        position = np.repeat(seg_side[order], np.diff(seg_start[order], append=n_sym * n_bar))
+        position = position.reshape(n_sym, n_bar)
         position[row[stopped], hit_bar[stopped]] = side[stopped]
+    else:  # every trade is marked over its whole run: the sides held are the positions
+        position = held
 
     is_closed = ~still
     exit_value = side * units * proceeds + cash_before * (1.0 - side * lev)  # = cash_after
