@@ -75,7 +75,6 @@ from signal_export.consumer.matching import (
     signal_values,
     stable_until,
 )
-from signal_export.consumer.risk import RiskReader
 from signal_export.consumer.source import SignalSource
 from signal_export.consumer.stats import (
     SIGNAL_LEVEL,
@@ -141,11 +140,10 @@ class ExternalSignalLogic:
         self.runmode = runmode or ("live" if live else "backtest")
         #: hyperopt: every epoch re-decides every pair; no per-run lines from the workers.
         self.quiet = self.runmode == "hyperopt"
-        self.source = SignalSource(self.cfg, notify=notify, client=client, live=live)
+        #: futures: the signal read also carries leverage/stop_loss/take_profit
+        self.source = SignalSource(self.cfg, notify=notify, client=client, live=live,
+                                   risk=self.futures)
         self.stats = SignalStats(self.cfg.strategy_ids)
-        #: futures: the signals' leverage/stop_loss/take_profit, read over the same window
-        self.risk = RiskReader(self.cfg.strategy_ids, self.cfg.timeframe,
-                               self.source._collection) if self.futures else None
         if live and self.cfg.metrics_port:
             serve_metrics(self.cfg.metrics_port, self.cfg.metrics_address)
         self.now: datetime | None = None
@@ -204,12 +202,6 @@ class ExternalSignalLogic:
             keep = set(pairs)
             self._live_cache = {p: e for p, e in self._live_cache.items() if p in keep}
         if self.source.refresh(pairs, current_time):
-            if self.risk is not None and self.source.window is not None:
-                try:
-                    self.risk.load(pairs, self.source.window[0], None)
-                except pymongo.errors.PyMongoError as exc:  # keep the last read's values
-                    logger.warning("ext_signals: reading the futures risk fields failed (%s); "
-                                   "using the previous read's", exc)
             self.stats.record_reader(self.source.unusable)
             candle = floor_to_bar(current_time, self.cfg.timeframe)
             if candle != self._found_candle:
@@ -324,22 +316,15 @@ class ExternalSignalLogic:
             if self.source.queries != reads:
                 self._bt_end_logged = False
                 self._log_found(f"{self.runmode} start")
-        signals = self._signals_for(pair) if not dataframe.empty else None
+        signals = self.source.signals_for(pair) if not dataframe.empty else None
         values = signal_values(dataframe, signals, self.rules)
         for col in ("ext_score", "ext_signal_weight"):
             dataframe[col] = values[col].to_numpy()
         return dataframe
 
-    def _signals_for(self, pair: str) -> pd.DataFrame | None:
-        """The pair's signals; futures: with their risk fields (:mod:`.risk`)."""
-        signals = self.source.signals_for(pair)
-        return signals if self.risk is None else self.risk.attach(signals)
-
     def _load(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> None:
         self.source.load_range(set(pairs) | {pair}, dataframe["date"].iloc[0],
                                dataframe["date"].iloc[-1])
-        if self.risk is not None and self.source.window is not None:
-            self.risk.load(set(pairs) | {pair}, *self.source.window)
         self.stats.record_reader(self.source.unusable)
 
     def decide(self, dataframe: pd.DataFrame, pair: str, pairs: Collection[str]) -> pd.DataFrame:
@@ -360,7 +345,7 @@ class ExternalSignalLogic:
         if not self.source.covers({pair}, dataframe["date"].iloc[0],
                                   dataframe["date"].iloc[-1]):
             self._load(dataframe, pair, pairs)  # prepare did not run for this frame
-        signals = self._signals_for(pair)
+        signals = self.source.signals_for(pair)
         result = match_signals(dataframe, signals, self.rules)
         self._record(pair, result, self._split_by_strategy(dataframe, signals, result, None))
         if not self.quiet:
@@ -426,7 +411,7 @@ class ExternalSignalLogic:
                 self.stats.record_lag(pair, lag)
             return entry
         self.decisions += 1
-        signals = self._signals_for(pair)
+        signals = self.source.signals_for(pair)
         values = signal_values(dataframe, signals, self.rules)
         result = match_signals(dataframe, signals, self.rules, now=now)
         self._record(pair, result, self._split_by_strategy(dataframe, signals, result, now))
@@ -484,8 +469,6 @@ class ExternalSignalLogic:
     def _record(self, pair: str, result: MatchResult, by_strategy: dict[str, Counter]) -> None:
         counts = Counter(result.counts)
         counts.update(self.source.read_counts.get(pair, Counter()))
-        if self.risk is not None:  # futures signals dropped for their risk values
-            counts.update(self.risk.read_counts.get(pair, Counter()))
         self.stats.record(pair, counts, by_strategy)
         if self.live and self.now is not None:
             lag = self.source.lag_seconds(pair, self.now)

@@ -18,9 +18,9 @@ from pymongo import UpdateOne
 from test_live_path import FindCounter
 
 from signal_export.consumer.config import load_config
+from signal_export.consumer.logic import ExternalSignalLogic, apply_entry
 from signal_export.consumer.matching import match_signals
-from signal_export.consumer.normalise import SIGNAL_COLUMNS, normalise_signals
-from signal_export.consumer.risk import RiskReader
+from signal_export.consumer.normalise import SIGNAL_COLUMNS
 from signal_export.consumer.source import SignalSource
 from signal_export.contract import RISK_FIELDS, UPDATED_AT_FIELD
 from signal_export.exporter import export_signals
@@ -200,28 +200,30 @@ def test_long_only_documents_read_as_before(mongo_uri, mongo_db):
     fut.close()
 
 
-def test_risk_reader_joins_the_signals_and_bad_values_drop_the_signal(mongo_client, caplog):
-    """The second query the strategy still makes until it reads ``SignalSource(risk=True)``."""
-    coll = mongo_client["risk_futures"]["crypto_signals"]
-    coll.drop()
-    docs = [doc(1, "enter_short", leverage=2.0, stop_loss=0.03, take_profit=0.05),
-            doc(2, "exit_short"),
-            doc(3, "enter_long", leverage=4.0, stop_loss=0.3),  # 0.3 x 4 >= 1: never fills
-            doc(4, "enter_short", take_profit=1.5),  # a short cannot gain 150 %
-            doc(5, "enter_long", stop_loss="5%"),
-            doc(6, "enter_long", take_profit=0.1)]
-    coll.insert_many([dict(d) for d in docs])
-    reader = RiskReader(["fut"], "1h", lambda: coll)
-    with caplog.at_level(logging.WARNING, logger="signal_export.consumer.risk"):
-        reader.load({PAIR}, T0, T0 + 10 * H)
-        reader.load({PAIR}, T0, T0 + 10 * H)  # warned once per reason
-    assert len(reader.frame) == 5  # only documents carrying a risk field
-    out = reader.attach(normalise_signals(docs, pairs={PAIR}))
-    assert out["ts"].tolist() == [T0 + i * H for i in (1, 2, 6)]
-    assert out[["leverage", "stop_loss", "take_profit"]].iloc[0].tolist() == [2.0, 0.03, 0.05]
-    assert np.isnan(out["leverage"].iloc[1]) and out["take_profit"].iloc[2] == 0.1
-    assert reader.read_counts == {PAIR: {"malformed": 3}}  # per read, not per use
-    text = caplog.text
-    assert "stop_loss not a number > 0 with stop_loss * leverage < 1" in text
-    assert "take_profit not a number > 0 (< 1 on a short)" in text
-    assert caplog.text.count("stop_loss not a number") == 1
+def test_the_futures_strategy_reads_once_per_loop_and_trades_the_stop(mongo_uri, mongo_db,
+                                                                     counted_client):
+    """``ExternalSignalLogic`` in futures mode: one ``find`` per bot loop (no second read
+    for the risk fields), the entry row carries the signal's values, and a bad stop is
+    counted ``malformed`` for its pair in the bot's counters."""
+    client, listener = counted_client
+    coll = mongo_db["crypto_signals"]
+    ensure_signal_indexes(coll)
+    coll.insert_many([doc(8, "enter_short", leverage=2.0, stop_loss=0.03, take_profit=0.05),
+                      doc(9, "enter_long", OTHER, leverage=4.0, stop_loss=0.3)])
+    lg = ExternalSignalLogic({"timeframe": "1h", "trading_mode": "futures",
+                              "ext_signals": {"strategy_ids": ["fut"]}}, live=True,
+                             client=client, env={"EXT_SIG_MONGO_URI": mongo_uri,
+                                                 "EXT_SIG_DB": mongo_db.name})
+    candles = pd.DataFrame({"date": pd.date_range(T0, periods=10, freq="1h", tz="UTC"),
+                            **{c: 100.0 for c in ("open", "high", "low", "close")},
+                            "volume": 1.0})
+    for loop in range(3):
+        before = len(listener.finds)
+        lg.bot_loop_start(PAIRS, NOW + loop * timedelta(seconds=5))
+        frames = {p: apply_entry(lg.populate(candles.copy(), p, PAIRS)) for p in PAIRS}
+        assert len(listener.finds) - before == 1
+    row = frames[PAIR].iloc[8]
+    assert row["enter_short"] == 1
+    assert [row["ext_" + f] for f in RISK_FIELDS] == [2.0, 0.03, 0.05]
+    assert frames[OTHER]["enter_long"].sum() == 0  # its stop would lie beyond liquidation
+    assert lg.stats.snapshot()["counts"][OTHER]["malformed"] == 1
