@@ -222,6 +222,8 @@ def price_rows(frame: pd.DataFrame | None, name: str, market: MarketArrays) -> n
         raise BacktestInputError(f"{name}: expected a wide DataFrame (bars x symbols)")
     rows = _rows(_align_signal(frame, market.index, market.symbols, name), name)
     rows = rows.astype(np.float64, copy=False)
+    if market.open_valid is None and rows.min() > 0 and rows.max() < np.inf:
+        return rows  # every bar has an open: one reduction each proves all finite and > 0
     valid = np.ones(rows.shape, bool) if market.open_valid is None else market.open_valid
     bad = valid & ~((rows > 0) & (rows < np.inf))
     if bad.any():
