@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from signal_export.consumer.risk import invalid_risk, risk_numbers
-from signal_export.contract import RISK_FIELDS, Action
+from signal_export.contract import RISK_FIELDS, Action, is_futures_pair
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class SignalFields:
     """
 
     pair_str: np.ndarray  # bool: a non-empty string
+    pair_futures: np.ndarray  # bool: a string naming a futures pair (``BTC/USDT:USDT``)
     strategy_id_str: np.ndarray  # bool: a non-empty string
     ts_aware: np.ndarray  # bool: a tz-aware datetime
     ts_us: np.ndarray  # int64 microseconds since the epoch where ``ts_aware``
@@ -132,7 +133,7 @@ def malformed_masks(f: SignalFields) -> dict[str, np.ndarray]:
     """The acceptance rules, one boolean mask (True: malformed) per reason, column-wise."""
     with np.errstate(invalid="ignore"):
         w_num = f.weight_number & np.isfinite(f.weight)
-        return {
+        masks = {
             "pair missing or not a string": ~f.pair_str,
             "strategy_id missing or not a string": ~f.strategy_id_str,
             "ts missing, not a datetime or naive (must be tz-aware UTC)": ~f.ts_aware,
@@ -154,6 +155,15 @@ def malformed_masks(f: SignalFields) -> dict[str, np.ndarray]:
             "version not an integer >= 1": f.version_given & ~(f.version_int & (f.version >= 1)),
             **({} if f.risk is None else _risk_masks(f, f.risk)),
         }
+        # the contract's check_market: a spot bot cannot short, and deciding the short
+        # would close a held long on its flip; written straight into the store, it is
+        # refused here (the exporter and ingest refuse it on write). One reason per
+        # document: only where no other rule already refused it.
+        short = (f.action == _ENTER_SHORT) | (f.action == _EXIT_SHORT) | (w_num & (f.weight < 0))
+        masks["a short (enter_short/exit_short or weight < 0) on a spot pair (shorts need the "
+              "futures pair, e.g. BTC/USDT:USDT)"] = (
+            f.pair_str & ~f.pair_futures & short & ~np.logical_or.reduce(list(masks.values())))
+        return masks
 
 
 def _risk_masks(f: SignalFields, risk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -205,6 +215,8 @@ def fields_of_values(pair: list[Any], sid: list[Any], ts: list[Any], action: lis
                             for v in version], dtype=bool)
     return SignalFields(
         pair_str=np.array([isinstance(p, str) and bool(p) for p in pair], dtype=bool),
+        pair_futures=np.array([isinstance(p, str) and is_futures_pair(p) for p in pair],
+                              dtype=bool),
         strategy_id_str=np.array([isinstance(s, str) and bool(s) for s in sid], dtype=bool),
         ts_aware=ts_aware, ts_us=ts_us,
         action=np.array([ACTION_ABSENT if a is None else ACTION_CODES.get(a, ACTION_INVALID)

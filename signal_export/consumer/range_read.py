@@ -59,7 +59,7 @@ from signal_export.consumer.normalise import (
     valid_until_not_after_ts,
 )
 from signal_export.consumer.stats import WarnOnce
-from signal_export.contract import RISK_FIELDS
+from signal_export.contract import RISK_FIELDS, is_futures_pair
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +301,10 @@ def _raw_fields(cols: BatchColumns, risk: bool = False) -> SignalFields:
         ok = np.array([v != "" for v in cols.strings[name]] + [False], dtype=bool)
         return (k[name] == STRING) & ok[cols.codes[name]]
 
+    def futures_pair() -> np.ndarray:
+        ok = np.array([is_futures_pair(v) for v in cols.strings["pair"]] + [False], dtype=bool)
+        return (k["pair"] == STRING) & ok[cols.codes["pair"]]
+
     def us(name: str) -> tuple[np.ndarray, np.ndarray]:
         is_date = k[name] == DATE
         return is_date, np.where(is_date, num[name], 0) * 1000
@@ -320,7 +324,8 @@ def _raw_fields(cols: BatchColumns, risk: bool = False) -> SignalFields:
     weight_number, weight = double("weight")
     version_int = (k["version"] == INT32) | (k["version"] == INT64)
     return SignalFields(
-        pair_str=nonempty_str("pair"), strategy_id_str=nonempty_str("strategy_id"),
+        pair_str=nonempty_str("pair"), pair_futures=futures_pair(),
+        strategy_id_str=nonempty_str("strategy_id"),
         ts_aware=ts_aware, ts_us=ts_us, action=action,
         score_given=given("score"), score_number=score_number, score=score,
         weight_given=given("weight"), weight_number=weight_number, weight=weight,

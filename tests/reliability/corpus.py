@@ -125,6 +125,13 @@ BAD_SIGNALS: tuple[BadSignal, ...] = (
               "malformed"),
     BadSignal("weight above 1", good_signal(action=None, weight=1.5), "weight", "malformed"),
     BadSignal("weight below -1", good_signal(action=None, weight=-1.1), "weight", "malformed"),
+    # shorts on a spot pair: a spot bot cannot short (the short's flip would close a long)
+    BadSignal("enter_short on a spot pair", good_signal(action="enter_short"), "action",
+              "malformed"),
+    BadSignal("exit_short on a spot pair", good_signal(action="exit_short"), "action",
+              "malformed"),
+    BadSignal("negative weight on a spot pair", good_signal(action=None, weight=-0.5),
+              "weight", "malformed"),
     # pairs and symbols
     BadSignal("pair without slash", good_signal(pair="SOLUSDT"), "pair", "not_read"),
     BadSignal("pair with unknown quote", good_signal(pair="SOL/XYZ"), "pair", "not_read"),
