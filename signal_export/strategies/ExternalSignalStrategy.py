@@ -52,7 +52,7 @@ from signal_export.consumer.hyperopt import (
     settings_with,
 )
 from signal_export.consumer.logic import LIVE_RUNMODES, ExternalSignalLogic
-from signal_export.consumer.matching import DecisionSettings
+from signal_export.consumer.matching import DEFAULT_STOPLOSS, DecisionSettings
 from signal_export.logs import install_redaction_filter
 
 # Freqtrade sets up its own log handlers: mask secrets (Mongo URI passwords, keys) in them too.
@@ -92,7 +92,7 @@ class ExternalSignalStrategy(IStrategy):
     timeframe = "1h"  # overridden by the config's "timeframe"
     can_short = False
     minimal_roi = {"0": 100}
-    stoploss = -0.99
+    stoploss = DEFAULT_STOPLOSS  # research decide_positions uses the same default
     use_exit_signal = True
     exit_profit_only = False
     ignore_roi_if_entry_signal = False
