@@ -81,3 +81,15 @@ def run_backtest(tmp_path: Path, freqtrade_cli: Callable[..., str]) -> Callable[
         return trades
 
     return run
+
+
+@pytest.fixture
+def counted_client(mongo_uri):
+    """A client whose find/read commands are counted: ``(client, FindCounter)``."""
+    import pymongo
+    from strategy_helpers import FindCounter
+
+    listener = FindCounter()
+    client = pymongo.MongoClient(mongo_uri, tz_aware=True, event_listeners=[listener])
+    yield client, listener
+    client.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pymongo import monitoring
 
 from devservers.freqtrade_harness import FREQTRADE, REPO, deep_merge, freqtrade_env
 
@@ -40,3 +41,23 @@ def write_candles(datadir: Path, frames: Mapping[str, pd.DataFrame], timeframe: 
 def unwrap(log: str) -> str:
     """Freqtrade's console log handler wraps long lines: join the continuations back."""
     return re.sub(r" *\n(?!\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - ) *", " ", log)
+
+
+class FindCounter(monitoring.CommandListener):
+    """Counts the find (and every read) command a client sends."""
+
+    def __init__(self) -> None:
+        self.finds: list[dict] = []
+        self.reads: list[str] = []  # every read command: find, aggregate, count, ...
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.finds.append(event.command)
+        if event.command_name in ("find", "aggregate", "count", "distinct", "getMore"):
+            self.reads.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

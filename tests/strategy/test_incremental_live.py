@@ -178,7 +178,7 @@ def stamped_signal_and_counted_finds(
     """One signal stamped ``stamp`` on the last closed candle, and a live logic (watermark
     overlap ``overlap_seconds``) whose client records every find: yields (logic, finds)."""
     from pymongo import MongoClient
-    from test_live_path import FindCounter
+    from strategy_helpers import FindCounter
 
     with_indexes(mongo_db).insert_one({
         "strategy_id": "model", "pair": "BTC/USDT", "timeframe": "1h", "ts": T0 + (N0 - 1) * H,

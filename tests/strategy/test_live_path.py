@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pymongo
 import pytest
-from pymongo import monitoring
 from strategy_helpers import PAIRS, constructed_candles
 
 from signal_export.consumer.logic import ExternalSignalLogic, apply_entry, apply_exit
@@ -23,24 +22,6 @@ H = timedelta(hours=1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 N = 24
 LAST_ROW = T0 + (N - 1) * H  # last closed candle; it closes at T0 + N*H
-
-
-class FindCounter(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.finds: list[dict] = []
-        self.reads: list[str] = []  # every read command: find, aggregate, count, ...
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.finds.append(event.command)
-        if event.command_name in ("find", "aggregate", "count", "distinct", "getMore"):
-            self.reads.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def doc(pair: str, ts: datetime, action: str, sid: str = "demo") -> dict:
@@ -60,14 +41,6 @@ def make_logic(uri: str, db: str, live: bool, client=None, notify=None, **settin
 def analyse(logic: ExternalSignalLogic, pair: str) -> pd.DataFrame:
     frame = constructed_candles(pair, "2026-01-01", N)
     return apply_exit(apply_entry(logic.populate(frame, pair, PAIRS)))
-
-
-@pytest.fixture
-def counted_client(mongo_uri):
-    listener = FindCounter()
-    client = pymongo.MongoClient(mongo_uri, tz_aware=True, event_listeners=[listener])
-    yield client, listener
-    client.close()
 
 
 def test_one_query_per_bot_loop_for_all_pairs(mongo_uri, mongo_db, counted_client):

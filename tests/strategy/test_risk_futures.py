@@ -12,10 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import pymongo
 import pytest
 from pymongo import UpdateOne
-from test_live_path import FindCounter
 
 from signal_export.consumer.config import load_config
 from signal_export.consumer.logic import ExternalSignalLogic, apply_entry
@@ -143,14 +141,6 @@ def test_latest_trades_the_newest_risk_values_as_known_the_ones_known_at_the_dea
         row = cols.index[cols["enter_long"] == 1].item()
         assert [cols.loc[row, "ext_" + f] for f in RISK_FIELDS] == list(seen[view][1:])
     assert seen == {"latest": (2, 3.0, 0.05, 0.2), "as_known": (1, 2.0, 0.02, 0.04)}
-
-
-@pytest.fixture
-def counted_client(mongo_uri):
-    listener = FindCounter()
-    client = pymongo.MongoClient(mongo_uri, tz_aware=True, event_listeners=[listener])
-    yield client, listener
-    client.close()
 
 
 def test_one_find_per_poll_carries_the_risk_fields(mongo_uri, mongo_db, counted_client):
