@@ -111,23 +111,27 @@ def _scan_span(idx_t: np.ndarray, lo_cell: int, hi_cell: int, flat_start: np.nda
                hi: np.ndarray, lo: np.ndarray, first_stop: np.ndarray,
                first_target: np.ndarray) -> None:
     """:func:`scan_exits` for trades that cover most of ``[lo_cell, hi_cell)``: the high/low
-    of the span are views, the levels painted over it per side (NaN in the gaps)."""
+    of the span are views, the levels painted over it per side (NaN in the gaps); both
+    sides' hits go into one mask (the trades are disjoint), searched once per level."""
     size = hi_cell - lo_cell
     h, lw = hi[lo_cell:hi_cell], lo[lo_cell:hi_cell]
     s, e = flat_start[idx_t] - lo_cell, flat_end[idx_t] - lo_cell
+    long_ = side[idx_t] > 0
     for levels, out, tests in (
-        (stop, first_stop, ((1, lw, np.less_equal), (-1, h, np.greater_equal))),
-        (target, first_target, ((1, h, np.greater), (-1, lw, np.less))),
+        (stop, first_stop, ((lw, np.less_equal), (h, np.greater_equal))),
+        (target, first_target, ((h, np.greater), (lw, np.less))),
     ):
         lv = levels[idx_t]
+        has = ~np.isnan(lv)
+        hit = None
+        for mine, (price, compare) in zip((has & long_, has & ~long_), tests, strict=True):
+            if mine.any():
+                one = compare(price, _paint(s[mine], e[mine], lv[mine], size))
+                hit = one if hit is None else np.logical_or(hit, one, out=hit)
         found = np.full(len(idx_t), -1, dtype=np.int64)
-        for sign, price, compare in tests:
-            mine = (side[idx_t] == sign) & ~np.isnan(lv)
-            if not mine.any():
-                continue
-            got = _first_hit(compare(price, _paint(s[mine], e[mine], lv[mine], size)),
-                             s[mine], e[mine])
-            found[mine] = np.where(got >= 0, got + lo_cell, -1)
+        if hit is not None:
+            got = _first_hit(hit, s[has], e[has])
+            found[has] = np.where(got >= 0, got + lo_cell, -1)
         out[idx_t] = found
 
 
