@@ -5,13 +5,15 @@ or above the highest high) by more than ``threshold_bps``: a breakout, whose
 broken level is frozen. If within ``timeout_bars`` bars a close comes back
 inside that level, the breakout was a trap and the reclaim bar emits a signal:
 a failed break-down -> ``enter_long``; a failed break-out upwards ->
-``exit_long`` (the long-only reading of the seed's short; set
-``up_trap_action="none"`` to drop it). While a breakout is pending no new one
-starts; after a timeout the next bar may start one. Each signal records its
-entry (reclaim close), stop-loss (extreme since the breakout, beyond it by
+``exit_long`` (the long-only reading of the seed's short), ``enter_short`` (the
+seed's own short; futures symbols only) or nothing (``up_trap_action``). While a
+breakout is pending no new one starts; after a timeout the next bar may start one.
+Each signal records its entry (reclaim close), stop-loss (extreme since the breakout, beyond it by
 ``sl_buffer_bps``) and take-profit (``rr_ratio`` x risk) in ``extra.*`` columns and
-in ``note`` as JSON. The loop runs over breakout events, not bars.
-Not a trade manager: stops and targets are for the strategy to enforce.
+in ``note`` as JSON. With ``risk_fields=True`` each entry also carries the
+contract's ``stop_loss`` and ``take_profit`` (fractions of the entry price) so the
+bot enforces them (``custom_stoploss``/``custom_roi``, futures mode) and the research
+backtest simulates them. The loop runs over breakout events, not bars.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import pandas as pd
 from pydantic import Field
 
 from research.factors.windows import rolling, shift
-from research.signals.base import GeneratorParams, SignalGenerator
+from research.signals.base import GeneratorError, GeneratorParams, SignalGenerator
 from research.signals.frame import signal_frame, sort_signals
-from signal_export.contract import Action
+from signal_export.contract import Action, is_futures_pair, symbol_to_pair
 
 TRAP_EXTRA = ("entry_price", "stop_loss", "take_profit", "breakout_level")
 
@@ -37,7 +39,8 @@ class TrapParams(GeneratorParams):
     timeout_bars: int = Field(default=5, ge=1)
     sl_buffer_bps: float = Field(default=5.0, ge=0)
     rr_ratio: float = Field(default=2.0, gt=0)
-    up_trap_action: Literal["exit_long", "none"] = "exit_long"
+    up_trap_action: Literal["exit_long", "enter_short", "none"] = "exit_long"
+    risk_fields: bool = False
 
 
 class TrapGenerator(SignalGenerator):
@@ -47,6 +50,13 @@ class TrapGenerator(SignalGenerator):
 
     def generate(self, frame: pd.DataFrame) -> pd.DataFrame:
         data = self.prepared(frame, ["high", "low", "close"])
+        if self.params.up_trap_action == Action.ENTER_SHORT.value:
+            spot = sorted(s for s in data["symbol"].unique()
+                          if not is_futures_pair(symbol_to_pair(s)))
+            if spot:
+                raise GeneratorError(
+                    f"trap generator: up_trap_action enter_short needs futures symbols (e.g. "
+                    f"BINANCE:BTCUSDT.USDT or BTC/USDT:USDT in the universe), got {spot[0]!r}")
         rows: list[dict] = []
         for _sym, idx in data.groupby("symbol", sort=True).indices.items():
             rows.extend(self._detect(data.iloc[idx]))
@@ -54,9 +64,16 @@ class TrapGenerator(SignalGenerator):
             return signal_frame(pd.Series([], dtype="datetime64[ns, UTC]"), [], extra={
                 c: [] for c in TRAP_EXTRA}, **self.label())
         out = pd.DataFrame(rows)
+        risk = {}
+        if self.params.risk_fields:  # fractions of the entry, on entries only
+            entry, side = out["entry_price"], np.where(out["action"] == "enter_short", -1, 1)
+            is_entry = out["action"] != Action.EXIT_LONG.value
+            risk = {"stop_loss": np.where(is_entry, side * (1 - out["stop_loss"] / entry), np.nan),
+                    "take_profit": np.where(is_entry, side * (out["take_profit"] / entry - 1),
+                                            np.nan)}
         return sort_signals(signal_frame(out["ts"], out["symbol"], action=out["action"],
                                          note=out["note"], extra={c: out[c] for c in TRAP_EXTRA},
-                                         **self.label()))
+                                         **risk, **self.label()))
 
     def _detect(self, bars: pd.DataFrame) -> list[dict]:
         p = self.params
@@ -105,6 +122,6 @@ class TrapGenerator(SignalGenerator):
                   .isoformat(), "breakout_level": level, "entry_price": entry, "stop_loss": stop,
                   "take_profit": target}
         return {"ts": bars["datetime"].iloc[j], "symbol": bars["symbol"].iloc[j],
-                "action": Action.ENTER_LONG.value if is_down else Action.EXIT_LONG.value,
+                "action": Action.ENTER_LONG.value if is_down else p.up_trap_action,
                 "note": json.dumps(detail), "entry_price": entry, "stop_loss": stop,
                 "take_profit": target, "breakout_level": level}

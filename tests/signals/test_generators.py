@@ -216,6 +216,37 @@ def test_trap_up_traps_can_be_ignored_and_symbols_are_independent():
     pd.testing.assert_frame_equal(alone, full)
 
 
+def test_trap_up_trap_as_a_short_carries_its_stop_and_target_as_fractions():
+    params = {**LABEL, "window": 5, "threshold_bps": 100, "timeout_bars": 3,
+              "sl_buffer_bps": 10, "rr_ratio": 2.0, "up_trap_action": "enter_short",
+              "risk_fields": True}
+    out = build_generator({"type": "trap", "params": params}).generate(
+        _futures(_trap_frame()))
+    assert sorted(_events(out)) == sorted([(BTC + ".USDT", at(7), "enter_long"),
+                                           (SOL + ".USDT", at(6), "enter_short")])
+    sol = out[out["symbol"] == SOL + ".USDT"].iloc[0]
+    stop = 103.5 + 100.5 * 10 / 1e4  # above the entry for a short
+    assert sol["stop_loss"] == pytest.approx(stop / 100.5 - 1)
+    assert sol["take_profit"] == pytest.approx((stop - 100.5) * 2 / 100.5)
+    btc = out[out["symbol"] == BTC + ".USDT"].iloc[0]
+    long_stop = 96.5 - 99.5 * 10 / 1e4
+    assert btc["stop_loss"] == pytest.approx(1 - long_stop / 99.5)
+    assert btc["take_profit"] == pytest.approx((99.5 - long_stop) * 2 / 99.5)
+    assert_contract_valid(out)
+    with pytest.raises(ValueError, match="enter_short needs futures symbols"):
+        build_generator({"type": "trap", "params": params}).generate(_trap_frame())
+
+
+def test_trap_risk_fields_leave_an_exit_without_them():
+    params = {**LABEL, "window": 5, "threshold_bps": 100, "timeout_bars": 3,
+              "risk_fields": True}
+    out = build_generator({"type": "trap", "params": params}).generate(_trap_frame())
+    exits = out[out["action"] == "exit_long"]
+    assert len(exits) == 1 and exits[["stop_loss", "take_profit"]].isna().all(axis=None)
+    assert out.loc[out["action"] == "enter_long", "stop_loss"].notna().all()
+    assert_contract_valid(out)
+
+
 def test_trap_threshold_filters_small_breaks():
     params = {**LABEL, "window": 5, "threshold_bps": 500, "timeout_bars": 3}
     out = build_generator({"type": "trap", "params": params}).generate(_trap_frame())
