@@ -288,6 +288,8 @@ def measure_long_short(w: dict[str, object], repeats: int) -> dict[str, object]:
         _run_vectorbt_ls(vbt, tw, tsig).final_value()
     vb_free = _run_vectorbt_ls(vbt, w, sig, fee=0.0).final_value().to_numpy()
     ours_free = free.equity_by_symbol.iloc[-1].to_numpy()
+    for fn in (lambda: _run_ours(w), lambda: _run_ls(w, ls["signal"])):
+        fn()  # one untimed run of each of our paths: the first after vectorbt ran 3x slower
     load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {"long_only": [], "ls_same": [], "ls": [], "ls_stops": [],
                                      "vbt_ls": []}
@@ -382,7 +384,8 @@ def report_long_short(n_sym: int, n_bar: int, m: dict[str, object]) -> str:
         f"The run with stops exits by {exits_text}. "
         "vectorbt gets the held positions of our fee-free run as entries/exits per side "
         "(so both trade the same bars, flips at one open as in Freqtrade; computed "
-        "outside the clock) and `price=open`; its numba warm-up is excluded. The stop/target "
+        "outside the clock) and `price=open`; its numba warm-up is excluded, as is one untimed "
+        "run of each of our two paths before the rounds. The stop/target "
         "run pays for painting each trade's stop and target over its bars "
         "(`np.repeat`, per side) and comparing them with the bars' low/high, read as "
         "contiguous views (a few passes over the bars of the held trades plus a "
