@@ -95,7 +95,7 @@ def test_password_never_in_error_or_log_form():
     assert "s3cret" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["backtest", "dry-run", "live"])
+@pytest.mark.parametrize("name", ["backtest", "dry-run", "live", "futures"])
 def test_shipped_configs_pass_freqtrade_show_config(name, tmp_path):
     path = CONFIGS / f"config.{name}.json"
     proc = subprocess.run([FREQTRADE, "show-config", "-c", str(path), "--userdir", str(tmp_path)],
@@ -189,6 +189,8 @@ def test_shipped_configs_trade_what_the_shipped_pipelines_export():
     import yaml
 
     from research.pipeline.config import load_config as load_pipeline
+    from signal_export.consumer.matching import DecisionSettings
+    from signal_export.contract import symbol_to_pair
 
     demo = load_pipeline(CONFIGS / "pipeline.demo.yaml")
     backtest = json.loads((CONFIGS / "config.backtest.json").read_text())
@@ -207,6 +209,15 @@ def test_shipped_configs_trade_what_the_shipped_pipelines_export():
     assert [(sid, dry["timeframe"]) for sid in dry["ext_signals"]["strategy_ids"]] == [
         ("minute_rank", "1m")]
     assert ("minute_rank", "1m") in exported
+    # the futures bot trades the futures pipeline's book: its id, timeframe, pairs, leverage
+    fut_pipe = load_pipeline(CONFIGS / "pipeline.futures.yaml")
+    fut = json.loads((CONFIGS / "config.futures.json").read_text())
+    assert fut["ext_signals"]["strategy_ids"] == [fut_pipe.export.strategy_id]
+    assert fut["timeframe"] == fut_pipe.timeframe
+    assert fut["exchange"]["pair_whitelist"] == [symbol_to_pair(s) for s in fut_pipe.universe]
+    assert fut["ext_signals"]["max_leverage"] >= fut_pipe.generator.params["leverage"]
+    for key, value in fut_pipe.ext_signals.model_dump().items():
+        assert fut["ext_signals"].get(key, DecisionSettings.model_fields[key].default) == value
 
 
 def _shown(value) -> str:
