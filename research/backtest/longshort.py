@@ -240,6 +240,25 @@ def stop_price(entry: np.ndarray, side: np.ndarray, stop_loss: np.ndarray,
     return to_tick(entry * (1.0 - side * stop_loss), decimals, side)
 
 
+def roi_rate(entry: np.ndarray, side: np.ndarray, take_profit: np.ndarray,
+             leverage: np.ndarray, fee: float) -> np.ndarray:
+    """The rate Freqtrade's backtester fills a take-profit at, before the tick.
+
+    The strategy hands the target ``entry * (1 + side * take_profit)`` to Freqtrade as a
+    ``custom_roi`` profit ratio; Freqtrade rounds that ratio to 8 decimals
+    (``Trade.calc_profit_ratio``) and turns it back into a rate
+    (``calc_close_rate_for_roi``). The rounding moves the rate by up to ~1e-8 relative,
+    enough to change the tick a target lands on, so the same round trip is made here."""
+    target = entry * (1.0 + side * take_profit)
+    long = side > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(long, (target * (1 - fee) / (entry * (1 + fee)) - 1) * leverage,
+                         (1 - target * (1 + fee) / (entry * (1 - fee))) * leverage)
+        ratio = np.round(ratio, 8)
+        return np.where(long, (1 + ratio / leverage) * entry * (1 + fee) / (1 - fee),
+                        (1 - ratio / leverage) * entry * (1 - fee) / (1 + fee))
+
+
 def _at_row(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if values is None else values[rows]
 
@@ -366,6 +385,7 @@ def simulate_long_short_arrays(market: MarketArrays, risk: RiskArrays, capital: 
         else:  # opened beyond the target after the entry candle: the open
             level = entry_price[m] * (1.0 + s * frac[m])
             gapped = (hit_bar[m] > entry[m]) & np.where(s > 0, o > level, o < level)
+            level = roi_rate(entry_price[m], s, frac[m], lev[m], fee)
             level = to_tick(np.minimum(np.maximum(level, lw), h), decimals, 0)
         exit_price[m] = np.where(gapped, o, level) * (1.0 - s * slippage)
     stopped = (reason == STOP_LOSS) | (reason == TAKE_PROFIT)

@@ -12,6 +12,18 @@ from __future__ import annotations
 import math
 
 
+def _roi_rate(price: float, s: int, tp: float, lev: float, fee: float) -> float:
+    """Freqtrade's take-profit fill: the target's profit ratio as the strategy's custom_roi,
+    rounded to 8 decimals (Trade.calc_profit_ratio), turned back into a rate
+    (Trade.calc_close_rate_for_roi)."""
+    target = price * (1 + s * tp)
+    if s > 0:
+        ratio = round((target * (1 - fee) / (price * (1 + fee)) - 1) * lev, 8)
+        return (1 + ratio / lev) * price * (1 + fee) / (1 - fee)
+    ratio = round((1 - target * (1 + fee) / (price * (1 - fee))) * lev, 8)
+    return (1 - ratio / lev) * price * (1 - fee) / (1 + fee)
+
+
 def simulate_reference_short(open_, high, low, close, signal, *, fee, slip, capital,
                              leverage=None, stop_loss=None, take_profit=None, funding=None):
     """Returns (equity per bar, position per bar, trades as dicts)."""
@@ -53,7 +65,9 @@ def simulate_reference_short(open_, high, low, close, signal, *, fee, slip, capi
                     trade = {"side": s, "entry_bar": t, "entry_price": price, "units": units,
                              "cash": cash, "lev": lev, "funding": 0.0,
                              "stop": nan if math.isnan(sl) else price * (1 - s * sl),
-                             "target": nan if math.isnan(tp) else price * (1 + s * tp)}
+                             "target": nan if math.isnan(tp) else price * (1 + s * tp),
+                             "target_fill": nan if math.isnan(tp) else _roi_rate(price, s, tp,
+                                                                                lev, fee)}
                 if trade is None:
                     break
                 s = trade["side"]
@@ -69,7 +83,7 @@ def simulate_reference_short(open_, high, low, close, signal, *, fee, slip, capi
                         exit_price, reason = (o if gapped else st) * (1 - s * slip), "stop_loss"
                     elif not math.isnan(tg) and (high[t] > tg if s > 0 else low[t] < tg):
                         gapped = t > trade["entry_bar"] and (o > tg if s > 0 else o < tg)
-                        px = o if gapped else min(max(tg, low[t]), high[t])
+                        px = o if gapped else min(max(trade["target_fill"], low[t]), high[t])
                         exit_price, reason = px * (1 - s * slip), "roi"
                     held_now = s
                 if exit_price is None:

@@ -55,7 +55,8 @@ from signal_export.contract import pair_to_symbol, symbol_to_pair, timeframe_del
 from signal_export.exporter import export_signals
 from signal_export.store import ensure_runs_indexes, ensure_signal_indexes
 
-pytestmark = [pytest.mark.freqtrade, pytest.mark.slow]
+# the module fixture runs every backtest (84 by default) inside the first test
+pytestmark = [pytest.mark.freqtrade, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 N_CASES = int(os.environ.get("DECISION_PARITY_CASES", "20"))
 N_FUTURES = int(os.environ.get("DECISION_PARITY_FUTURES_CASES", "8"))
