@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from signal_export.contract import timeframe_seconds
+from signal_export.contract import is_futures_pair, symbol_to_pair, timeframe_seconds
 from signal_export.errors import BridgeError
 
 
@@ -70,6 +70,15 @@ class SignalGenerator(ABC):
         p = self.params
         return {"timeframe": p.timeframe, "strategy_id": p.strategy_id, "source": p.source,
                 "version": p.version}
+
+    def require_futures(self, data: pd.DataFrame, what: str) -> None:
+        """Shorts and leverage need futures symbols: ``what`` names the parameter asking."""
+        spot = sorted(s for s in data["symbol"].unique()
+                      if not is_futures_pair(symbol_to_pair(s)))
+        if spot:
+            raise GeneratorError(
+                f"{self.type_name} generator: {what} futures symbols (e.g. "
+                f"BINANCE:BTCUSDT.USDT or BTC/USDT:USDT in the universe), got {spot[0]!r}")
 
     def prepared(self, frame: pd.DataFrame, columns: set[str] | list[str] = ()) -> pd.DataFrame:
         """``frame`` checked (tz-aware datetime, needed columns) and sorted by symbol, time."""

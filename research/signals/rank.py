@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from research.signals.base import GeneratorError, GeneratorParams, SignalGenerator
+from research.signals.base import GeneratorParams, SignalGenerator
 from research.signals.frame import signal_frame, sort_signals
 from research.signals.positions import position_changes
-from signal_export.contract import is_futures_pair, symbol_to_pair
 
 
 class RankParams(GeneratorParams):
@@ -49,12 +48,7 @@ class RankGenerator(SignalGenerator):
         p = self.params
         data = self.prepared(frame, [p.factor])
         if p.short_n or (p.leverage or 1.0) != 1.0:
-            spot = sorted(s for s in data["symbol"].unique()
-                          if not is_futures_pair(symbol_to_pair(s)))
-            if spot:
-                raise GeneratorError(
-                    f"rank generator: short_n/leverage need futures symbols (e.g. "
-                    f"BINANCE:BTCUSDT.USDT or BTC/USDT:USDT in the universe), got {spot[0]!r}")
+            self.require_futures(data, "short_n/leverage need")
         data = data[data[p.factor].notna()].reset_index(drop=True)
         value = data[p.factor].to_numpy(dtype=np.float64)
         key = -value if not p.ascending else value

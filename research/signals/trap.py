@@ -26,9 +26,9 @@ import pandas as pd
 from pydantic import Field
 
 from research.factors.windows import rolling, shift
-from research.signals.base import GeneratorError, GeneratorParams, SignalGenerator
+from research.signals.base import GeneratorParams, SignalGenerator
 from research.signals.frame import signal_frame, sort_signals
-from signal_export.contract import Action, is_futures_pair, symbol_to_pair
+from signal_export.contract import Action
 
 TRAP_EXTRA = ("entry_price", "stop_loss", "take_profit", "breakout_level")
 
@@ -51,12 +51,7 @@ class TrapGenerator(SignalGenerator):
     def generate(self, frame: pd.DataFrame) -> pd.DataFrame:
         data = self.prepared(frame, ["high", "low", "close"])
         if self.params.up_trap_action == Action.ENTER_SHORT.value:
-            spot = sorted(s for s in data["symbol"].unique()
-                          if not is_futures_pair(symbol_to_pair(s)))
-            if spot:
-                raise GeneratorError(
-                    f"trap generator: up_trap_action enter_short needs futures symbols (e.g. "
-                    f"BINANCE:BTCUSDT.USDT or BTC/USDT:USDT in the universe), got {spot[0]!r}")
+            self.require_futures(data, "up_trap_action enter_short needs")
         rows: list[dict] = []
         for _sym, idx in data.groupby("symbol", sort=True).indices.items():
             rows.extend(self._detect(data.iloc[idx]))
