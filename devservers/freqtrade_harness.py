@@ -39,9 +39,17 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def shell_env() -> dict[str, str]:
+    """This process's environment without EXT_SIG_* / FREQTRADE__* from the shell, and without
+    a terminal size (pytest-xdist's workers set ``COLUMNS=80``, which makes Freqtrade's tables
+    cut the names the tests look for)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("EXT_SIG_", "FREQTRADE__")) and k not in ("COLUMNS", "LINES")}
+
+
 def freqtrade_env(**extra: str) -> dict[str, str]:
-    """Subprocess env: the repo importable, no EXT_SIG_* / FREQTRADE__* leaking from the shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXT_SIG_", "FREQTRADE__"))}
+    """Subprocess env: :func:`shell_env` with the repo importable."""
+    env = shell_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env

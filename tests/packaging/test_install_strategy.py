@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from devservers.freqtrade_harness import shell_env
 from signal_export.bridge import install_strategy, main, resolve_file_variables
 from signal_export.security.secrets import SecretError
 from signal_export.strategies import STRATEGY_FILE, STRATEGY_NAME
@@ -55,7 +56,7 @@ def test_freqtrade_lists_and_loads_the_installed_strategy(tmp_path, monkeypatch)
     userdir = tmp_path / "user_data"
     subprocess.run([BIN / "signal-bridge", "install-strategy", "--userdir", str(userdir)],
                    check=True, capture_output=True, timeout=60)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXT_SIG_", "FREQTRADE__"))}
+    env = shell_env()  # not freqtrade_env: the installed strategy, not the repository's
     listed = subprocess.run([BIN / "freqtrade", "list-strategies", "--userdir", str(userdir)],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr[-2000:]
@@ -106,7 +107,7 @@ def test_signal_bridge_freqtrade_runs_freqtrade_with_the_file_value(tmp_path):
                       '"max_open_trades": 1, "timeframe": "1h", "entry_pricing": {}, '
                       '"exit_pricing": {}, "pairlists": [{"method": "StaticPairList"}], '
                       '"exchange": {"name": "binance", "pair_whitelist": []}}')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXT_SIG_", "FREQTRADE__"))}
+    env = shell_env()
     env["FREQTRADE__BOT_NAME_FILE"] = str(tmp_path / "bot_name")
     proc = subprocess.run([BIN / "signal-bridge", "freqtrade", "show-config", "--userdir",
                            str(tmp_path), "--config", str(config)], capture_output=True,
