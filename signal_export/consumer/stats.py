@@ -22,6 +22,7 @@ named like every metric of the project (prefix ``signal_bridge_``, seconds).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections import Counter, defaultdict
@@ -154,8 +155,13 @@ class SignalStats:
 
     def record_lag(self, pair: str, seconds: float) -> None:
         self.lag_seconds[pair] = seconds
-        if _LAG_GAUGE is not None and math.isfinite(seconds):  # never +Inf: absent instead
+        if _LAG_GAUGE is None:
+            return
+        if math.isfinite(seconds):
             _LAG_GAUGE.labels(pair=pair).set(seconds)
+        else:  # no signal: never +Inf, and no stale lag from an earlier one either
+            with contextlib.suppress(KeyError):
+                _LAG_GAUGE.remove(pair)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -180,6 +180,22 @@ def test_a_pair_that_never_had_a_signal_has_no_lag_series_only_its_watch_marker(
     assert "BTC/USDT" in lag_pairs and "SOL/USDT" not in lag_pairs
 
 
+def test_a_lag_that_becomes_unknown_drops_its_series_instead_of_keeping_the_old_value():
+    stats = strategy_stats.SignalStats(("alpha",))
+    stats.record_lag("DOT/USDT", 42.0)
+
+    def lags() -> dict[str, float]:
+        families = {f.name: f for f in scrape(strategy_stats.REGISTRY)}
+        return {s.labels["pair"]: s.value
+                for s in families[strategy_stats.LAG_METRIC].samples}
+
+    assert lags()["DOT/USDT"] == 42.0
+    stats.record_lag("DOT/USDT", float("inf"))
+    assert "DOT/USDT" not in lags()
+    stats.record_lag("DOT/USDT", float("inf"))  # already absent: still no error, no series
+    assert "DOT/USDT" not in lags()
+
+
 def test_counters_and_histograms_count_only_what_happened_after_the_first_cycle():
     registry, _ = monitor_registry()
 
