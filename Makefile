@@ -22,8 +22,13 @@ demo: setup
 browser:
 	@bash scripts/install_browser.sh >/dev/null
 
+# The suite on TEST_WORKERS pytest-xdist workers, one test file per worker at a time (a file's
+# fixtures - servers, a parity batch - are built once); many tests wait on Freqtrade's clock or a
+# subprocess, so 3 workers fit 2 cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
+
 test: setup browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/pip install -q --disable-pip-version-check -r bench/requirements.txt
