@@ -56,3 +56,14 @@ def _restore_root_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.filters[:] = filters
     root.setLevel(level)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse two tests with one node id: pytest-xdist (``make test``) keeps one test per node
+    id, so the others would silently never run (schemathesis' ``schema.parametrize`` did that)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.nodeid] = counts.get(item.nodeid, 0) + 1
+    repeated = sorted(nodeid for nodeid, n in counts.items() if n > 1)
+    if repeated:
+        raise pytest.UsageError(f"tests sharing a node id (give them distinct ids): {repeated}")
