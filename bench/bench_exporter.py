@@ -205,18 +205,9 @@ def measure(uri: str, sizes: tuple[int, ...], rounds: dict[int, int],
             frame = signal_frame(n)
             sides = {"exporter": exporter, "idiomatic": idiomatic_export,
                      "insertone": client_clock_export}
-            times: dict[tuple[str, str], list[float]] = {(s, w): [] for s in sides
-                                                         for w in WORKLOADS}
-            cpu: dict[tuple[str, str], list[tuple[float, float | None]]] = {
-                key: [] for key in times}
-
-            def timed(side: str, workload: str, fn, frame, coll, expect: int,
-                      updated: int = 0, times=times, cpu=cpu) -> None:
-                wall, client, server = _timed(fn, frame, coll, runs, expect, updated,
-                                              server_pid)
-                times[(side, workload)].append(wall)
-                cpu[(side, workload)].append((client, server))
-
+            # (wall, client CPU, server CPU) of every call, per side and workload
+            samples: dict[tuple[str, str], list[tuple[float, float, float | None]]] = {
+                (s, w): [] for s in sides for w in WORKLOADS}
             revised = frame.assign(version=2)
             for r in range(rounds[n]):
                 order = list(sides)[r % 3:] + list(sides)[:r % 3]  # each goes first in turn
@@ -225,18 +216,22 @@ def measure(uri: str, sizes: tuple[int, ...], rounds: dict[int, int],
                     coll.drop()
                     db[f"c_{side}_history"].drop()
                     ensure_signal_indexes(coll)
-                    timed(side, "new", sides[side], frame, coll, n)
+                    samples[(side, "new")].append(
+                        _timed(sides[side], frame, coll, runs, n, server_pid=server_pid))
                 for side in order:
-                    timed(side, "noop", sides[side], frame, db[f"c_{side}"], 0)
+                    samples[(side, "noop")].append(_timed(
+                        sides[side], frame, db[f"c_{side}"], runs, 0, server_pid=server_pid))
                 for side in order:
-                    timed(side, "revision", sides[side], revised, db[f"c_{side}"], 0, n)
+                    samples[(side, "revision")].append(_timed(
+                        sides[side], revised, db[f"c_{side}"], runs, 0, n, server_pid))
             loop_n = min(n, 500)
             loop_coll = db["c_loop"]
             loop_coll.drop()
             ensure_signal_indexes(loop_coll)
             t_loop = _timed(loop_export, signal_frame(loop_n), loop_coll, runs, loop_n)[0] / loop_n
-            out["sizes"][n] = {"times": times, "cpu": cpu, "rounds": rounds[n],
-                               "loop_per_doc": t_loop}
+            out["sizes"][n] = {"times": {k: [x[0] for x in v] for k, v in samples.items()},
+                               "cpu": {k: [x[1:] for x in v] for k, v in samples.items()},
+                               "rounds": rounds[n], "loop_per_doc": t_loop}
     finally:
         client.drop_database(db.name)
         client.close()
@@ -333,17 +328,15 @@ def _cpu_table(m: dict[str, Any]) -> list[str]:
     ]
     for n, row in m["sizes"].items():
         for workload in WORKLOADS:
-            def med(side: str, part: int, wl: str = workload, row=row) -> float:
-                return statistics.median(c[part] for c in row["cpu"][(side, wl)]) * 1000
-
-            walls = {side: statistics.median(row["times"][(side, workload)]) * 1000
-                     for side in ("exporter", "idiomatic")}
-            server = med("exporter", 1)
-            ceiling = walls["idiomatic"] / server if server > 0 else float("inf")
-            lines.append(
-                f"| {n:,} | {workload} | {walls['exporter']:.1f} | {med('exporter', 0):.1f} | "
-                f"{server:.1f} | {walls['idiomatic']:.1f} | {med('idiomatic', 0):.1f} | "
-                f"{med('idiomatic', 1):.1f} | {ceiling:.2f}x |")
+            # per side: median wall, client CPU, server CPU (ms)
+            ours, base = (
+                [statistics.median(row["times"][(side, workload)]) * 1000]
+                + [statistics.median(c[part] for c in row["cpu"][(side, workload)]) * 1000
+                   for part in (0, 1)]
+                for side in ("exporter", "idiomatic"))
+            ceiling = base[0] / ours[2] if ours[2] > 0 else float("inf")
+            cells = " | ".join(f"{v:.1f}" for v in (*ours, *base))
+            lines.append(f"| {n:,} | {workload} | {cells} | {ceiling:.2f}x |")
     return lines
 
 

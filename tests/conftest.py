@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import pymongo
@@ -61,9 +62,7 @@ def _restore_root_logging() -> Iterator[None]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Refuse two tests with one node id: pytest-xdist (``make test``) keeps one test per node
     id, so the others would silently never run (schemathesis' ``schema.parametrize`` did that)."""
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.nodeid] = counts.get(item.nodeid, 0) + 1
+    counts = Counter(item.nodeid for item in items)
     repeated = sorted(nodeid for nodeid, n in counts.items() if n > 1)
     if repeated:
         raise pytest.UsageError(f"tests sharing a node id (give them distinct ids): {repeated}")
