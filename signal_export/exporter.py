@@ -50,7 +50,8 @@ before the acknowledgement was lost (``run_id`` = this run), so counts stay
 exact: no duplicates (unique key), no silent loss. A write-concern error that
 is not retryable fails the export (it is not a connection problem). After
 ``max_retries`` the export raises :class:`ExportError` with the counts of what
-was stored.
+was acknowledged as stored (a batch whose acknowledgement was lost with the server
+may be stored too: re-running with the same ``run_id`` recognises and counts it).
 
 Every run leaves an audit record in the export-runs collection: written when
 the run ends, and also when it starts (status ``running``) if the run spans
@@ -182,7 +183,9 @@ class ExportResult(ExportCounts):
 class ExportError(BridgeError):
     """The export could not finish (e.g. MongoDB unreachable after all retries).
 
-    ``result`` holds the counts of what was stored before it gave up.
+    ``result`` holds the counts of what was acknowledged as stored before it gave up. A
+    batch in flight when the server went away may be stored without its acknowledgement:
+    running the export again with ``run_id=result.run_id`` recognises it (no duplicates).
     """
 
     def __init__(self, message: str, result: ExportResult) -> None:
